@@ -1,0 +1,278 @@
+//! Accounts over HTTP (SPEC E "Auth", F.1): register, login, refresh, logout, me.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use phlix_proto::auth::{AuthResponse, LoginRequest, MeResponse, RefreshRequest, RegisterRequest};
+use tracing::instrument;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{
+    ACCESS_COOKIE, ClientInfo, CurrentUser, Json, OptionalJson, REFRESH_COOKIE, Ready,
+};
+use crate::accounts::{self, RegisterError};
+use crate::auth::now_unix;
+use crate::auth::session::TokenKind;
+use crate::settings::{ACCESS_TTL, REFRESH_TTL};
+use crate::state::Core;
+use crate::store::{AuditEntry, UserRow};
+
+/// Failed logins allowed per IP and window (SPEC B.6: login 5 / 900 s).
+pub const LOGIN_MAX_FAILURES: i64 = 5;
+/// Length of the login rate-limit window.
+pub const LOGIN_WINDOW_SECS: i64 = 900;
+
+/// Mints an access/refresh pair with the TTLs in force now.
+async fn issue_tokens(core: &Core, user: &UserRow) -> ApiResult<AuthResponse> {
+    let access_ttl = ACCESS_TTL.get(&core.store).await?;
+    let refresh_ttl = REFRESH_TTL.get(&core.store).await?;
+    let (access_token, claims) = core
+        .sessions
+        .mint(TokenKind::Access, &user.id, access_ttl)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let (refresh_token, _) = core
+        .sessions
+        .mint(TokenKind::Refresh, &user.id, refresh_ttl)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(AuthResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: access_ttl,
+        user: accounts::user_dto(user),
+        claims,
+    })
+}
+
+fn audit_entry(
+    event: &str,
+    client: &ClientInfo,
+    user_id: Option<&str>,
+    success: bool,
+    reason: Option<&str>,
+) -> AuditEntry {
+    tracing::info!(target: "audit", event, user_id, success, reason, ip = %client.ip, "audit");
+    AuditEntry {
+        event: event.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        resource: Some("auth".into()),
+        action: event.rsplit('.').next().map(str::to_owned),
+        success,
+        reason: reason.map(str::to_owned),
+        ip_address: Some(client.ip.clone()),
+        user_agent: client.user_agent.clone(),
+        context_json: None,
+        created_at: now_unix(),
+    }
+}
+
+/// `POST /api/v1/auth/register` (alias `/signup`) → 201 `AuthResponse`.
+#[instrument(skip_all)]
+pub async fn register(
+    Ready(core): Ready,
+    client: ClientInfo,
+    Json(request): Json<RegisterRequest>,
+) -> ApiResult<Response> {
+    let registration = accounts::validate(&request).map_err(|message| ApiError::Validation {
+        code: "invalid_request",
+        message,
+    })?;
+    let user = accounts::register(&core.store, &core.passwords, registration, false)
+        .await
+        .map_err(|err| match err {
+            RegisterError::Store(err) => ApiError::from(err),
+            RegisterError::Hash(err) => ApiError::Internal(err),
+        })?;
+    core.store
+        .audit(&audit_entry(
+            "auth.register",
+            &client,
+            Some(&user.id),
+            true,
+            None,
+        ))
+        .await?;
+    tracing::info!(user_id = %user.id, is_admin = user.is_admin, "user registered");
+    let body = issue_tokens(&core, &user).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `POST /api/v1/auth/login` → 200 `AuthResponse`; 401 on bad credentials; 429 after
+/// [`LOGIN_MAX_FAILURES`] failures from one IP within [`LOGIN_WINDOW_SECS`].
+#[instrument(skip_all, fields(ip = %client.ip))]
+pub async fn login(
+    Ready(core): Ready,
+    client: ClientInfo,
+    Json(request): Json<LoginRequest>,
+) -> ApiResult<Json<AuthResponse>> {
+    let rate_key = format!("login:ip:{}", client.ip);
+    let now = now_unix();
+    if let Some(retry_after) = core
+        .store
+        .rate_limit_retry_after(&rate_key, LOGIN_MAX_FAILURES, now)
+        .await?
+    {
+        return Err(ApiError::RateLimited {
+            retry_after: u64::try_from(retry_after).unwrap_or(1).max(1),
+        });
+    }
+    let login = request
+        .username
+        .or(request.email)
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| ApiError::Validation {
+            code: "invalid_request",
+            message: "username or email is required".into(),
+        })?;
+    let password =
+        request
+            .password
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| ApiError::Validation {
+                code: "invalid_request",
+                message: "password is required".into(),
+            })?;
+    if login.len() > 255 || password.len() > accounts::PASSWORD_MAX {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user = core.store.user_by_login(&login).await?;
+    let verified = core
+        .passwords
+        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await
+        .map_err(ApiError::Internal)?;
+    match user {
+        Some(user) if verified => {
+            core.store
+                .audit(&audit_entry(
+                    "auth.login.success",
+                    &client,
+                    Some(&user.id),
+                    true,
+                    None,
+                ))
+                .await?;
+            Ok(Json(issue_tokens(&core, &user).await?))
+        }
+        user => {
+            core.store
+                .record_rate_limit_failure(&rate_key, LOGIN_WINDOW_SECS, now)
+                .await?;
+            let reason = if user.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_user"
+            };
+            let mut entry = audit_entry(
+                "auth.login.failure",
+                &client,
+                user.as_ref().map(|u| u.id.as_str()),
+                false,
+                Some(reason),
+            );
+            entry.context_json = serde_json::to_string(&serde_json::json!({ "login": login })).ok();
+            core.store.audit(&entry).await?;
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
+/// The refresh token of a request: the JSON body's `refresh_token`, else the cookie.
+fn presented_refresh(request: RefreshRequest, jar: &CookieJar) -> Option<String> {
+    request.refresh_token.filter(|t| !t.is_empty()).or_else(|| {
+        jar.get(REFRESH_COOKIE)
+            .map(|c| c.value().to_owned())
+            .filter(|t| !t.is_empty())
+    })
+}
+
+/// `POST /api/v1/auth/refresh` → a brand-new access and refresh pair. The presented refresh
+/// token is revoked in the same step, so each refresh token works exactly once.
+#[instrument(skip_all)]
+pub async fn refresh(
+    Ready(core): Ready,
+    jar: CookieJar,
+    OptionalJson(request): OptionalJson<RefreshRequest>,
+) -> ApiResult<Json<AuthResponse>> {
+    let token = presented_refresh(request, &jar).ok_or_else(|| ApiError::Validation {
+        code: "auth.refresh_token_required",
+        message: "refresh_token is required".into(),
+    })?;
+    let claims = core
+        .sessions
+        .verify(&token, TokenKind::Refresh)
+        .map_err(|_| ApiError::InvalidRefreshToken)?;
+    let jti = claims.jti.as_deref().ok_or(ApiError::InvalidRefreshToken)?;
+    let user = core
+        .store
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or(ApiError::InvalidRefreshToken)?;
+    if !core
+        .store
+        .revoke_refresh(jti, &user.id, claims.exp, now_unix())
+        .await?
+    {
+        tracing::warn!(user_id = %user.id, "refresh token presented again after rotation or logout");
+        return Err(ApiError::InvalidRefreshToken);
+    }
+    Ok(Json(issue_tokens(&core, &user).await?))
+}
+
+/// `POST /api/v1/auth/logout` → 204 and cleared cookies; the presented refresh token (body or
+/// cookie) is revoked. Always 204: logging out twice is not an error.
+#[instrument(skip_all)]
+pub async fn logout(
+    Ready(core): Ready,
+    client: ClientInfo,
+    jar: CookieJar,
+    OptionalJson(request): OptionalJson<RefreshRequest>,
+) -> ApiResult<Response> {
+    let mut user_id = None;
+    if let Some(token) = presented_refresh(request, &jar)
+        && let Ok(claims) = core.sessions.verify(&token, TokenKind::Refresh)
+        && let Some(jti) = claims.jti.as_deref()
+    {
+        core.store
+            .revoke_refresh(jti, &claims.sub, claims.exp, now_unix())
+            .await?;
+        user_id = Some(claims.sub.clone());
+    }
+    core.store
+        .audit(&audit_entry(
+            "auth.logout",
+            &client,
+            user_id.as_deref(),
+            true,
+            None,
+        ))
+        .await?;
+    let mut headers = HeaderMap::new();
+    for name in [ACCESS_COOKIE, REFRESH_COOKIE] {
+        let cookie = format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// `GET /api/v1/me` (alias `/api/v1/auth/me`) → the user, the token's claims and the user's
+/// servers.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn me(Ready(core): Ready, current: CurrentUser) -> ApiResult<Json<MeResponse>> {
+    let servers = core
+        .store
+        .servers_of_user(&current.user.id)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(crate::store::ServerRow::into_info)
+        .collect();
+    Ok(Json(MeResponse {
+        user: accounts::user_dto(&current.user),
+        claims: current.claims,
+        servers,
+    }))
+}

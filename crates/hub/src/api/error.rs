@@ -1,0 +1,221 @@
+//! The one error type every HTTP handler returns, and its exhaustive mapping to a status and a
+//! JSON body (SPEC E.1, I.3, J.7). Causes go to the log; clients get stable codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use phlix_proto::ErrorBody;
+
+use crate::store::StoreError;
+
+/// An error answer of the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: a field is missing or invalid.
+    #[error("{message}")]
+    Validation { code: &'static str, message: String },
+    /// 400: the body is not the JSON the endpoint expects (syntax, types, content type).
+    #[error("malformed body: {0}")]
+    MalformedBody(String),
+    /// 401 `auth.required`: no credentials at all.
+    #[error("authentication required")]
+    AuthRequired,
+    /// 401 `auth.invalid_token`: the access token is forged, expired or not an access token.
+    #[error("invalid access token")]
+    InvalidToken,
+    /// 401 `auth.user_not_found`: the token's user no longer exists.
+    #[error("user of the token no longer exists")]
+    UserNotFound,
+    /// 401 with the PHP hub's login message.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// 401 `auth.invalid_refresh_token`: forged, expired, revoked or already rotated.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// 403 with a code.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// 404 with a code.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// 405: the path exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the resource already exists.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 413: the body exceeds the endpoint's limit.
+    #[error("body too large")]
+    PayloadTooLarge,
+    /// 429 with `Retry-After`.
+    #[error("rate limited for {retry_after}s")]
+    RateLimited { retry_after: u64 },
+    /// 503 while the hub is still starting.
+    #[error("hub is starting ({step})")]
+    Starting { step: &'static str },
+    /// 503 when the database cannot be reached.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(#[source] StoreError),
+    /// 500: a bug. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(column) => Self::Conflict {
+                code: conflict_code(column),
+                message: format!("{column} is already taken"),
+            },
+            StoreError::Unavailable(_) => Self::StoreUnavailable(err),
+            StoreError::Other(_) => Self::Internal(err.into()),
+        }
+    }
+}
+
+fn conflict_code(column: &str) -> &'static str {
+    match column {
+        "username" => "auth.username_taken",
+        "email" => "auth.email_taken",
+        _ => "conflict",
+    }
+}
+
+fn body(error: &str, code: Option<&str>, message: Option<String>) -> ErrorBody {
+    ErrorBody {
+        error: error.to_owned(),
+        code: code.map(str::to_owned),
+        message,
+    }
+}
+
+impl ApiError {
+    /// Status and body of this error.
+    #[must_use]
+    pub fn parts(&self) -> (StatusCode, ErrorBody) {
+        match self {
+            Self::Validation { code, message } => (
+                StatusCode::BAD_REQUEST,
+                body("Bad Request", Some(code), Some(message.clone())),
+            ),
+            Self::MalformedBody(detail) => (
+                StatusCode::BAD_REQUEST,
+                body("Bad Request", Some("invalid_json"), Some(detail.clone())),
+            ),
+            Self::AuthRequired => (
+                StatusCode::UNAUTHORIZED,
+                body("Unauthorized", Some("auth.required"), None),
+            ),
+            Self::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                body("Unauthorized", Some("auth.invalid_token"), None),
+            ),
+            Self::UserNotFound => (
+                StatusCode::UNAUTHORIZED,
+                body("Unauthorized", Some("auth.user_not_found"), None),
+            ),
+            Self::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    "Unauthorized",
+                    None,
+                    Some("Invalid username or password".into()),
+                ),
+            ),
+            Self::InvalidRefreshToken => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    "Unauthorized",
+                    Some("auth.invalid_refresh_token"),
+                    Some("The refresh token is invalid, expired or revoked".into()),
+                ),
+            ),
+            Self::Forbidden(code) => (StatusCode::FORBIDDEN, body("Forbidden", Some(code), None)),
+            Self::NotFound(code) => (StatusCode::NOT_FOUND, body("Not Found", Some(code), None)),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                body("Method Not Allowed", Some("method_not_allowed"), None),
+            ),
+            Self::Conflict { code, message } => (
+                StatusCode::CONFLICT,
+                body("Conflict", Some(code), Some(message.clone())),
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body(
+                    "Payload Too Large",
+                    Some("body_too_large"),
+                    Some("The request body exceeds the limit".into()),
+                ),
+            ),
+            Self::RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body(
+                    "Too Many Requests",
+                    Some("rate_limited"),
+                    Some(format!(
+                        "Too many attempts; try again in {retry_after} seconds"
+                    )),
+                ),
+            ),
+            Self::Starting { step } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body(
+                    "Service Unavailable",
+                    Some("hub.starting"),
+                    Some(format!("The hub is starting ({step})")),
+                ),
+            ),
+            Self::StoreUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body(
+                    "Service Unavailable",
+                    Some("store.unavailable"),
+                    Some("The database is unreachable".into()),
+                ),
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                body("Internal Server Error", None, Some("internal error".into())),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
+            Self::StoreUnavailable(cause) => tracing::warn!(error = %cause, "database unavailable"),
+            _ => tracing::debug!(error = %self, "request refused"),
+        }
+        let (status, body) = self.parts();
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::RateLimited { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// 404 for every path no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("not_found")
+}
+
+/// 405 for a known path with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Turns a panic inside a handler into the JSON 500 instead of a dropped connection.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}

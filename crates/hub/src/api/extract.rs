@@ -1,0 +1,184 @@
+//! Extractors that own validation and authentication and reject with [`ApiError`], so no
+//! handler can answer a plain-text 4xx.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use phlix_proto::auth::SessionClaims;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::auth::session::{TokenError, TokenKind};
+use crate::state::{AppState, Core};
+use crate::store::UserRow;
+
+/// Cookie holding the access token (SSR pages and `GET` API calls).
+pub const ACCESS_COOKIE: &str = "phlix_hub_token";
+/// Cookie holding the refresh token.
+pub const REFRESH_COOKIE: &str = "phlix_hub_refresh";
+
+/// `axum::Json` with JSON rejections: a syntax or type error is 400, a missing or wrong
+/// content type is 400, an oversized body is 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(_))
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::PayloadTooLarge
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::MalformedBody(
+            "expected a JSON body with Content-Type: application/json".into(),
+        ),
+        other => ApiError::MalformedBody(other.body_text()),
+    }
+}
+
+/// A JSON body that may be absent: an empty body gives `T::default()`; a present body must be
+/// valid JSON for `T` whatever its content type says (cookie-only refresh and logout calls send
+/// none).
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedBody(rejection.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|err| ApiError::MalformedBody(format!("invalid JSON body: {err}")))
+    }
+}
+
+/// The ready hub (store, keys); 503 while the hub is still starting.
+pub struct Ready(pub Core);
+
+impl FromRequestParts<AppState> for Ready {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.core().map(Self).ok_or_else(|| ApiError::Starting {
+            step: state.health().step(),
+        })
+    }
+}
+
+/// The peer address and user agent of the request, for rate limits and the audit log.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(255).collect());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// The `user` gate (SPEC E.1): an access token from `Authorization: Bearer`, else from the
+/// `phlix_hub_token` cookie — except for mutating methods under `/api/`, where cookies are
+/// ignored as a CSRF defence.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: UserRow,
+    pub claims: SessionClaims,
+}
+
+/// The bearer token of an `Authorization` header, if any.
+#[must_use]
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ready(core) = Ready::from_request_parts(parts, state).await?;
+        let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let cookie_allowed = !(mutating && parts.uri.path().starts_with("/api/"));
+        let token = match bearer_token(parts) {
+            Some(token) => token.to_owned(),
+            None if cookie_allowed => CookieJar::from_headers(&parts.headers)
+                .get(ACCESS_COOKIE)
+                .map(|c| c.value().to_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or(ApiError::AuthRequired)?,
+            None => return Err(ApiError::AuthRequired),
+        };
+        let claims = core
+            .sessions
+            .verify(&token, TokenKind::Access)
+            .map_err(|_: TokenError| ApiError::InvalidToken)?;
+        let user = core
+            .store
+            .user_by_id(&claims.sub)
+            .await?
+            .ok_or(ApiError::UserNotFound)?;
+        Ok(Self { user, claims })
+    }
+}

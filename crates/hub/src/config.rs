@@ -1,0 +1,357 @@
+//! Configuration of `phlix-hub serve` (SPEC 0): one typed struct built from flags with
+//! environment fallbacks (flag > env > default), plus the secrets resolved from the data dir.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (the default when stdout is not a terminal).
+    Json,
+    /// Human-readable, coloured lines (the default on a terminal).
+    Pretty,
+}
+
+/// Flags of `phlix-hub serve`; every one has an environment fallback.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory for hub.db (SQLite), the hub's keys and the generated JWT secret; created if
+    /// missing.
+    #[arg(long, env = "HUB_DATA_DIR", default_value = "./phlix-data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://PATH` or `postgres://user:pass@host:port/db`
+    /// [default: sqlite://<data-dir>/hub.db].
+    #[arg(long, env = "HUB_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Address of the JSON API, web UI and HTTP proxy.
+    #[arg(long, env = "HUB_HTTP_ADDR", default_value = "0.0.0.0:8800")]
+    pub http_addr: SocketAddr,
+
+    /// Address of the server → hub reverse tunnels (WebSocket).
+    #[arg(long, env = "HUB_TUNNEL_ADDR", default_value = "0.0.0.0:8802")]
+    pub tunnel_addr: SocketAddr,
+
+    /// Address of the remote client mounts `/client/{server_id}` (WebSocket).
+    #[arg(long, env = "HUB_CLIENT_ADDR", default_value = "0.0.0.0:8803")]
+    pub client_addr: SocketAddr,
+
+    /// Public base URL of the hub: `hub_base_url` in tokens and the base of every link.
+    #[arg(long, env = "HUB_PUBLIC_URL", default_value = "http://localhost:8800")]
+    pub public_url: String,
+
+    /// Domain under which servers get `<subdomain>.<domain>` ingress (unset = disabled).
+    #[arg(long, env = "HUB_PUBLIC_DOMAIN")]
+    pub public_domain: Option<String>,
+
+    /// Log format [default: pretty on a terminal, json otherwise].
+    #[arg(long, env = "HUB_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// How often the database is probed for `/health` (e.g. `15s`, `500ms`).
+    #[arg(long, env = "HUB_HEALTH_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+}
+
+/// Parses `250ms`, `15s`, `2m` or a bare number of seconds.
+///
+/// # Errors
+/// A message naming the accepted forms when the text is none of them.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (use e.g. 500ms, 15s or 2m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
+        _ => Err(format!("`{text}` has an unknown unit (use ms, s or m)")),
+    }
+}
+
+/// A secret whose `Debug` never shows the value.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps bytes that must never be logged.
+    #[must_use]
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes, for the code that signs with it.
+    #[must_use]
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Which database the URL selects. Unknown schemes are refused so that a typo never silently
+/// creates an empty SQLite file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Classifies a URL by its scheme.
+    ///
+    /// # Errors
+    /// When the scheme is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(url.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else {
+            bail!(
+                "unsupported database URL scheme in `{}`: use sqlite://PATH or postgres://…",
+                redact_url(url)
+            )
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(url) | Self::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// Hides the password of `scheme://user:password@host/…`.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The resolved configuration the hub runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub http_addr: SocketAddr,
+    pub tunnel_addr: SocketAddr,
+    pub client_addr: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub public_domain: Option<String>,
+    pub jwt_secret: Secret,
+    pub health_interval: Duration,
+}
+
+/// Name of the generated HS256 secret inside the data dir.
+pub const JWT_SECRET_FILE: &str = "jwt-secret";
+
+impl Config {
+    /// Builds the configuration: creates the data dir, reads or generates the JWT secret.
+    ///
+    /// # Errors
+    /// Unusable data dir, bad database URL, bad public URL, or a JWT secret shorter than 32
+    /// bytes.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let data_dir = args.data_dir.clone();
+        create_private_dir(&data_dir)?;
+        let database = match &args.database_url {
+            Some(url) => DatabaseUrl::parse(url)?,
+            None => DatabaseUrl::Sqlite(format!("sqlite://{}", data_dir.join("hub.db").display())),
+        };
+        let public_url = args.public_url.trim_end_matches('/').to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            bail!("--public-url must start with http:// or https:// (got `{public_url}`)");
+        }
+        let jwt_secret = resolve_jwt_secret(&data_dir)?;
+        Ok(Self {
+            data_dir,
+            database,
+            http_addr: args.http_addr,
+            tunnel_addr: args.tunnel_addr,
+            client_addr: args.client_addr,
+            public_url,
+            public_domain: args.public_domain.clone().filter(|d| !d.is_empty()),
+            jwt_secret,
+            health_interval: args.health_interval,
+        })
+    }
+}
+
+/// Reads a secret from `NAME` or from the file named by `NAME_FILE`.
+///
+/// # Errors
+/// When the `_FILE` variable names an unreadable file.
+pub fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(value) = std::env::var(name) {
+        return Ok(Some(value));
+    }
+    let file_var = format!("{name}_FILE");
+    match std::env::var(&file_var) {
+        Ok(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {file_var}={path}"))?;
+            Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+fn resolve_jwt_secret(data_dir: &Path) -> anyhow::Result<Secret> {
+    if let Some(secret) = secret_from_env("HUB_JWT_SECRET")? {
+        if secret.len() < 32 {
+            bail!(
+                "HUB_JWT_SECRET must be at least 32 bytes long (got {})",
+                secret.len()
+            );
+        }
+        return Ok(Secret(secret.into_bytes()));
+    }
+    let path = data_dir.join(JWT_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim()).with_context(|| {
+                format!("{} is not the hex secret the hub wrote", path.display())
+            })?;
+            if bytes.len() < 32 {
+                bail!(
+                    "{} holds fewer than 32 bytes; delete it to have a new one generated",
+                    path.display()
+                );
+            }
+            Ok(Secret(bytes))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let bytes = crate::auth::random_bytes::<32>().to_vec();
+            write_private_file(&path, hex::encode(&bytes).as_bytes())?;
+            tracing::info!(path = %path.display(), "generated a new JWT secret");
+            Ok(Secret(bytes))
+        }
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Creates a directory (and parents) readable only by the owner.
+///
+/// # Errors
+/// When the directory cannot be created.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))
+}
+
+/// Writes a new file with mode 0600 (atomically: temp file, then rename).
+///
+/// # Errors
+/// On any I/O failure.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
+
+    #[test]
+    fn unknown_database_schemes_are_refused() {
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("hub.db").is_err());
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://a.db")
+                .map(|d| d.backend())
+                .ok(),
+            Some("sqlite")
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://h/d")
+                .map(|d| d.backend())
+                .ok(),
+            Some("postgres")
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            format!("{:?}", Secret(b"abc".to_vec())),
+            "Secret(<redacted>)"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! phlix-hub: the cloud side that makes home servers behind NAT reachable.
+//!
+//! The binary (`src/main.rs`) only parses the command line; everything runs from here so the
+//! integration tests drive the same code over real sockets. Layout:
+//! - [`config`]: flags/env → [`config::Config`];
+//! - [`server`]: start-up steps, listeners, graceful shutdown ([`server::launch`]);
+//! - [`api`]: the axum router, JSON errors and extractors;
+//! - [`store`]: SQLite/PostgreSQL persistence with per-dialect migrations;
+//! - [`auth`]: Argon2id passwords and HS256 session tokens; [`accounts`]: account rules;
+//! - [`health`]: readiness and the database probe; [`relay`]: the WebSocket listeners.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod relay;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod store;
+pub mod telemetry;

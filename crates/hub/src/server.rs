@@ -1,0 +1,243 @@
+//! Start-up, serving and graceful shutdown of the hub.
+//!
+//! [`launch`] takes already-bound listeners (tests bind `127.0.0.1:0`) and a cancellation
+//! token. The HTTP listener serves `/health` from the first moment, so a supervisor can watch
+//! the start-up steps; every other route answers 503 until the store is migrated and the keys
+//! are loaded.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::password::PasswordHasherPool;
+use crate::auth::session::SessionKeys;
+use crate::config::Config;
+use crate::health::{Health, HealthState};
+use crate::state::{AppState, Core};
+use crate::store::{Store, StoreError};
+
+/// How long shutdown waits for in-flight requests before giving up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// A listener to serve on: already bound, or an address to bind during start-up.
+#[derive(Debug)]
+pub enum Bind {
+    Bound(TcpListener),
+    Addr(SocketAddr),
+}
+
+impl Bind {
+    async fn into_listener(self, what: &str) -> anyhow::Result<TcpListener> {
+        match self {
+            Self::Bound(listener) => Ok(listener),
+            Self::Addr(addr) => TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the {what} listener on {addr}")),
+        }
+    }
+}
+
+/// The three listeners of a hub.
+#[derive(Debug)]
+pub struct Listeners {
+    /// JSON API, web UI and HTTP proxy; must be bound before launch so `/health` answers at once.
+    pub http: TcpListener,
+    /// Server → hub tunnels.
+    pub tunnel: Bind,
+    /// Remote client mounts.
+    pub client: Bind,
+}
+
+fn serve(
+    tracker: &TaskTracker,
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    name: &'static str,
+) {
+    tracker.spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(err) = axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(listener = name, error = %err, "listener failed");
+        }
+    });
+}
+
+/// Retries `op` with capped exponential back-off until it succeeds, fails with a
+/// non-transient error, or shutdown is requested (`Ok(None)`).
+async fn retry_unavailable<T, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut op: F,
+) -> anyhow::Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match op().await {
+            Ok(value) => return Ok(Some(value)),
+            Err(StoreError::Unavailable(err)) => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis(), "{what}: database unavailable; retrying");
+            }
+            Err(err) => return Err(anyhow::Error::new(err).context(what.to_owned())),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Runs the hub until `shutdown` is cancelled, then stops gracefully.
+///
+/// # Errors
+/// A fatal start-up failure (a migration that does not apply, a relay address that cannot be
+/// bound). An unreachable database is not fatal: start-up waits for it.
+pub async fn launch(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let health = Health::default();
+    let state = AppState::new(config.clone(), health.clone());
+    let tracker = TaskTracker::new();
+    tracing::info!(
+        http = %listeners.http.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+        store = config.database.backend(),
+        data_dir = %config.data_dir.display(),
+        "phlix-hub {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    serve(
+        &tracker,
+        listeners.http,
+        crate::api::router(state.clone()),
+        shutdown.clone(),
+        "http",
+    );
+
+    let result = start(
+        &config,
+        listeners.tunnel,
+        listeners.client,
+        &state,
+        &health,
+        &tracker,
+        &shutdown,
+    )
+    .await;
+    match &result {
+        Ok(Some(_)) => {}
+        Ok(None) => tracing::info!("shutdown requested during start-up"),
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "start-up failed");
+            shutdown.cancel();
+        }
+    }
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some connections did not finish within {} s; closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    if let Ok(Some(store)) = &result {
+        store.close().await;
+    }
+    tracing::info!("stopped");
+    result.map(|_| ())
+}
+
+async fn start(
+    config: &Config,
+    tunnel: Bind,
+    client: Bind,
+    state: &AppState,
+    health: &Health,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Store>> {
+    health.set(HealthState::Starting("open-store"));
+    let Some(store) =
+        retry_unavailable("open-store", shutdown, || Store::connect(&config.database)).await?
+    else {
+        return Ok(None);
+    };
+    health.set(HealthState::Starting("run-migrations"));
+    if retry_unavailable("run-migrations", shutdown, || store.migrate())
+        .await?
+        .is_none()
+    {
+        return Ok(Some(store));
+    }
+    health.set(HealthState::Starting("load-keys"));
+    let sessions = SessionKeys::new(&config.jwt_secret);
+    health.set(HealthState::Starting("bind-listeners"));
+    let tunnel = tunnel.into_listener("tunnel").await?;
+    let client = client.into_listener("client").await?;
+    tracing::info!(
+        tunnel = %tunnel.local_addr()?, client = %client.local_addr()?,
+        "relay listeners bound"
+    );
+    serve(
+        tracker,
+        tunnel,
+        crate::relay::placeholder_router("tunnel"),
+        shutdown.clone(),
+        "tunnel",
+    );
+    serve(
+        tracker,
+        client,
+        crate::relay::placeholder_router("client"),
+        shutdown.clone(),
+        "client",
+    );
+    state.set_ready(Core {
+        store: store.clone(),
+        sessions,
+        passwords: PasswordHasherPool::default(),
+    });
+    health.set(HealthState::Ready);
+    tracker.spawn(crate::health::probe_loop(
+        store.clone(),
+        health.clone(),
+        config.health_interval,
+        shutdown.clone(),
+    ));
+    tracker.spawn(maintenance_loop(store.clone(), shutdown.clone()));
+    tracing::info!("hub ready");
+    Ok(Some(store))
+}
+
+/// Hourly clean-up of rows that only matter until they expire.
+async fn maintenance_loop(store: Store, shutdown: CancellationToken) {
+    loop {
+        let now = crate::auth::now_unix();
+        let revoked = store.prune_revoked_refresh(now).await;
+        let limits = store.prune_rate_limits(now).await;
+        if let (Err(err), _) | (_, Err(err)) = (&revoked, &limits) {
+            tracing::warn!(error = %err, "maintenance failed; will retry");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Hub settings (SPEC H.3): the keys admins may set, their defaults and ranges. Values are read
+//! at each use, so a change applies to the next token minted without a restart.
+
+use crate::store::{Store, StoreResult};
+
+/// One integer setting.
+#[derive(Debug, Clone, Copy)]
+pub struct IntSetting {
+    pub key: &'static str,
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+/// `server.enrollment_ttl`: lifetime of enrollment JWTs.
+pub const ENROLLMENT_TTL: IntSetting = IntSetting {
+    key: "server.enrollment_ttl",
+    default: 604_800,
+    min: 60,
+    max: 2_592_000,
+};
+/// `auth.access_ttl`: lifetime of access tokens.
+pub const ACCESS_TTL: IntSetting = IntSetting {
+    key: "auth.access_ttl",
+    default: 3600,
+    min: 300,
+    max: 86_400,
+};
+/// `auth.refresh_ttl`: lifetime of refresh tokens.
+pub const REFRESH_TTL: IntSetting = IntSetting {
+    key: "auth.refresh_ttl",
+    default: 604_800,
+    min: 3600,
+    max: 2_592_000,
+};
+
+/// Every setting the API may read or write.
+pub const ALL: [IntSetting; 3] = [ENROLLMENT_TTL, ACCESS_TTL, REFRESH_TTL];
+
+impl IntSetting {
+    /// Whether `value` is inside the allowed range.
+    #[must_use]
+    pub fn accepts(&self, value: i64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    /// The current value: the stored one when it parses and is in range, else the default.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn get(&self, store: &Store) -> StoreResult<i64> {
+        Ok(store
+            .setting(self.key)
+            .await?
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .filter(|value| self.accepts(*value))
+            .unwrap_or(self.default))
+    }
+}

@@ -1,0 +1,63 @@
+//! Shared application state: everything a handler needs, passed with `with_state` (no globals).
+
+use std::sync::{Arc, OnceLock};
+
+use crate::auth::password::PasswordHasherPool;
+use crate::auth::session::SessionKeys;
+use crate::config::Config;
+use crate::health::Health;
+use crate::store::Store;
+
+/// The parts that exist only once start-up has finished.
+#[derive(Clone, Debug)]
+pub struct Core {
+    pub store: Store,
+    pub sessions: SessionKeys,
+    pub passwords: PasswordHasherPool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    health: Health,
+    core: OnceLock<Core>,
+}
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// State of a hub that is starting: `/health` answers, everything else waits for [`Self::set_ready`].
+    #[must_use]
+    pub fn new(config: Config, health: Health) -> Self {
+        Self(Arc::new(Shared {
+            config,
+            health,
+            core: OnceLock::new(),
+        }))
+    }
+
+    /// The configuration the hub runs with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// Start-up and liveness state for `/health`.
+    #[must_use]
+    pub fn health(&self) -> &Health {
+        &self.0.health
+    }
+
+    /// Store and keys, once start-up is done.
+    #[must_use]
+    pub fn core(&self) -> Option<Core> {
+        self.0.core.get().cloned()
+    }
+
+    /// Publishes the ready core. Called once; later calls are ignored.
+    pub fn set_ready(&self, core: Core) {
+        let _ = self.0.core.set(core);
+    }
+}
