@@ -8,7 +8,13 @@ use phlix_proto::auth::{AuthResponse, MeResponse};
 use serde_json::{Value, json};
 
 async fn me(hub: &TestHub, access: &str) -> (u16, Value) {
-    let resp = hub.http_client.get(hub.url("/api/v1/me")).bearer_auth(access).send().await.unwrap();
+    let resp = hub
+        .http_client
+        .get(hub.url("/api/v1/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     status_json(resp).await
 }
 
@@ -41,12 +47,26 @@ async fn register_login_refresh_logout_me_round_trip() {
     let me_body: MeResponse = serde_json::from_value(body.clone()).unwrap();
     assert_eq!(me_body.user.username, "alice");
     assert!(me_body.servers.is_empty());
-    assert!(body["user"].get("password_hash").is_none(), "password hash leaked: {body}");
+    assert!(
+        body["user"].get("password_hash").is_none(),
+        "password hash leaked: {body}"
+    );
     // Alias.
-    let resp = hub.http_client.get(hub.url("/api/v1/auth/me")).bearer_auth(&registered.access_token).send().await.unwrap();
+    let resp = hub
+        .http_client
+        .get(hub.url("/api/v1/auth/me"))
+        .bearer_auth(&registered.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 
-    let (status, refreshed) = hub.post("/api/v1/auth/refresh", &json!({"refresh_token": registered.refresh_token})).await;
+    let (status, refreshed) = hub
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": registered.refresh_token}),
+        )
+        .await;
     assert_eq!(status, 200, "{refreshed}");
     let refreshed: AuthResponse = serde_json::from_value(refreshed).unwrap();
     assert_ne!(refreshed.refresh_token, registered.refresh_token);
@@ -60,9 +80,24 @@ async fn register_login_refresh_logout_me_round_trip() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let cookies: Vec<_> = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
-    assert!(cookies.iter().any(|c| c.starts_with("phlix_hub_token=;") && c.contains("Max-Age=0")), "{cookies:?}");
-    assert!(cookies.iter().any(|c| c.starts_with("phlix_hub_refresh=;") && c.contains("Max-Age=0")), "{cookies:?}");
+    let cookies: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("phlix_hub_token=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("phlix_hub_refresh=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
     hub.stop().await;
 }
 
@@ -72,9 +107,19 @@ async fn refresh_tokens_are_refused_after_logout_and_after_rotation() {
     let first = hub.register("bob", "password123").await;
 
     // Rotation: the first refresh token works once.
-    let (status, second) = hub.post("/api/v1/auth/refresh", &json!({"refresh_token": first.refresh_token})).await;
+    let (status, second) = hub
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": first.refresh_token}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, body) = hub.post("/api/v1/auth/refresh", &json!({"refresh_token": first.refresh_token})).await;
+    let (status, body) = hub
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": first.refresh_token}),
+        )
+        .await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["code"], "auth.invalid_refresh_token");
 
@@ -83,18 +128,36 @@ async fn refresh_tokens_are_refused_after_logout_and_after_rotation() {
     let resp = hub
         .http_client
         .post(hub.url("/api/v1/auth/logout"))
-        .header("cookie", format!("phlix_hub_refresh={}", second.refresh_token))
+        .header(
+            "cookie",
+            format!("phlix_hub_refresh={}", second.refresh_token),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let (status, body) = hub.post("/api/v1/auth/refresh", &json!({"refresh_token": second.refresh_token})).await;
+    let (status, body) = hub
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": second.refresh_token}),
+        )
+        .await;
     assert_eq!(status, 401, "{body}");
 
     // An access token is not a refresh token; nothing at all is a 400.
-    let (status, _) = hub.post("/api/v1/auth/refresh", &json!({"refresh_token": second.access_token})).await;
+    let (status, _) = hub
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": second.access_token}),
+        )
+        .await;
     assert_eq!(status, 401);
-    let resp = hub.http_client.post(hub.url("/api/v1/auth/refresh")).send().await.unwrap();
+    let resp = hub
+        .http_client
+        .post(hub.url("/api/v1/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = status_json(resp).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "Bad Request");
@@ -120,7 +183,10 @@ async fn ten_concurrent_signups_elect_exactly_one_admin() {
     for task in tasks {
         admins += usize::from(task.await.unwrap().user.is_admin);
     }
-    assert_eq!(admins, 1, "exactly one of ten concurrent sign-ups becomes admin");
+    assert_eq!(
+        admins, 1,
+        "exactly one of ten concurrent sign-ups becomes admin"
+    );
     // A later user is not admin.
     assert!(!hub.register("late", "password123").await.user.is_admin);
     hub.stop().await;
@@ -131,8 +197,14 @@ async fn duplicate_username_or_email_is_a_409_json_conflict() {
     let hub = TestHub::start().await;
     hub.register("carol", "password123").await;
     let cases = [
-        (json!({"username": "CAROL", "email": "other@example.com", "password": "password123"}), "auth.username_taken"),
-        (json!({"username": "carol2", "email": "Carol@Example.com", "password": "password123"}), "auth.email_taken"),
+        (
+            json!({"username": "CAROL", "email": "other@example.com", "password": "password123"}),
+            "auth.username_taken",
+        ),
+        (
+            json!({"username": "carol2", "email": "Carol@Example.com", "password": "password123"}),
+            "auth.email_taken",
+        ),
     ];
     for (body, code) in cases {
         let (status, answer) = hub.post("/api/v1/auth/register", &body).await;
@@ -148,9 +220,17 @@ async fn six_failed_logins_from_one_ip_are_rate_limited_with_retry_after() {
     let hub = TestHub::start().await;
     hub.register("dave", "password123").await;
     for attempt in 1..=5 {
-        let (status, body) = hub.post("/api/v1/auth/login", &json!({"username": "dave", "password": "wrong-password"})).await;
+        let (status, body) = hub
+            .post(
+                "/api/v1/auth/login",
+                &json!({"username": "dave", "password": "wrong-password"}),
+            )
+            .await;
         assert_eq!(status, 401, "attempt {attempt}: {body}");
-        assert_eq!(body, json!({"error": "Unauthorized", "message": "Invalid username or password"}));
+        assert_eq!(
+            body,
+            json!({"error": "Unauthorized", "message": "Invalid username or password"})
+        );
     }
     // Even the right password is refused now.
     let resp = hub
@@ -160,8 +240,15 @@ async fn six_failed_logins_from_one_ip_are_rate_limited_with_retry_after() {
         .send()
         .await
         .unwrap();
-    let retry_after: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=900).contains(&retry_after), "Retry-After {retry_after}");
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=900).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
     let (status, body) = status_json(resp).await;
     assert_eq!(status, 429);
     assert_eq!(body["error"], "Too Many Requests");
@@ -176,33 +263,116 @@ async fn malformed_requests_get_json_errors_never_500() {
     let register = hub.url("/api/v1/auth/register");
 
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
-        (client.post(&register).header("content-type", "application/json").body("{not json"), 400, "invalid_json"),
-        (client.post(&register).header("content-type", "text/plain").body("{}"), 400, "invalid_json"),
-        (client.post(&register).body(r#"{"username":"x"}"#), 400, "invalid_json"),
-        (client.post(&register).json(&json!([1, 2, 3])), 400, "invalid_json"),
-        (client.post(&register).json(&json!({"username": 5, "email": "a@b.co", "password": "password123"})), 400, "invalid_json"),
-        (client.post(&register).json(&json!({"email": "a@b.co", "password": "password123"})), 400, "invalid_request"),
-        (client.post(&register).json(&json!({"username": "eve", "email": "a@b.co", "password": "short"})), 400, "invalid_request"),
-        (client.post(&register).json(&json!({"username": "eve", "email": "nope", "password": "password123"})), 400, "invalid_request"),
-        (client.post(hub.url("/api/v1/auth/login")).json(&json!({"password": "x"})), 400, "invalid_request"),
-        (client.post(hub.url("/api/v1/auth/refresh")).body("{oops"), 400, "invalid_json"),
         (
-            client.post(&register).header("content-type", "application/json").body(vec![b' '; 2 * 1024 * 1024]),
+            client
+                .post(&register)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "invalid_json",
+        ),
+        (
+            client
+                .post(&register)
+                .header("content-type", "text/plain")
+                .body("{}"),
+            400,
+            "invalid_json",
+        ),
+        (
+            client.post(&register).body(r#"{"username":"x"}"#),
+            400,
+            "invalid_json",
+        ),
+        (
+            client.post(&register).json(&json!([1, 2, 3])),
+            400,
+            "invalid_json",
+        ),
+        (
+            client
+                .post(&register)
+                .json(&json!({"username": 5, "email": "a@b.co", "password": "password123"})),
+            400,
+            "invalid_json",
+        ),
+        (
+            client
+                .post(&register)
+                .json(&json!({"email": "a@b.co", "password": "password123"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&register)
+                .json(&json!({"username": "eve", "email": "a@b.co", "password": "short"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(&register)
+                .json(&json!({"username": "eve", "email": "nope", "password": "password123"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            client
+                .post(hub.url("/api/v1/auth/login"))
+                .json(&json!({"password": "x"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            client.post(hub.url("/api/v1/auth/refresh")).body("{oops"),
+            400,
+            "invalid_json",
+        ),
+        (
+            client
+                .post(&register)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 2 * 1024 * 1024]),
             413,
             "body_too_large",
         ),
-        (client.get(hub.url("/api/v1/nothing-here")), 404, "not_found"),
+        (
+            client.get(hub.url("/api/v1/nothing-here")),
+            404,
+            "not_found",
+        ),
         (client.get(hub.url("/")), 404, "not_found"),
-        (client.delete(hub.url("/api/v1/auth/login")), 405, "method_not_allowed"),
+        (
+            client.delete(hub.url("/api/v1/auth/login")),
+            405,
+            "method_not_allowed",
+        ),
         (client.get(hub.url("/api/v1/me")), 401, "auth.required"),
-        (client.get(hub.url("/api/v1/me")).bearer_auth("garbage.token.here"), 401, "auth.invalid_token"),
-        (client.get(hub.url("/api/v1/me")).header("authorization", "Basic Zm9vOmJhcg=="), 401, "auth.required"),
+        (
+            client
+                .get(hub.url("/api/v1/me"))
+                .bearer_auth("garbage.token.here"),
+            401,
+            "auth.invalid_token",
+        ),
+        (
+            client
+                .get(hub.url("/api/v1/me"))
+                .header("authorization", "Basic Zm9vOmJhcg=="),
+            401,
+            "auth.required",
+        ),
     ];
     for (request, expected_status, expected_code) in cases {
         let request = request.build().unwrap();
         let label = format!("{} {}", request.method(), request.url());
         let resp = client.execute(request).await.unwrap();
-        assert_eq!(resp.headers()["content-type"], "application/json", "{label}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json",
+            "{label}"
+        );
         let (status, body) = status_json(resp).await;
         assert_eq!(status, expected_status, "{label}: {body}");
         assert_eq!(body["code"], expected_code, "{label}: {body}");
@@ -216,16 +386,30 @@ async fn the_session_cookie_authenticates_and_deleted_users_are_refused() {
     let hub = TestHub::start().await;
     let auth = hub.register("frank", "password123").await;
     let cookie = format!("phlix_hub_token={}", auth.access_token);
-    let resp = hub.http_client.get(hub.url("/api/v1/me")).header("cookie", &cookie).send().await.unwrap();
+    let resp = hub
+        .http_client
+        .get(hub.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     // A token for a user that no longer exists is refused with its own code.
     let store = hub.store().await;
     match &store {
         phlix_hub::store::Store::Sqlite(pool) => {
-            sqlx::query("DELETE FROM users WHERE id = $1").bind(&auth.user.id).execute(pool).await.unwrap();
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(&auth.user.id)
+                .execute(pool)
+                .await
+                .unwrap();
         }
         phlix_hub::store::Store::Postgres(pool) => {
-            sqlx::query("DELETE FROM users WHERE id = $1").bind(&auth.user.id).execute(pool).await.unwrap();
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(&auth.user.id)
+                .execute(pool)
+                .await
+                .unwrap();
         }
     }
     let (status, body) = me(&hub, &auth.access_token).await;
@@ -239,8 +423,16 @@ async fn the_session_cookie_authenticates_and_deleted_users_are_refused() {
 async fn auth_events_are_written_to_the_audit_log() {
     let hub = TestHub::start().await;
     let auth = hub.register("grace", "password123").await;
-    hub.post("/api/v1/auth/login", &json!({"username": "grace", "password": "nope-nope"})).await;
-    hub.post("/api/v1/auth/login", &json!({"username": "grace", "password": "password123"})).await;
+    hub.post(
+        "/api/v1/auth/login",
+        &json!({"username": "grace", "password": "nope-nope"}),
+    )
+    .await;
+    hub.post(
+        "/api/v1/auth/login",
+        &json!({"username": "grace", "password": "password123"}),
+    )
+    .await;
     let resp = hub
         .http_client
         .post(hub.url("/api/v1/auth/logout"))
@@ -252,13 +444,26 @@ async fn auth_events_are_written_to_the_audit_log() {
 
     let store = hub.store().await;
     let rows = store.recent_audit(None, 50).await.unwrap();
-    let events: Vec<(&str, bool)> = rows.iter().rev().map(|r| (r.event.as_str(), r.success)).collect();
+    let events: Vec<(&str, bool)> = rows
+        .iter()
+        .rev()
+        .map(|r| (r.event.as_str(), r.success))
+        .collect();
     assert_eq!(
         events,
-        vec![("auth.register", true), ("auth.login.failure", false), ("auth.login.success", true), ("auth.logout", true)]
+        vec![
+            ("auth.register", true),
+            ("auth.login.failure", false),
+            ("auth.login.success", true),
+            ("auth.logout", true)
+        ]
     );
     for row in &rows {
-        assert_eq!(row.user_id.as_deref(), Some(auth.user.id.as_str()), "{row:?}");
+        assert_eq!(
+            row.user_id.as_deref(),
+            Some(auth.user.id.as_str()),
+            "{row:?}"
+        );
         assert_eq!(row.ip_address.as_deref(), Some("127.0.0.1"));
     }
     assert_eq!(rows[2].reason.as_deref(), Some("wrong_password"));
@@ -270,13 +475,24 @@ async fn auth_events_are_written_to_the_audit_log() {
 async fn token_lifetimes_follow_the_hub_settings_at_mint_time() {
     let hub = TestHub::start().await;
     let store = hub.store().await;
-    store.put_setting("auth.access_ttl", "600", "int", 0).await.unwrap();
+    store
+        .put_setting("auth.access_ttl", "600", "int", 0)
+        .await
+        .unwrap();
     let auth = hub.register("heidi", "password123").await;
     assert_eq!(auth.expires_in, 600);
     assert_eq!(auth.claims.exp - auth.claims.iat, 600);
     // Out-of-range stored values fall back to the default.
-    store.put_setting("auth.access_ttl", "5", "int", 0).await.unwrap();
-    let (_, body) = hub.post("/api/v1/auth/login", &json!({"username": "heidi", "password": "password123"})).await;
+    store
+        .put_setting("auth.access_ttl", "5", "int", 0)
+        .await
+        .unwrap();
+    let (_, body) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "heidi", "password": "password123"}),
+        )
+        .await;
     assert_eq!(body["expires_in"], 3600);
     store.close().await;
     hub.stop().await;

@@ -25,20 +25,27 @@ pub fn store_kind() -> &'static str {
 
 /// The PostgreSQL server URL, when one is available.
 pub fn postgres_server_url() -> Option<String> {
-    std::env::var("PHLIX_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("PHLIX_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// Replaces the database name at the end of a PostgreSQL URL.
 pub fn with_database(server_url: &str, name: &str) -> String {
-    let base = server_url.rsplit_once('/').map_or(server_url, |(base, _)| base);
+    let base = server_url
+        .rsplit_once('/')
+        .map_or(server_url, |(base, _)| base);
     format!("{base}/{name}")
 }
 
 /// Creates a new empty PostgreSQL database and returns its URL.
 pub async fn fresh_postgres_database() -> String {
-    let server = postgres_server_url().expect("PHLIX_TEST_STORE=postgres needs PHLIX_TEST_POSTGRES_URL");
+    let server =
+        postgres_server_url().expect("PHLIX_TEST_STORE=postgres needs PHLIX_TEST_POSTGRES_URL");
     let name = format!("phlix_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect to the test PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to the test PostgreSQL");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
@@ -103,10 +110,17 @@ impl TestHub {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (http_addr, tunnel_addr, client_addr) =
-            (http.local_addr().unwrap(), tunnel.local_addr().unwrap(), client.local_addr().unwrap());
+        let (http_addr, tunnel_addr, client_addr) = (
+            http.local_addr().unwrap(),
+            tunnel.local_addr().unwrap(),
+            client.local_addr().unwrap(),
+        );
         let shutdown = CancellationToken::new();
-        let listeners = Listeners { http, tunnel: Bind::Bound(tunnel), client: Bind::Bound(client) };
+        let listeners = Listeners {
+            http,
+            tunnel: Bind::Bound(tunnel),
+            client: Bind::Bound(client),
+        };
         let task = tokio::spawn(launch(config, listeners, shutdown.clone()));
         Self {
             http: http_addr,
@@ -129,7 +143,10 @@ impl TestHub {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "hub did not become ready within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "hub did not become ready within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -152,7 +169,13 @@ impl TestHub {
 
     /// POSTs JSON and returns status and body.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self.http_client.post(self.url(path)).json(body).send().await.unwrap();
+        let resp = self
+            .http_client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         status_json(resp).await
     }
 
@@ -179,6 +202,7 @@ impl TestHub {
 pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
     (status, body)
 }

@@ -1,0 +1,490 @@
+//! The hub as a process: start-up steps and `/health`, SIGTERM, restarts, the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{TestHub, status_json};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+const HUB: &str = env!("CARGO_BIN_EXE_phlix-hub");
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn health(client: &reqwest::Client, base: &str) -> Option<(u16, Value)> {
+    let resp = client.get(format!("{base}/health")).send().await.ok()?;
+    Some(status_json(resp).await)
+}
+
+/// Polls `/health` until `pred` holds (20 s at most) and returns that answer.
+async fn wait_health(
+    client: &reqwest::Client,
+    base: &str,
+    what: &str,
+    pred: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((status, body)) = health(client, base).await
+            && pred(status, &body)
+        {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never became {what}; last: {:?}",
+            health(client, base).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP forwarder in front of PostgreSQL that the test can cut and restore, to make the
+/// database "go away" from the hub's point of view.
+struct Switch {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Switch {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicBool::new(false));
+        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let (open2, pipes2) = (open.clone(), pipes.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !open2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                pipes2.lock().await.push(pipe);
+            }
+        });
+        Self { addr, open, pipes }
+    }
+
+    fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+
+    async fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for pipe in self.pipes.lock().await.drain(..) {
+            pipe.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_reports_starting_then_ok_then_degraded_then_ok() {
+    let Some(server) = common::postgres_server_url() else {
+        eprintln!("skipped: needs PHLIX_TEST_POSTGRES_URL (scripts/test sets it)");
+        return;
+    };
+    let direct = common::fresh_postgres_database().await;
+    let db_name = direct.rsplit('/').next().unwrap().to_owned();
+    let host_port = server
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let switch = Switch::start(host_port).await;
+    let via_switch =
+        common::with_database(&format!("postgres://postgres@{}/x", switch.addr), &db_name);
+
+    let hub = TestHub::spawn(tempfile::tempdir().unwrap(), via_switch).await;
+    let base = hub.url("");
+    let client = reqwest::Client::new();
+
+    // The database cannot be reached: the hub answers, and says where it is stuck.
+    let body = wait_health(&client, &base, "starting/open-store", |s, b| {
+        s == 503 && b["status"] == "starting"
+    })
+    .await;
+    assert_eq!(body, json!({"status": "starting", "step": "open-store"}));
+    // Other routes say the hub is starting, as JSON.
+    let (status, body) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "x", "password": "y"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("hub.starting")),
+        "{body}"
+    );
+
+    switch.open();
+    let body = wait_health(&client, &base, "ok", |s, _| s == 200).await;
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"], "postgres");
+    hub.register("ivan", "password123").await;
+
+    switch.cut().await;
+    let body = wait_health(&client, &base, "degraded", |s, b| {
+        s == 503 && b["status"] == "degraded"
+    })
+    .await;
+    let issues = body["issues"].as_array().unwrap();
+    assert!(
+        !issues.is_empty() && issues[0].as_str().unwrap().contains("database"),
+        "{body}"
+    );
+    // Requests that need the database get 503 JSON, not a 500 or a hang.
+    let started = Instant::now();
+    let (status, body) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "ivan", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "store.unavailable");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    switch.open();
+    wait_health(&client, &base, "ok again", |s, _| s == 200).await;
+    let (status, _) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "ivan", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_keeps_accounts_and_the_jwt_secret() {
+    let hub = TestHub::start().await;
+    let auth = hub.register("judy", "password123").await;
+    let secret_path = hub.data_dir.path().join("jwt-secret");
+    let secret = std::fs::read_to_string(&secret_path).unwrap();
+    assert_eq!(secret.trim().len(), 64, "32 random bytes, hex");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secret_path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    let (dir, url) = hub.stop().await;
+
+    let hub = TestHub::start_on(dir, url).await;
+    assert_eq!(
+        std::fs::read_to_string(&secret_path).unwrap(),
+        secret,
+        "secret generated once"
+    );
+    // The old access token still verifies, so the secret was reused.
+    let resp = hub
+        .http_client
+        .get(hub.url("/api/v1/me"))
+        .bearer_auth(&auth.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, _) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "judy", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    hub.stop().await;
+}
+
+fn spawn_hub(data_dir: &std::path::Path, database_url: &str, http: u16) -> std::process::Child {
+    // The log sits beside the data dir, whose creation is the hub's job.
+    std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
+    let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
+    Command::new(HUB)
+        .arg("serve")
+        .env("HUB_DATA_DIR", data_dir)
+        .env("HUB_DATABASE_URL", database_url)
+        .env("HUB_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("HUB_TUNNEL_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("HUB_CLIENT_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("HUB_LOG_FORMAT", "json")
+        .env_remove("HUB_JWT_SECRET")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn sigterm_exits_zero_and_the_database_is_intact_after_restart() {
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("nested").join("data");
+    let database_url = match common::store_kind() {
+        "postgres" => common::fresh_postgres_database().await,
+        _ => format!("sqlite://{}", data_dir.join("hub.db").display()),
+    };
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_hub(&data_dir, &database_url, port);
+    wait_health(&client, &base, "ok", |s, _| s == 200).await;
+    assert!(data_dir.is_dir(), "data dir created on first start");
+
+    let resp = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"username": "kim", "email": "kim@example.com", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
+
+    let mut child = spawn_hub(&data_dir, &database_url, port);
+    wait_health(&client, &base, "ok after restart", |s, _| s == 200).await;
+    let resp = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "kim", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["is_admin"], true, "first user stays admin");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0),
+        "SIGINT also exits 0"
+    );
+}
+
+fn hub_cli(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(HUB)
+        .args(args)
+        .env("HUB_DATA_DIR", data_dir)
+        .env("HUB_DATABASE_URL", database_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn cli_migrate_and_user_create_from_stdin_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+
+    let out = hub_cli(dir.path(), &url, &["migrate"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+
+    let out = hub_cli(
+        dir.path(),
+        &url,
+        &[
+            "user",
+            "create",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+        ],
+        "s3cret-pass\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("as admin"),
+        "first user is admin"
+    );
+
+    let pw_file = dir.path().join("pw");
+    std::fs::write(&pw_file, "another-pass\n").unwrap();
+    let out = hub_cli(
+        dir.path(),
+        &url,
+        &[
+            "user",
+            "create",
+            "--username",
+            "sam",
+            "--email",
+            "sam@example.com",
+            "--password-file",
+            pw_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("admin"));
+
+    // Clear one-line errors, non-zero exit.
+    let out = hub_cli(
+        dir.path(),
+        &url,
+        &[
+            "user",
+            "create",
+            "--username",
+            "sam",
+            "--email",
+            "x@example.com",
+        ],
+        "pass-word-1\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hub_cli(
+        dir.path(),
+        &url,
+        &[
+            "user",
+            "create",
+            "--username",
+            "tiny",
+            "--email",
+            "t@example.com",
+        ],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+    let out = hub_cli(dir.path(), "mysql://nope", &["migrate"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL scheme"));
+
+    // The CLI-created users log in through the API.
+    let hub = TestHub::start_on(dir, url).await;
+    let (status, body) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "root", "password": "s3cret-pass"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["is_admin"], true);
+    let (status, _) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "sam", "password": "another-pass"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    hub.stop().await;
+}
+
+#[test]
+fn help_explains_every_subcommand_and_env_fallback() {
+    let out = Command::new(HUB)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "HUB_DATA_DIR",
+        "HUB_DATABASE_URL",
+        "HUB_HTTP_ADDR",
+        "HUB_TUNNEL_ADDR",
+        "HUB_CLIENT_ADDR",
+        "HUB_PUBLIC_URL",
+        "HUB_PUBLIC_DOMAIN",
+        "HUB_LOG_FORMAT",
+    ] {
+        assert!(
+            text.contains(needle),
+            "serve --help lacks {needle}:\n{text}"
+        );
+    }
+    let out = Command::new(HUB).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["serve", "migrate", "user", "version"] {
+        assert!(text.contains(needle), "--help lacks {needle}");
+    }
+}
