@@ -54,11 +54,20 @@ async fn login_throughput(database_url: String, concurrency: usize, total: usize
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", http.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let listeners = Listeners { http, tunnel: Bind::Addr(args.tunnel_addr), client: Bind::Addr(args.client_addr) };
+    let listeners = Listeners {
+        http,
+        tunnel: Bind::Addr(args.tunnel_addr),
+        client: Bind::Addr(args.client_addr),
+    };
     let hub = tokio::spawn(launch(config, listeners, shutdown.clone()));
     let client = reqwest::Client::new();
     loop {
-        if client.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
+        if client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -128,19 +137,32 @@ fn main() {
         hashes.push(time_ms(|| {
             hash_blocking(b"benchmark-password").unwrap();
         }));
-        verifies.push(time_ms(|| assert!(verify_blocking(b"benchmark-password", &hash))));
+        verifies.push(time_ms(|| {
+            assert!(verify_blocking(b"benchmark-password", &hash))
+        }));
     }
-    let (hash_min, hash_max) = (hashes.iter().copied().fold(f64::MAX, f64::min), hashes.iter().copied().fold(0.0, f64::max));
+    let (hash_min, hash_max) = (
+        hashes.iter().copied().fold(f64::MAX, f64::min),
+        hashes.iter().copied().fold(0.0, f64::max),
+    );
     let hash_median = median(&mut hashes);
     let verify_median = median(&mut verifies);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| Argon2id hash (m=19456 KiB, t=2, p=1), median of {RUNS} | {hash_median:.1} ms (min {hash_min:.1}, max {hash_max:.1}) |");
+    println!(
+        "| Argon2id hash (m=19456 KiB, t=2, p=1), median of {RUNS} | {hash_median:.1} ms (min {hash_min:.1}, max {hash_max:.1}) |"
+    );
     println!("| Argon2id verify, median of {RUNS} | {verify_median:.1} ms |");
-    println!("| Argon2 bound on login rate ({cpus} CPUs / verify time) | {:.0} req/s |", cpus as f64 * 1000.0 / verify_median);
+    println!(
+        "| Argon2 bound on login rate ({cpus} CPUs / verify time) | {:.0} req/s |",
+        cpus as f64 * 1000.0 / verify_median
+    );
     let mut stores = vec![("SQLite", None)];
     if let Ok(server) = std::env::var("PHLIX_TEST_POSTGRES_URL") {
         stores.push(("PostgreSQL", Some(server)));
