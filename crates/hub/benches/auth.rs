@@ -49,6 +49,8 @@ async fn login_throughput(database_url: String, concurrency: usize, total: usize
         public_domain: None,
         log_format: None,
         health_interval: Duration::from_secs(15),
+        reaper_interval: Duration::from_secs(60),
+        offline_after: Duration::from_secs(180),
     };
     let config = Config::load(&args).unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -55,6 +55,14 @@ pub struct ServeArgs {
     #[arg(long, env = "HUB_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 
+    /// How often the server reaper runs (marks silent servers offline, prunes old rows).
+    #[arg(long, env = "HUB_REAPER_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub reaper_interval: Duration,
+
+    /// A server without heartbeat for this long, and without an open tunnel, is offline.
+    #[arg(long, env = "HUB_OFFLINE_AFTER", default_value = "180s", value_parser = parse_duration)]
+    pub offline_after: Duration,
+
     /// How often the database is probed for `/health` (e.g. `15s`, `500ms`).
     #[arg(long, env = "HUB_HEALTH_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub health_interval: Duration,
@@ -177,6 +185,10 @@ pub struct Config {
     pub public_domain: Option<String>,
     pub jwt_secret: Secret,
     pub health_interval: Duration,
+    pub reaper_interval: Duration,
+    pub offline_after: Duration,
+    /// Host advertised in WebSocket endpoints (`HUB_WS_HOST`, else the public URL's host).
+    pub ws_host: String,
 }
 
 /// Name of the generated HS256 secret inside the data dir.
@@ -206,12 +218,34 @@ impl Config {
             http_addr: args.http_addr,
             tunnel_addr: args.tunnel_addr,
             client_addr: args.client_addr,
-            public_url,
             public_domain: args.public_domain.clone().filter(|d| !d.is_empty()),
             jwt_secret,
             health_interval: args.health_interval,
+            reaper_interval: args.reaper_interval,
+            offline_after: args.offline_after,
+            ws_host: std::env::var("HUB_WS_HOST")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| host_of(&public_url)),
+            public_url,
         })
     }
+}
+
+/// The host (without port) of an `http(s)://host[:port]/…` URL.
+#[must_use]
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if authority.starts_with('[') {
+        return authority
+            .split_once(']')
+            .map_or(authority.to_owned(), |(h, _)| format!("{h}]"));
+    }
+    authority.split(':').next().unwrap_or_default().to_owned()
 }
 
 /// Reads a secret from `NAME` or from the file named by `NAME_FILE`.
@@ -322,6 +356,13 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("3h").is_err());
+    }
+
+    #[test]
+    fn hosts_are_taken_from_urls() {
+        assert_eq!(host_of("https://hub.example.com:8443/x"), "hub.example.com");
+        assert_eq!(host_of("http://localhost:8800"), "localhost");
+        assert_eq!(host_of("http://[::1]:8800"), "[::1]");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod heartbeat;
+pub mod ratelimit;
 pub mod relay;
 pub mod server;
 pub mod settings;

@@ -14,11 +14,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::sync::Arc;
+
+use crate::auth::keys::KeyStore;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::session::SessionKeys;
 use crate::config::Config;
 use crate::health::{Health, HealthState};
-use crate::state::{AppState, Core};
+use crate::heartbeat::HeartbeatSink;
+use crate::state::{AppState, Core, Limits};
 use crate::store::{Store, StoreError};
 
 /// How long shutdown waits for in-flight requests before giving up on them.
@@ -188,6 +192,8 @@ async fn start(
     }
     health.set(HealthState::Starting("load-keys"));
     let sessions = SessionKeys::new(&config.jwt_secret);
+    let keys = KeyStore::load(&config.data_dir)?;
+    tracing::info!(kid = %keys.current().current().kid, "hub signing key loaded");
     health.set(HealthState::Starting("bind-listeners"));
     let tunnel = tunnel.into_listener("tunnel").await?;
     let client = client.into_listener("client").await?;
@@ -209,11 +215,16 @@ async fn start(
         shutdown.clone(),
         "client",
     );
-    state.set_ready(Core {
+    let core = Core {
+        config: Arc::new(config.clone()),
         store: store.clone(),
         sessions,
         passwords: PasswordHasherPool::default(),
-    });
+        keys,
+        heartbeats: HeartbeatSink::spawn(store.clone(), shutdown.clone(), tracker),
+        limits: Arc::new(Limits::default()),
+    };
+    state.set_ready(core.clone());
     health.set(HealthState::Ready);
     tracker.spawn(crate::health::probe_loop(
         store.clone(),
@@ -221,23 +232,50 @@ async fn start(
         config.health_interval,
         shutdown.clone(),
     ));
-    tracker.spawn(maintenance_loop(store.clone(), shutdown.clone()));
+    tracker.spawn(maintenance_loop(core, shutdown.clone()));
     tracing::info!("hub ready");
     Ok(Some(store))
 }
 
-/// Hourly clean-up of rows that only matter until they expire.
-async fn maintenance_loop(store: Store, shutdown: CancellationToken) {
+/// The server reaper and clean-up (SPEC D): every `reaper_interval`, servers silent for
+/// `offline_after` without an open tunnel go offline; heartbeat rows older than 7 days (and
+/// beyond 100 per server) are deleted, as are expired claims, revocations and rate-limit
+/// windows. The key files are re-read so a rotation takes effect without a restart.
+async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
+    let offline_after = i64::try_from(core.config.offline_after.as_secs()).unwrap_or(180);
     loop {
-        let now = crate::auth::now_unix();
-        let revoked = store.prune_revoked_refresh(now).await;
-        let limits = store.prune_rate_limits(now).await;
-        if let (Err(err), _) | (_, Err(err)) = (&revoked, &limits) {
-            tracing::warn!(error = %err, "maintenance failed; will retry");
-        }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            () = tokio::time::sleep(core.config.reaper_interval) => {}
+        }
+        let now = crate::auth::now_unix();
+        core.keys.reload_if_changed();
+        core.limits.heartbeat.prune(now);
+        core.limits.jwks.prune(now);
+        match core
+            .store
+            .reap_offline_servers(now - offline_after, now)
+            .await
+        {
+            Ok(ids) if !ids.is_empty() => tracing::info!(servers = ?ids, "servers went offline"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "server reaper failed; will retry"),
+        }
+        let results = [
+            core.store
+                .prune_heartbeats(now - HEARTBEAT_RETENTION_SECS, HEARTBEATS_KEPT_PER_SERVER)
+                .await,
+            core.store.prune_claims(now).await,
+            core.store.prune_revoked_refresh(now).await,
+            core.store.prune_rate_limits(now).await,
+        ];
+        if let Some(Err(err)) = results.iter().find(|r| r.is_err()) {
+            tracing::warn!(error = %err, "clean-up failed; will retry");
         }
     }
 }
+
+/// Heartbeat rows are kept 7 days…
+pub const HEARTBEAT_RETENTION_SECS: i64 = 7 * 86_400;
+/// …and at most this many per server.
+pub const HEARTBEATS_KEPT_PER_SERVER: i64 = 100;

@@ -2,18 +2,52 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::auth::keys::KeyStore;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::session::SessionKeys;
 use crate::config::Config;
 use crate::health::Health;
+use crate::heartbeat::HeartbeatSink;
+use crate::ratelimit::WindowLimiter;
 use crate::store::Store;
 
 /// The parts that exist only once start-up has finished.
 #[derive(Clone, Debug)]
 pub struct Core {
+    pub config: Arc<Config>,
     pub store: Store,
     pub sessions: SessionKeys,
     pub passwords: PasswordHasherPool,
+    /// The Ed25519 key ring for enrollment tokens and the JWKS.
+    pub keys: KeyStore,
+    pub heartbeats: HeartbeatSink,
+    pub limits: Arc<Limits>,
+}
+
+/// Per-node rate limits (SPEC B.6).
+#[derive(Debug)]
+pub struct Limits {
+    /// 30 heartbeats / 60 s per server.
+    pub heartbeat: WindowLimiter,
+    /// 120 JWKS fetches / 60 s per IP.
+    pub jwks: WindowLimiter,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            heartbeat: WindowLimiter::new(30, 60),
+            jwks: WindowLimiter::new(120, 60),
+        }
+    }
+}
+
+impl Core {
+    /// `<public url>/.well-known/jwks.json`.
+    #[must_use]
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.config.public_url)
+    }
 }
 
 #[derive(Debug)]

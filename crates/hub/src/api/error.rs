@@ -37,6 +37,13 @@ pub enum ApiError {
     /// 404 with a code.
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// 400 / 422 of a new endpoint (J.7 shape) with its own code.
+    #[error("{message}")]
+    Invalid {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// 405: the path exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -49,6 +56,38 @@ pub enum ApiError {
     /// 429 with `Retry-After`.
     #[error("rate limited for {retry_after}s")]
     RateLimited { retry_after: u64 },
+    /// 400 `HUB_PROTOCOL_UNSUPPORTED`: `Accept-Phlix-Protocol: v1` missing, or another version.
+    #[error("protocol v1 required")]
+    ProtocolUnsupported,
+    /// 400 with the PHP hub's `{"error":"Bad Request","message":…}` shape (no code).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 400 `SERVER_KEY_INVALID`: the server's JWK is not an Ed25519 public key.
+    #[error("invalid server key: {0}")]
+    ServerKeyInvalid(String),
+    /// 500 `HUB_INTERNAL_ERROR` that the PHP hub answers for over-long claim fields (SPEC I.6);
+    /// kept for byte compatibility, it is not a crash.
+    #[error("{0}")]
+    HubInternalQuirk(String),
+    /// 404/409/410 of claim redemption, code in `error` (SPEC C.2).
+    #[error("{code}")]
+    Claim {
+        status: StatusCode,
+        code: &'static str,
+        message: &'static str,
+    },
+    /// 401 of the enrollment gate: always `ENROLLMENT_TOKEN_EXPIRED` (SPEC I.7).
+    #[error("enrollment token refused")]
+    EnrollmentExpired,
+    /// 401 `{"error":"UNAUTHORIZED","message"}` of the controller-checked server routes.
+    #[error("{0}")]
+    ServerUnauthorized(&'static str),
+    /// 403 `AUTHORIZATION_FAILED`: the token's server is not the path's server.
+    #[error("server id mismatch")]
+    ServerIdMismatch,
+    /// 404 `SERVER_NOT_FOUND` on server-facing routes.
+    #[error("server not found")]
+    ServerNotFound,
     /// 503 while the hub is still starting.
     #[error("hub is starting ({step})")]
     Starting { step: &'static str },
@@ -132,6 +171,18 @@ impl ApiError {
             ),
             Self::Forbidden(code) => (StatusCode::FORBIDDEN, body("Forbidden", Some(code), None)),
             Self::NotFound(code) => (StatusCode::NOT_FOUND, body("Not Found", Some(code), None)),
+            Self::Invalid {
+                status,
+                code,
+                message,
+            } => (
+                *status,
+                body(
+                    status.canonical_reason().unwrap_or("Bad Request"),
+                    Some(code),
+                    Some(message.clone()),
+                ),
+            ),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 body("Method Not Allowed", Some("method_not_allowed"), None),
@@ -157,6 +208,51 @@ impl ApiError {
                         "Too many attempts; try again in {retry_after} seconds"
                     )),
                 ),
+            ),
+            Self::ProtocolUnsupported => (
+                StatusCode::BAD_REQUEST,
+                body(
+                    "HUB_PROTOCOL_UNSUPPORTED",
+                    None,
+                    Some("Accept-Phlix-Protocol: v1 required".into()),
+                ),
+            ),
+            Self::BadRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                body("Bad Request", None, Some(message.clone())),
+            ),
+            Self::ServerKeyInvalid(message) => (
+                StatusCode::BAD_REQUEST,
+                body("SERVER_KEY_INVALID", None, Some(message.clone())),
+            ),
+            Self::HubInternalQuirk(message) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                body("HUB_INTERNAL_ERROR", None, Some(message.clone())),
+            ),
+            Self::Claim {
+                status,
+                code,
+                message,
+            } => (*status, body(code, None, Some((*message).to_owned()))),
+            Self::EnrollmentExpired => (
+                StatusCode::UNAUTHORIZED,
+                body("Unauthorized", Some("ENROLLMENT_TOKEN_EXPIRED"), None),
+            ),
+            Self::ServerUnauthorized(message) => (
+                StatusCode::UNAUTHORIZED,
+                body("UNAUTHORIZED", None, Some((*message).to_owned())),
+            ),
+            Self::ServerIdMismatch => (
+                StatusCode::FORBIDDEN,
+                body(
+                    "AUTHORIZATION_FAILED",
+                    None,
+                    Some("Server ID mismatch".into()),
+                ),
+            ),
+            Self::ServerNotFound => (
+                StatusCode::NOT_FOUND,
+                body("SERVER_NOT_FOUND", None, Some("Server not found".into())),
             ),
             Self::Starting { step } => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -182,3 +182,130 @@ impl FromRequestParts<AppState> for CurrentUser {
         Ok(Self { user, claims })
     }
 }
+
+/// `axum::extract::Path` with a JSON 400 instead of a plain-text rejection.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|rejection| ApiError::Validation {
+                code: "invalid_path",
+                message: rejection.body_text(),
+            })
+    }
+}
+
+/// The protocol gate (SPEC I.4): `Accept-Phlix-Protocol` must be exactly `v1`.
+#[derive(Debug, Clone, Copy)]
+pub struct PhlixProtocol;
+
+impl<S: Send + Sync> FromRequestParts<S> for PhlixProtocol {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("accept-phlix-protocol") {
+            Some(value) if value.as_bytes() == b"v1" => Ok(Self),
+            _ => Err(ApiError::ProtocolUnsupported),
+        }
+    }
+}
+
+/// The enrollment gate: a valid enrollment JWT in `Authorization: Bearer`. Any failure is the
+/// PHP hub's `401 ENROLLMENT_TOKEN_EXPIRED`; callers compare `claims.server_id` with the path.
+#[derive(Debug, Clone)]
+pub struct EnrolledServer {
+    pub claims: crate::auth::enrollment::EnrollmentClaims,
+}
+
+impl EnrolledServer {
+    /// Verifies the bearer token of `parts`, if any.
+    fn verify(parts: &Parts, core: &Core) -> Option<Self> {
+        let token = bearer_token(parts)?;
+        let keys = core.keys.current();
+        match crate::auth::enrollment::verify(&keys, token, crate::auth::now_unix()) {
+            Ok(claims) => Some(Self { claims }),
+            Err(err) => {
+                tracing::debug!(error = %err, "enrollment token refused");
+                None
+            }
+        }
+    }
+
+    /// Refuses unless the token belongs to the server in the path (403 `AUTHORIZATION_FAILED`).
+    ///
+    /// # Errors
+    /// [`ApiError::ServerIdMismatch`].
+    pub fn require_server(&self, server_id: &str) -> Result<(), ApiError> {
+        if self.claims.server_id == server_id {
+            Ok(())
+        } else {
+            Err(ApiError::ServerIdMismatch)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for EnrolledServer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ready(core) = Ready::from_request_parts(parts, state).await?;
+        Self::verify(parts, &core).ok_or(ApiError::EnrollmentExpired)
+    }
+}
+
+/// Like [`EnrolledServer`] but for the controller-checked routes (subdomain, relay signpost),
+/// whose failure is `401 {"error":"UNAUTHORIZED","message":…}`.
+#[derive(Debug, Clone)]
+pub struct ServerBearer(pub EnrolledServer);
+
+impl FromRequestParts<AppState> for ServerBearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ready(core) = Ready::from_request_parts(parts, state).await?;
+        if bearer_token(parts).is_none() {
+            return Err(ApiError::ServerUnauthorized("Missing enrollment token"));
+        }
+        EnrolledServer::verify(parts, &core)
+            .map(Self)
+            .ok_or(ApiError::ServerUnauthorized(
+                "Invalid or expired enrollment token",
+            ))
+    }
+}
+
+/// The admin gate: an authenticated user with `is_admin` (403 otherwise).
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        if user.user.is_admin {
+            Ok(Self(user))
+        } else {
+            Err(ApiError::Forbidden("auth.admin_required"))
+        }
+    }
+}

@@ -1,13 +1,16 @@
 //! The JSON API on the HTTP listener (port 8800): one router, one error type, JSON everywhere.
 
 pub mod auth;
+pub mod claims;
+pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod servers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -26,11 +29,47 @@ pub fn router(state: AppState) -> Router {
         .route("/refresh", post(auth::refresh))
         .route("/logout", post(auth::logout))
         .route("/me", get(auth::me));
+    let me = Router::new()
+        .route("/me", get(auth::me))
+        .route("/me/servers", get(directory::list))
+        .route(
+            "/me/servers/{id}",
+            get(directory::detail).delete(directory::remove),
+        )
+        .route("/me/servers/{id}/access-info", get(directory::access_info))
+        .route("/me/servers/{id}/relay-token", post(directory::relay_token))
+        .route("/me/libraries", get(directory::libraries))
+        .route(
+            "/me/hub-settings",
+            get(directory::get_settings).put(directory::put_settings),
+        );
+    let servers = Router::new()
+        .route("/{id}", delete(servers::deregister))
+        .route("/{id}/heartbeat", post(servers::heartbeat))
+        .route("/{id}/renew", post(servers::renew))
+        .route("/{id}/info", get(servers::info))
+        .route("/{id}/relay", post(servers::relay_signpost))
+        .route(
+            "/{id}/subdomain",
+            post(servers::claim_subdomain).delete(servers::release_subdomain),
+        );
+    let claims = Router::new()
+        .route("/new", post(claims::new_claim))
+        .route("/claim", post(claims::redeem))
+        .route("/{claim_id}", get(claims::poll_claim));
     let api = Router::new()
         .nest("/auth", auth)
-        .route("/me", get(auth::me));
+        .merge(me)
+        .nest("/servers", servers)
+        .nest("/server-claims", claims)
+        .route(
+            "/admin/settings",
+            get(directory::get_settings).put(directory::put_settings),
+        );
     Router::new()
         .route("/health", get(crate::health::handler))
+        .route("/.well-known/jwks.json", get(directory::jwks))
+        .route("/client/{server_id}", get(servers::client_signpost))
         .nest("/api/v1", api)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

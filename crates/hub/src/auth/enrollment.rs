@@ -55,9 +55,19 @@ pub enum EnrollmentError {
 
 /// Mints an enrollment token for `server_id` living `ttl_secs`.
 #[must_use]
-pub fn mint(keys: &KeyRing, server_id: &str, hub_base_url: &str, ttl_secs: i64, now: i64) -> String {
+pub fn mint(
+    keys: &KeyRing,
+    server_id: &str,
+    hub_base_url: &str,
+    ttl_secs: i64,
+    now: i64,
+) -> String {
     let kid = keys.current().kid.clone();
-    let header = JoseHeader { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(kid.clone()) };
+    let header = JoseHeader {
+        alg: "EdDSA".into(),
+        typ: Some("JWT".into()),
+        kid: Some(kid.clone()),
+    };
     let claims = EnrollmentClaims {
         iss: ISSUER.into(),
         sub: server_id.into(),
@@ -71,7 +81,11 @@ pub fn mint(keys: &KeyRing, server_id: &str, hub_base_url: &str, ttl_secs: i64, 
     // Serialising these plain structs cannot fail.
     let header = serde_json::to_vec(&header).unwrap_or_default();
     let claims = serde_json::to_vec(&claims).unwrap_or_default();
-    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
     let signature = keys.sign(signing_input.as_bytes());
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
@@ -84,7 +98,8 @@ pub fn mint(keys: &KeyRing, server_id: &str, hub_base_url: &str, ttl_secs: i64, 
 /// [`EnrollmentError`] saying why.
 pub fn verify(keys: &KeyRing, token: &str, now: i64) -> Result<EnrollmentClaims, EnrollmentError> {
     let mut parts = token.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(EnrollmentError::Malformed);
     };
@@ -108,7 +123,10 @@ pub fn verify(keys: &KeyRing, token: &str, now: i64) -> Result<EnrollmentClaims,
         .ok_or(EnrollmentError::Malformed)?;
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
     key.key
-        .verify_strict(&token.as_bytes()[..signing_input_len], &Signature::from_bytes(&signature))
+        .verify_strict(
+            &token.as_bytes()[..signing_input_len],
+            &Signature::from_bytes(&signature),
+        )
         .map_err(|_| EnrollmentError::BadSignature)?;
     let claims: EnrollmentClaims = URL_SAFE_NO_PAD
         .decode(payload_b64)

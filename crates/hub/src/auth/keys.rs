@@ -114,10 +114,12 @@ fn decode_key_file(text: &str) -> anyhow::Result<SigningKey> {
     if !text.contains(PEM_BEGIN) || !text.contains(PEM_END) {
         bail!("not an ED25519 PRIVATE KEY file");
     }
-    let bytes = STANDARD.decode(body.as_bytes()).context("key body is not base64")?;
-    let secret: [u8; 64] = bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| anyhow::anyhow!("key is {} bytes, expected 64 (seed ‖ public)", b.len()))?;
+    let bytes = STANDARD
+        .decode(body.as_bytes())
+        .context("key body is not base64")?;
+    let secret: [u8; 64] = bytes.try_into().map_err(|b: Vec<u8>| {
+        anyhow::anyhow!("key is {} bytes, expected 64 (seed ‖ public)", b.len())
+    })?;
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&secret[..32]);
     let signing = SigningKey::from_bytes(&seed);
@@ -135,25 +137,34 @@ impl KeyRing {
     pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Self> {
         let path = data_dir.join(KEY_FILE);
         let signing = match std::fs::read_to_string(&path) {
-            Ok(text) => decode_key_file(&text).with_context(|| format!("reading hub key {}", path.display()))?,
+            Ok(text) => decode_key_file(&text)
+                .with_context(|| format!("reading hub key {}", path.display()))?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let signing = SigningKey::from_bytes(&random_bytes::<32>());
                 write_private_file(&path, encode_key_file(&signing).as_bytes())?;
                 tracing::info!(path = %path.display(), kid = %kid_of(signing.verifying_key().as_bytes()), "generated the hub signing key");
                 signing
             }
-            Err(err) => return Err(err).with_context(|| format!("reading hub key {}", path.display())),
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading hub key {}", path.display()));
+            }
         };
         let previous = match std::fs::read_to_string(previous_path(&path)) {
             Ok(text) => {
-                let file: PreviousKeyFile = serde_json::from_str(&text).context("reading the previous-key sidecar")?;
+                let file: PreviousKeyFile =
+                    serde_json::from_str(&text).context("reading the previous-key sidecar")?;
                 let bytes: [u8; 32] = STANDARD
                     .decode(&file.public)
                     .ok()
                     .and_then(|b| b.try_into().ok())
                     .context("previous key is not 32 bytes of base64")?;
-                let key = VerifyingKey::from_bytes(&bytes).context("previous key is not a valid Ed25519 point")?;
-                Some(PublicKey { kid: file.kid, key, expires_at: Some(file.expires_at) })
+                let key = VerifyingKey::from_bytes(&bytes)
+                    .context("previous key is not a valid Ed25519 point")?;
+                Some(PublicKey {
+                    kid: file.kid,
+                    key,
+                    expires_at: Some(file.expires_at),
+                })
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
             Err(err) => return Err(err).context("reading the previous-key sidecar"),
@@ -163,7 +174,11 @@ impl KeyRing {
             key: signing.verifying_key(),
             expires_at: None,
         };
-        Ok(Self { signing, current, previous })
+        Ok(Self {
+            signing,
+            current,
+            previous,
+        })
     }
 
     /// Replaces the key in `data_dir` with a new one; the old public key keeps verifying for
@@ -179,7 +194,10 @@ impl KeyRing {
             public: STANDARD.encode(old.current.key.as_bytes()),
             expires_at: now_unix() + ROTATION_OVERLAP_SECS,
         };
-        write_private_file(&previous_path(&path), serde_json::to_string_pretty(&sidecar)?.as_bytes())?;
+        write_private_file(
+            &previous_path(&path),
+            serde_json::to_string_pretty(&sidecar)?.as_bytes(),
+        )?;
         let signing = SigningKey::from_bytes(&random_bytes::<32>());
         write_private_file(&path, encode_key_file(&signing).as_bytes())?;
         Ok((old.current.kid, kid_of(signing.verifying_key().as_bytes())))
@@ -195,7 +213,11 @@ impl KeyRing {
     #[must_use]
     pub fn verifying_keys(&self, now: i64) -> Vec<&PublicKey> {
         std::iter::once(&self.current)
-            .chain(self.previous.iter().filter(|p| p.expires_at.is_some_and(|exp| exp > now)))
+            .chain(
+                self.previous
+                    .iter()
+                    .filter(|p| p.expires_at.is_some_and(|exp| exp > now)),
+            )
             .collect()
     }
 
@@ -209,5 +231,65 @@ impl KeyRing {
     #[must_use]
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
+    }
+}
+
+/// The hub's key ring as the running hub sees it: reloaded when `phlix-hub rotate-key` rewrites
+/// the key files, so a rotation needs no restart.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    data_dir: PathBuf,
+    ring: tokio::sync::watch::Sender<std::sync::Arc<KeyRing>>,
+    fingerprint: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+fn fingerprint(data_dir: &Path) -> String {
+    let path = data_dir.join(KEY_FILE);
+    let key = std::fs::read_to_string(&path).unwrap_or_default();
+    let previous = std::fs::read_to_string(previous_path(&path)).unwrap_or_default();
+    hex::encode(Sha256::digest(format!("{key}\0{previous}")))
+}
+
+impl KeyStore {
+    /// Loads (or creates) the key ring of `data_dir`.
+    ///
+    /// # Errors
+    /// See [`KeyRing::load_or_create`].
+    pub fn load(data_dir: &Path) -> anyhow::Result<Self> {
+        let ring = KeyRing::load_or_create(data_dir)?;
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            ring: tokio::sync::watch::Sender::new(std::sync::Arc::new(ring)),
+            fingerprint: std::sync::Arc::new(std::sync::Mutex::new(fingerprint(data_dir))),
+        })
+    }
+
+    /// The key ring in force.
+    #[must_use]
+    pub fn current(&self) -> std::sync::Arc<KeyRing> {
+        self.ring.borrow().clone()
+    }
+
+    /// Reloads the ring when the key files changed on disk; a broken file keeps the old ring.
+    pub fn reload_if_changed(&self) {
+        let now = fingerprint(&self.data_dir);
+        let mut seen = self
+            .fingerprint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *seen == now {
+            return;
+        }
+        match KeyRing::load_or_create(&self.data_dir) {
+            Ok(ring) => {
+                tracing::info!(kid = %ring.current().kid, "hub signing key reloaded");
+                self.ring.send_replace(std::sync::Arc::new(ring));
+                *seen = now;
+            }
+            Err(err) => tracing::error!(
+                error = format!("{err:#}"),
+                "key files changed but cannot be loaded; keeping the old key"
+            ),
+        }
     }
 }

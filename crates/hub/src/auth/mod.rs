@@ -1,5 +1,7 @@
 //! Credentials: Argon2id password hashes, HS256 user session tokens and random secrets.
 
+pub mod enrollment;
+pub mod keys;
 pub mod password;
 pub mod session;
 

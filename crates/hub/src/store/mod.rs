@@ -7,6 +7,8 @@
 //! binary and append-only (`migrations/{sqlite,postgres}`). Times are unix seconds everywhere.
 
 mod audit;
+mod claims;
+mod heartbeats;
 mod ratelimit;
 mod servers;
 mod settings;
@@ -23,7 +25,9 @@ use sqlx::sqlite::{
 use crate::config::DatabaseUrl;
 
 pub use audit::AuditEntry;
-pub use servers::ServerRow;
+pub use claims::{ClaimRow, PollOutcome, Redemption};
+pub use heartbeats::{HeartbeatRecord, library_hash};
+pub use servers::{HeartbeatRow, LibraryRow, ServerRow, UserLibraryRow};
 pub use users::{NewUser, UserRow};
 
 /// Expands `$body` once for each backend with `$pool` bound to that backend's pool.

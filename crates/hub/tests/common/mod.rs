@@ -74,6 +74,8 @@ pub fn serve_args(data_dir: &Path, database_url: &str) -> ServeArgs {
         public_domain: None,
         log_format: None,
         health_interval: Duration::from_millis(200),
+        reaper_interval: Duration::from_secs(60),
+        offline_after: Duration::from_secs(180),
     }
 }
 
