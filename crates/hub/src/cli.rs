@@ -34,6 +34,10 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Replace the hub's Ed25519 signing key. Enrollment tokens signed by the old key keep
+    /// verifying for 24 h (both keys are published in the JWKS meanwhile); a running hub picks
+    /// the new key up within one reaper interval.
+    RotateKey(KeyArgs),
     /// Print the version.
     Version,
 }
@@ -47,6 +51,14 @@ pub struct StoreArgs {
     /// Database URL [default: sqlite://<data-dir>/hub.db].
     #[arg(long, env = "HUB_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+}
+
+/// Where the keys are.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// Data directory [env: HUB_DATA_DIR].
+    #[arg(long, env = "HUB_DATA_DIR", default_value = "./phlix-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +95,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(&args).await,
         Command::User(UserCommand::Create(args)) => create_user(args).await,
+        Command::RotateKey(args) => {
+            crate::config::create_private_dir(&args.data_dir)?;
+            let (old, new) = crate::auth::keys::KeyRing::rotate(&args.data_dir)?;
+            println!("rotated the hub signing key: {old} -> {new}");
+            println!(
+                "tokens signed by {old} keep verifying for 24 hours; running hubs reload the key by themselves"
+            );
+            Ok(())
+        }
         Command::Version => {
             println!("phlix-hub {}", env!("CARGO_PKG_VERSION"));
             Ok(())

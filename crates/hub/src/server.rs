@@ -197,6 +197,7 @@ async fn start(
     health.set(HealthState::Starting("bind-listeners"));
     let tunnel = tunnel.into_listener("tunnel").await?;
     let client = client.into_listener("client").await?;
+    let (tunnel_port, client_port) = (tunnel.local_addr()?.port(), client.local_addr()?.port());
     tracing::info!(
         tunnel = %tunnel.local_addr()?, client = %client.local_addr()?,
         "relay listeners bound"
@@ -223,6 +224,8 @@ async fn start(
         keys,
         heartbeats: HeartbeatSink::spawn(store.clone(), shutdown.clone(), tracker),
         limits: Arc::new(Limits::default()),
+        tunnel_port,
+        client_port,
     };
     state.set_ready(core.clone());
     health.set(HealthState::Ready);

@@ -22,6 +22,10 @@ pub struct Core {
     pub keys: KeyStore,
     pub heartbeats: HeartbeatSink,
     pub limits: Arc<Limits>,
+    /// Port the tunnel listener is bound to (advertised in signposts).
+    pub tunnel_port: u16,
+    /// Port the client-mount listener is bound to.
+    pub client_port: u16,
 }
 
 /// Per-node rate limits (SPEC B.6).

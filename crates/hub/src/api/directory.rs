@@ -155,7 +155,7 @@ pub async fn access_info(
         "direct": { "hostname_candidates": info.hostname_candidates },
         "relay": {
             "active": info.relay_active,
-            "client_ws_endpoint": format!("ws://{}:{}/client/{}", config.ws_host, config.client_addr.port(), info.server_id),
+            "client_ws_endpoint": format!("ws://{}:{}/client/{}", config.ws_host, core.client_port, info.server_id),
             "http_proxy_base": format!("{}/api/v1/servers/{}/proxy", config.public_url, info.server_id),
             "token_endpoint": format!("{}/api/v1/me/servers/{}/relay-token", config.public_url, info.server_id),
         },

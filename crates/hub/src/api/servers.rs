@@ -398,11 +398,7 @@ pub async fn relay_signpost(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     server.require_server(&server_id)?;
-    let endpoint = format!(
-        "ws://{}:{}",
-        core.config.ws_host,
-        core.config.tunnel_addr.port()
-    );
+    let endpoint = format!("ws://{}:{}", core.config.ws_host, core.tunnel_port);
     let mut response = signpost(
         is_websocket_upgrade(&headers),
         "relay.ws_http_endpoint",
@@ -427,7 +423,7 @@ pub async fn client_signpost(
     let endpoint = format!(
         "ws://{}:{}/client/{}",
         core.config.ws_host,
-        core.config.client_addr.port(),
+        core.client_port,
         utf8_percent_path(&server_id)
     );
     signpost(

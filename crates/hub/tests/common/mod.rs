@@ -3,6 +3,8 @@
 //! with `PHLIX_TEST_POSTGRES_URL` naming a server where databases may be created).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_server;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -108,7 +110,27 @@ impl TestHub {
 
     /// Starts a hub without waiting for it to become ready.
     pub async fn spawn(data_dir: tempfile::TempDir, database_url: String) -> Self {
-        let config = Config::load(&serve_args(data_dir.path(), &database_url)).unwrap();
+        Self::spawn_with(data_dir, database_url, |_| {}).await
+    }
+
+    /// Starts a hub with adjusted flags (short reaper timers, …) and waits until ready.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServeArgs)) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database_url(data_dir.path()).await;
+        let hub = Self::spawn_with(data_dir, database_url, adjust).await;
+        hub.wait_ready().await;
+        hub
+    }
+
+    /// Starts a hub with adjusted flags without waiting.
+    pub async fn spawn_with(
+        data_dir: tempfile::TempDir,
+        database_url: String,
+        adjust: impl FnOnce(&mut ServeArgs),
+    ) -> Self {
+        let mut args = serve_args(data_dir.path(), &database_url);
+        adjust(&mut args);
+        let config = Config::load(&args).unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
