@@ -212,6 +212,29 @@ async fn a_fake_phlix_server_pairs_heartbeats_renews_and_deregisters() {
     assert_eq!(body["error"], "SERVER_NOT_FOUND");
     let (_, listing) = get_json(&hub, &owner, "/api/v1/me/servers").await;
     assert_eq!(listing, json!({"servers": []}));
+    for (method, path) in [
+        (Method::POST, format!("/api/v1/servers/{server_id}/renew")),
+        (Method::GET, format!("/api/v1/servers/{server_id}/info")),
+        (
+            Method::POST,
+            format!("/api/v1/servers/{server_id}/subdomain"),
+        ),
+    ] {
+        let (status, body) = status_json(
+            server
+                .call(method, &path)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("SERVER_NOT_FOUND")),
+            "{path}"
+        );
+    }
     hub.stop().await;
 }
 

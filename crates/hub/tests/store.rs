@@ -259,3 +259,240 @@ async fn servers_of_a_user_report_relay_and_library_facts() {
     }
     store.close().await;
 }
+
+fn claim(id: &str, code: &str, x: &str, expires_at: i64) -> phlix_hub::store::ClaimRow {
+    phlix_hub::store::ClaimRow {
+        id: id.into(),
+        claim_code: code.into(),
+        server_name: "NAS".into(),
+        version: "0.45.0".into(),
+        hostname_candidates_json: "[]".into(),
+        protocol_version: "v1".into(),
+        public_key_jwk: "{}".into(),
+        public_key_x: x.into(),
+        status: "pending".into(),
+        expires_at,
+        created_at: 0,
+    }
+}
+
+#[tokio::test]
+async fn claims_redeem_once_and_poll_once() {
+    use phlix_hub::store::{PollOutcome, Redemption};
+    let (_dir, store) = fresh_store().await;
+    let owner = store.create_user(&new_user("owner", 1)).await.unwrap();
+    store
+        .insert_claim(&claim("c1", "AAAA-BBBB", "key1", 1000))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_claim(&claim("c2", "AAAA-BBBB", "key2", 1000))
+            .await,
+        Err(StoreError::Conflict("claim_code"))
+    ));
+    assert_eq!(
+        store
+            .pending_claim_for_key("key1", 10)
+            .await
+            .unwrap()
+            .map(|c| c.id),
+        Some("c1".into())
+    );
+    assert!(
+        store
+            .pending_claim_for_key("key1", 1000)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired claims are not reused"
+    );
+    assert_eq!(
+        store.poll_claim("c1", 10).await.unwrap(),
+        PollOutcome::Pending
+    );
+
+    assert_eq!(
+        store
+            .redeem_claim("ZZZZ-ZZZZ", &owner.id, "s0", 10)
+            .await
+            .unwrap(),
+        Redemption::NotFound
+    );
+    assert_eq!(
+        store
+            .redeem_claim("AAAA-BBBB", &owner.id, "s1", 10)
+            .await
+            .unwrap(),
+        Redemption::Paired {
+            server_id: "s1".into()
+        }
+    );
+    assert_eq!(
+        store
+            .redeem_claim("AAAA-BBBB", &owner.id, "s2", 11)
+            .await
+            .unwrap(),
+        Redemption::AlreadyClaimed
+    );
+    let server = store.server_by_id("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            server.status.as_str(),
+            server.user_id.as_str(),
+            server.enrolled_at
+        ),
+        ("online", owner.id.as_str(), 10)
+    );
+    assert!(
+        store.server_by_id("s2").await.unwrap().is_none(),
+        "the losing redemption wrote nothing"
+    );
+
+    assert_eq!(
+        store.poll_claim("c1", 12).await.unwrap(),
+        PollOutcome::Claimed {
+            server_id: "s1".into()
+        }
+    );
+    assert_eq!(
+        store.poll_claim("c1", 13).await.unwrap(),
+        PollOutcome::Expired,
+        "collected once"
+    );
+
+    store
+        .insert_claim(&claim("c3", "CCCC-DDDD", "key3", 20))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_claim("CCCC-DDDD", &owner.id, "s3", 20)
+            .await
+            .unwrap(),
+        Redemption::Expired
+    );
+    assert_eq!(
+        store.poll_claim("c3", 20).await.unwrap(),
+        PollOutcome::Expired
+    );
+    assert_eq!(store.prune_claims(20 + 86_401).await.unwrap(), 1);
+    store.close().await;
+}
+
+fn heartbeat(
+    server_id: &str,
+    at: i64,
+    libraries: Option<Vec<(&str, &str)>>,
+) -> phlix_hub::store::HeartbeatRecord {
+    phlix_hub::store::HeartbeatRecord {
+        server_id: server_id.into(),
+        version: "0.46.0".into(),
+        sent_at: at,
+        uptime_seconds: at,
+        active_sessions: 1,
+        active_transcodes: 0,
+        hostname_candidates_json: Some(r#"["http://nas:8096"]"#.into()),
+        host_metrics_json: None,
+        libraries: libraries.map(|list| {
+            list.into_iter()
+                .map(|(id, name)| phlix_hub::store::LibraryRow {
+                    library_id: id.into(),
+                    library_name: name.into(),
+                })
+                .collect()
+        }),
+        received_at: at,
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_batches_update_servers_libraries_and_are_pruned() {
+    let (_dir, store) = fresh_store().await;
+    let owner = store.create_user(&new_user("owner", 1)).await.unwrap();
+    store
+        .insert_claim(&claim("c1", "AAAA-BBBB", "k", 1000))
+        .await
+        .unwrap();
+    store
+        .redeem_claim("AAAA-BBBB", &owner.id, "s1", 10)
+        .await
+        .unwrap();
+
+    let found = store
+        .write_heartbeats(&[
+            heartbeat("s1", 20, Some(vec![("b", "Shows"), ("a", "Movies")])),
+            heartbeat("ghost", 20, None),
+            heartbeat("s1", 21, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(found, vec![true, false, true]);
+    let server = store.server_by_id("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            server.last_seen_at,
+            server.version.as_str(),
+            server.library_count
+        ),
+        (Some(21), "0.46.0", 2)
+    );
+    assert_eq!(server.hostname_candidates_json, r#"["http://nas:8096"]"#);
+    let names: Vec<String> = store
+        .libraries_of_server("s1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.library_name)
+        .collect();
+    assert_eq!(names, vec!["Movies", "Shows"]);
+    assert_eq!(store.libraries_of_user(&owner.id).await.unwrap().len(), 2);
+    // A changed list replaces the libraries; the hash is order-independent.
+    assert_eq!(
+        phlix_hub::store::library_hash(&store.libraries_of_server("s1").await.unwrap()),
+        phlix_hub::store::library_hash(
+            &heartbeat("s1", 0, Some(vec![("b", "Shows"), ("a", "Movies")]))
+                .libraries
+                .unwrap()
+        )
+    );
+    store
+        .write_heartbeats(&[heartbeat("s1", 22, Some(vec![("c", "Music")]))])
+        .await
+        .unwrap();
+    assert_eq!(store.libraries_of_server("s1").await.unwrap().len(), 1);
+    assert_eq!(store.recent_heartbeats("s1", 50).await.unwrap().len(), 3);
+
+    // Reaper: silent and no tunnel → offline, once.
+    assert_eq!(
+        store.reap_offline_servers(22, 100).await.unwrap(),
+        Vec::<String>::new(),
+        "heard from at 22"
+    );
+    assert_eq!(
+        store.reap_offline_servers(23, 100).await.unwrap(),
+        vec!["s1".to_owned()]
+    );
+    assert_eq!(
+        store.reap_offline_servers(23, 101).await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    // Retention: older than the cut-off, and beyond `keep` per server.
+    let many: Vec<_> = (100..110).map(|t| heartbeat("s1", t, None)).collect();
+    store.write_heartbeats(&many).await.unwrap();
+    assert_eq!(store.prune_heartbeats(50, 4).await.unwrap(), 3 + 6);
+    let left: Vec<i64> = store
+        .recent_heartbeats("s1", 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.received_at)
+        .collect();
+    assert_eq!(left, vec![109, 108, 107, 106]);
+    // Deleting the server cascades.
+    assert!(store.delete_server("s1").await.unwrap());
+    assert!(store.recent_heartbeats("s1", 50).await.unwrap().is_empty());
+    assert!(store.libraries_of_user(&owner.id).await.unwrap().is_empty());
+    store.close().await;
+}

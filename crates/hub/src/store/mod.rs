@@ -78,17 +78,20 @@ impl From<sqlx::Error> for StoreError {
 /// Names the column behind a unique violation from the constraint name (PostgreSQL) or the
 /// message (`UNIQUE constraint failed: users.email`, SQLite).
 fn conflicting_column(text: &str) -> &'static str {
-    [
-        "username",
-        "email",
-        "subdomain",
-        "claim_code",
-        "token_hash",
-        "jti",
-    ]
-    .into_iter()
-    .find(|column| text.contains(column))
-    .unwrap_or("record")
+    // Index names of the migrations (PostgreSQL reports them) and column names (SQLite).
+    const NEEDLES: [(&str, &str); 7] = [
+        ("username", "username"),
+        ("email", "email"),
+        ("subdomain", "subdomain"),
+        ("claim_code", "claim_code"),
+        ("server_claims_code", "claim_code"),
+        ("token_hash", "token_hash"),
+        ("client_relay_tokens_hash", "token_hash"),
+    ];
+    NEEDLES
+        .into_iter()
+        .find(|(needle, _)| text.contains(needle))
+        .map_or("record", |(_, column)| column)
 }
 
 /// Result alias of the storage layer.
@@ -216,6 +219,18 @@ mod tests {
         assert_eq!(
             conflicting_column("users_username_lower duplicate key"),
             "username"
+        );
+        assert_eq!(
+            conflicting_column("server_claims_code duplicate key value"),
+            "claim_code"
+        );
+        assert_eq!(
+            conflicting_column("UNIQUE constraint failed: server_claims.claim_code"),
+            "claim_code"
+        );
+        assert_eq!(
+            conflicting_column("client_relay_tokens_hash duplicate"),
+            "token_hash"
         );
         assert_eq!(conflicting_column("something else"), "record");
     }
