@@ -51,6 +51,10 @@ async fn login_throughput(database_url: String, concurrency: usize, total: usize
         health_interval: Duration::from_secs(15),
         reaper_interval: Duration::from_secs(60),
         offline_after: Duration::from_secs(180),
+        relay_heartbeat: Duration::from_secs(30),
+        relay_stale_after: Duration::from_secs(90),
+        relay_drain_grace: Duration::from_secs(10),
+        node_name: Some("test-node".into()),
     };
     let config = Config::load(&args).unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();

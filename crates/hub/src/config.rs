@@ -63,6 +63,22 @@ pub struct ServeArgs {
     #[arg(long, env = "HUB_OFFLINE_AFTER", default_value = "180s", value_parser = parse_duration)]
     pub offline_after: Duration,
 
+    /// Interval of the hub's HEARTBEAT frames on every tunnel.
+    #[arg(long, env = "HUB_RELAY_HEARTBEAT", default_value = "30s", value_parser = parse_duration)]
+    pub relay_heartbeat: Duration,
+
+    /// A tunnel with no inbound frame for this long is closed (`timeout`).
+    #[arg(long, env = "HUB_RELAY_STALE_AFTER", default_value = "90s", value_parser = parse_duration)]
+    pub relay_stale_after: Duration,
+
+    /// How long a displaced tunnel may finish its in-flight requests.
+    #[arg(long, env = "HUB_RELAY_DRAIN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub relay_drain_grace: Duration,
+
+    /// Name of this node in `relay_sessions.worker_node` [default: the host name].
+    #[arg(long, env = "HUB_NODE_NAME")]
+    pub node_name: Option<String>,
+
     /// How often the database is probed for `/health` (e.g. `15s`, `500ms`).
     #[arg(long, env = "HUB_HEALTH_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub health_interval: Duration,
@@ -189,6 +205,8 @@ pub struct Config {
     pub offline_after: Duration,
     /// Host advertised in WebSocket endpoints (`HUB_WS_HOST`, else the public URL's host).
     pub ws_host: String,
+    pub relay_timers: crate::relay::RelayTimers,
+    pub node_name: String,
 }
 
 /// Name of the generated HS256 secret inside the data dir.
@@ -223,6 +241,17 @@ impl Config {
             health_interval: args.health_interval,
             reaper_interval: args.reaper_interval,
             offline_after: args.offline_after,
+            relay_timers: crate::relay::RelayTimers {
+                heartbeat: args.relay_heartbeat,
+                stale_after: args.relay_stale_after,
+                drain_grace: args.relay_drain_grace,
+                ..crate::relay::RelayTimers::default()
+            },
+            node_name: args
+                .node_name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(host_name),
             ws_host: std::env::var("HUB_WS_HOST")
                 .ok()
                 .filter(|h| !h.is_empty())
@@ -230,6 +259,16 @@ impl Config {
             public_url,
         })
     }
+}
+
+/// This machine's host name (from `/etc/hostname`), or `phlix-hub`.
+#[must_use]
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "phlix-hub".to_owned())
 }
 
 /// The host (without port) of an `http(s)://host[:port]/…` URL.

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod heartbeat;
+pub mod metrics;
 pub mod ratelimit;
 pub mod relay;
 pub mod server;

@@ -22,6 +22,7 @@ use crate::auth::session::SessionKeys;
 use crate::config::Config;
 use crate::health::{Health, HealthState};
 use crate::heartbeat::HeartbeatSink;
+use crate::relay::Relay;
 use crate::state::{AppState, Core, Limits};
 use crate::store::{Store, StoreError};
 
@@ -161,6 +162,20 @@ pub async fn launch(
             SHUTDOWN_GRACE.as_secs()
         );
     }
+    if let Some(core) = state.core() {
+        // Tunnels close on the same token; let them record their sessions before the pool goes.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while core
+            .relay
+            .stats()
+            .tunnels_open
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     if let Ok(Some(store)) = &result {
         store.close().await;
     }
@@ -202,20 +217,22 @@ async fn start(
         tunnel = %tunnel.local_addr()?, client = %client.local_addr()?,
         "relay listeners bound"
     );
-    serve(
-        tracker,
-        tunnel,
-        crate::relay::placeholder_router("tunnel"),
+    let relay = Relay::new(
+        config.node_name.clone(),
+        config.relay_timers,
         shutdown.clone(),
-        "tunnel",
     );
-    serve(
-        tracker,
-        client,
-        crate::relay::placeholder_router("client"),
-        shutdown.clone(),
-        "client",
-    );
+    match store
+        .reconcile_relay_sessions(relay.node(), crate::auth::now_unix())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            sessions = n,
+            "closed relay sessions left open by a previous run"
+        ),
+        Err(err) => tracing::warn!(error = %err, "cannot reconcile relay sessions"),
+    }
     let core = Core {
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -224,10 +241,25 @@ async fn start(
         keys,
         heartbeats: HeartbeatSink::spawn(store.clone(), shutdown.clone(), tracker),
         limits: Arc::new(Limits::default()),
+        relay,
         tunnel_port,
         client_port,
     };
     state.set_ready(core.clone());
+    serve(
+        tracker,
+        tunnel,
+        crate::relay::tunnel::router(state.clone()),
+        shutdown.clone(),
+        "tunnel",
+    );
+    serve(
+        tracker,
+        client,
+        crate::relay::client::router(state.clone()),
+        shutdown.clone(),
+        "client",
+    );
     health.set(HealthState::Ready);
     tracker.spawn(crate::health::probe_loop(
         store.clone(),
@@ -255,6 +287,35 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
         core.keys.reload_if_changed();
         core.limits.heartbeat.prune(now);
         core.limits.jwks.prune(now);
+        core.relay.prune_limits(now);
+        for tunnel in core.relay.tunnels() {
+            let counters = &tunnel.counters;
+            let flushed = crate::store::SessionCounters {
+                bytes_in: i64::try_from(
+                    counters.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+                )
+                .unwrap_or(i64::MAX),
+                bytes_out: i64::try_from(
+                    counters
+                        .bytes_out
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )
+                .unwrap_or(i64::MAX),
+                last_frame_at: i64::try_from(
+                    counters
+                        .last_frame_at
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )
+                .ok(),
+            };
+            if let Err(err) = core
+                .store
+                .flush_relay_session(&tunnel.session_id, flushed)
+                .await
+            {
+                tracing::warn!(error = %err, "cannot flush relay counters");
+            }
+        }
         match core
             .store
             .reap_offline_servers(now - offline_after, now)

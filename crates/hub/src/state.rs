@@ -22,6 +22,8 @@ pub struct Core {
     pub keys: KeyStore,
     pub heartbeats: HeartbeatSink,
     pub limits: Arc<Limits>,
+    /// Tunnels and client mounts of this node.
+    pub relay: crate::relay::Relay,
     /// Port the tunnel listener is bound to (advertised in signposts).
     pub tunnel_port: u16,
     /// Port the client-mount listener is bound to.
@@ -35,6 +37,8 @@ pub struct Limits {
     pub heartbeat: WindowLimiter,
     /// 120 JWKS fetches / 60 s per IP.
     pub jwks: WindowLimiter,
+    /// 600 proxied requests / 60 s per user.
+    pub proxy: WindowLimiter,
 }
 
 impl Default for Limits {
@@ -42,6 +46,7 @@ impl Default for Limits {
         Self {
             heartbeat: WindowLimiter::new(30, 60),
             jwks: WindowLimiter::new(120, 60),
+            proxy: WindowLimiter::new(600, 60),
         }
     }
 }

@@ -5,12 +5,13 @@ pub mod claims;
 pub mod directory;
 pub mod error;
 pub mod extract;
+pub mod proxy;
 pub mod servers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -42,7 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/me/hub-settings",
             get(directory::get_settings).put(directory::put_settings),
-        );
+        )
+        .route("/me/servers/{id}/proxy-policy", put(proxy::set_policy));
     let servers = Router::new()
         .route("/{id}", delete(servers::deregister))
         .route("/{id}/heartbeat", post(servers::heartbeat))
@@ -52,6 +54,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/{id}/subdomain",
             post(servers::claim_subdomain).delete(servers::release_subdomain),
+        )
+        .route(
+            "/{id}/proxy",
+            any(proxy::proxy_route).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/{id}/proxy/",
+            any(proxy::proxy_route).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/{id}/proxy/{*path}",
+            any(proxy::proxy_route).layer(DefaultBodyLimit::disable()),
         );
     let claims = Router::new()
         .route("/new", post(claims::new_claim))
@@ -69,11 +83,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(crate::health::handler))
         .route("/.well-known/jwks.json", get(directory::jwks))
+        .route("/metrics", get(crate::metrics::loopback))
         .route("/client/{server_id}", get(servers::client_signpost))
         .nest("/api/v1", api)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            proxy::subdomain_ingress,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([

@@ -10,6 +10,7 @@ mod audit;
 mod claims;
 mod heartbeats;
 mod ratelimit;
+mod relay;
 mod servers;
 mod settings;
 mod users;
@@ -27,6 +28,7 @@ use crate::config::DatabaseUrl;
 pub use audit::AuditEntry;
 pub use claims::{ClaimRow, PollOutcome, Redemption};
 pub use heartbeats::{HeartbeatRecord, library_hash};
+pub use relay::{RelayTokenGrant, SessionCounters};
 pub use servers::{HeartbeatRow, LibraryRow, ServerRow, UserLibraryRow};
 pub use users::{NewUser, UserRow};
 

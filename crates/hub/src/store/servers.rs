@@ -300,3 +300,44 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// The server registered under a subdomain label.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn server_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<ServerRow>> {
+        dispatch!(self, |pool| {
+            Ok(
+                sqlx::query_as::<_, ServerRow>(server_row_sql!("WHERE s.subdomain = $1"))
+                    .bind(subdomain)
+                    .fetch_optional(pool)
+                    .await?,
+            )
+        })
+    }
+
+    /// Sets a server's proxy policy (`phlix` or `all`).
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn set_proxy_policy(
+        &self,
+        server_id: &str,
+        policy: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, |pool| {
+            Ok(
+                sqlx::query("UPDATE servers SET proxy_policy = $1, updated_at = $2 WHERE id = $3")
+                    .bind(policy)
+                    .bind(now)
+                    .bind(server_id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                    == 1,
+            )
+        })
+    }
+}

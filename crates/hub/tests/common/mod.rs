@@ -4,6 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_server;
+pub mod fake_tunnel;
+pub mod ws_client;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -78,6 +80,10 @@ pub fn serve_args(data_dir: &Path, database_url: &str) -> ServeArgs {
         health_interval: Duration::from_millis(200),
         reaper_interval: Duration::from_secs(60),
         offline_after: Duration::from_secs(180),
+        relay_heartbeat: Duration::from_secs(30),
+        relay_stale_after: Duration::from_secs(90),
+        relay_drain_grace: Duration::from_secs(10),
+        node_name: Some("test-node".into()),
     }
 }
 

@@ -1,0 +1,226 @@
+//! HTTP entry points of the relay: `/api/v1/servers/{id}/proxy/{path}` (SPEC A.5, E), the
+//! owner's proxy policy (J.1) and subdomain ingress (J.1).
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ACCESS_COOKIE, ClientInfo, CurrentUser, Json, Path, Ready};
+use crate::auth::now_unix;
+use crate::auth::session::TokenKind;
+use crate::relay::proxy::{self, ProxyError, ProxyRequest};
+use crate::state::{AppState, Core};
+use crate::store::ServerRow;
+
+/// Checks the policy and forwards.
+async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -> Response {
+    if !proxy::path_is_safe(&request.path) {
+        return ProxyError::InvalidPath.into_response();
+    }
+    if server.proxy_policy != "all" && !proxy::phlix_policy_allows(&request.method, &request.path) {
+        return ProxyError::ScopeDenied.into_response();
+    }
+    if let Err(retry_after) = core.limits.proxy.check(&request.user_id, now_unix()) {
+        return ApiError::RateLimited { retry_after }.into_response();
+    }
+    let Some(tunnel) = core.relay.tunnel(&server.id) else {
+        return ProxyError::NoTunnel.into_response();
+    };
+    proxy::forward(&core.relay, tunnel, request).await
+}
+
+fn forwarded_proto(core: &Core) -> &'static str {
+    if core.config.public_url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+async fn owned(core: &Core, user: &CurrentUser, server_id: &str) -> ApiResult<ServerRow> {
+    let server = core
+        .store
+        .server_by_id(server_id)
+        .await?
+        .ok_or(ApiError::NotFound("server.not_found"))?;
+    if server.user_id != user.user.id {
+        return Err(ApiError::Forbidden("server.not_owned"));
+    }
+    Ok(server)
+}
+
+/// `ANY /api/v1/servers/{id}/proxy/{path}`: owner only.
+pub async fn proxy_route(
+    Ready(core): Ready,
+    user: CurrentUser,
+    client: ClientInfo,
+    OriginalUri(uri): OriginalUri,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // The raw (still percent-encoded) path after `/proxy`.
+    let full = uri.path();
+    let Some(rest) = full.strip_prefix("/api/v1/servers/") else {
+        return ApiError::NotFound("not_found").into_response();
+    };
+    let Some((server_id, tail)) = rest.split_once("/proxy") else {
+        return ApiError::NotFound("not_found").into_response();
+    };
+    let raw_path = if tail.is_empty() { "/" } else { tail };
+    let server = match owned(&core, &user, server_id).await {
+        Ok(server) => server,
+        Err(err) => return err.into_response(),
+    };
+    let request = ProxyRequest {
+        method,
+        path: raw_path.to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        headers,
+        body,
+        user_id: user.user.id.clone(),
+        client_ip: client.ip,
+        forwarded_proto: forwarded_proto(&core),
+    };
+    relay_request(&core, &server, request).await
+}
+
+/// `PUT /api/v1/me/servers/{id}/proxy-policy` `{"policy":"phlix"|"all"}` → `{server_id, policy}`.
+pub async fn set_policy(
+    Ready(core): Ready,
+    user: CurrentUser,
+    Path(server_id): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    owned(&core, &user, &server_id).await?;
+    let policy = body
+        .get("policy")
+        .and_then(Value::as_str)
+        .filter(|p| matches!(*p, "phlix" | "all"))
+        .ok_or_else(|| ApiError::Validation {
+            code: "invalid_request",
+            message: "policy must be \"phlix\" or \"all\"".into(),
+        })?;
+    core.store
+        .set_proxy_policy(&server_id, policy, now_unix())
+        .await?;
+    Ok(Json(json!({"server_id": server_id, "policy": policy})))
+}
+
+/// The subdomain label of `host` under `domain`, if any.
+#[must_use]
+pub fn subdomain_of<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let host = host.split(':').next().unwrap_or(host);
+    let label = host.strip_suffix(domain)?.strip_suffix('.')?;
+    (!label.is_empty() && !label.contains('.')).then_some(label)
+}
+
+/// Middleware: requests for `<subdomain>.<public domain>` go over the relay to that server,
+/// path and query unchanged, authenticated by the owner's session cookie.
+pub async fn subdomain_ingress(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(domain) = state.config().public_domain.clone() else {
+        return next.run(request).await;
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let Some(label) = subdomain_of(&host, &domain.to_ascii_lowercase()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let Some(core) = state.core() else {
+        return ApiError::Starting {
+            step: state.health().step(),
+        }
+        .into_response();
+    };
+    let server = match core.store.server_by_subdomain(&label).await {
+        Ok(Some(server)) => server,
+        Ok(None) => return ApiError::NotFound("server.not_found").into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let uri = request.uri().clone();
+    let user_id = CookieJar::from_headers(request.headers())
+        .get(ACCESS_COOKIE)
+        .and_then(|cookie| core.sessions.verify(cookie.value(), TokenKind::Access).ok())
+        .map(|claims| claims.sub)
+        .filter(|sub| *sub == server.user_id);
+    let Some(user_id) = user_id else {
+        let scheme = if core.config.public_url.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        let original = format!(
+            "{scheme}://{host}{}",
+            uri.path_and_query().map_or("/", |pq| pq.as_str())
+        );
+        let location = format!(
+            "{}/app/login?next={}",
+            core.config.public_url,
+            encode_query_value(&original)
+        );
+        let mut response = StatusCode::FOUND.into_response();
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        return response;
+    };
+    let (parts, body) = request.into_parts();
+    let request = ProxyRequest {
+        method: parts.method,
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        headers: parts.headers,
+        body,
+        user_id,
+        client_ip: client.ip,
+        forwarded_proto: forwarded_proto(&core),
+    };
+    relay_request(&core, &server, request).await
+}
+
+fn encode_query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subdomain_of;
+
+    #[test]
+    fn subdomains_are_single_labels_of_the_public_domain() {
+        assert_eq!(
+            subdomain_of("nas-1.hub.example.com", "hub.example.com"),
+            Some("nas-1")
+        );
+        assert_eq!(
+            subdomain_of("nas-1.hub.example.com:8800", "hub.example.com"),
+            Some("nas-1")
+        );
+        assert_eq!(subdomain_of("hub.example.com", "hub.example.com"), None);
+        assert_eq!(subdomain_of("a.b.hub.example.com", "hub.example.com"), None);
+        assert_eq!(subdomain_of("evilhub.example.com", "hub.example.com"), None);
+    }
+}

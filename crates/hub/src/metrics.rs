@@ -1,0 +1,102 @@
+//! `GET /metrics` (SPEC J.3): relay gauges and counters in the Prometheus text format.
+//!
+//! Served on the HTTP listener but only to loopback peers or admins, so metrics are never
+//! public by accident.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::error::ApiError;
+use crate::api::extract::{AdminUser, Ready};
+
+/// The metrics text of this node.
+#[must_use]
+pub fn render(core: &crate::state::Core) -> String {
+    let relay = &core.relay;
+    let stats = relay.stats();
+    let (mut live_in, mut live_out) = (0u64, 0u64);
+    for tunnel in relay.tunnels() {
+        live_in += tunnel.counters.bytes_in.load(Ordering::Relaxed);
+        live_out += tunnel.counters.bytes_out.load(Ordering::Relaxed);
+    }
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "phlix_relay_tunnels_open",
+        "gauge",
+        "Server tunnels open on this node.",
+        stats.tunnels_open.load(Ordering::Relaxed),
+    );
+    metric(
+        "phlix_relay_clients_mounted",
+        "gauge",
+        "Client mounts open on this node.",
+        stats.clients_mounted.load(Ordering::Relaxed),
+    );
+    metric(
+        "phlix_relay_http_in_flight",
+        "gauge",
+        "HTTP-over-relay requests in flight.",
+        stats.http_in_flight.load(Ordering::Relaxed),
+    );
+    metric(
+        "phlix_relay_bytes_in_total",
+        "counter",
+        "Bytes received from servers over tunnels.",
+        stats.bytes_in.load(Ordering::Relaxed) + live_in,
+    );
+    metric(
+        "phlix_relay_bytes_out_total",
+        "counter",
+        "Bytes sent to servers over tunnels.",
+        stats.bytes_out.load(Ordering::Relaxed) + live_out,
+    );
+    metric(
+        "phlix_relay_frames_dropped_total",
+        "counter",
+        "Relay frames dropped (unknown channel or request, slow client).",
+        stats.frames_dropped.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP phlix_relay_tunnel_closes_total Tunnel closes by reason.\n# TYPE phlix_relay_tunnel_closes_total counter"
+    );
+    let closes = stats.closes.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut reasons: Vec<_> = closes.iter().collect();
+    reasons.sort();
+    for (reason, count) in reasons {
+        let _ = writeln!(
+            out,
+            "phlix_relay_tunnel_closes_total{{reason=\"{reason}\"}} {count}"
+        );
+    }
+    out
+}
+
+/// `GET /metrics` for loopback peers.
+pub async fn loopback(
+    Ready(core): Ready,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    admin: Result<AdminUser, ApiError>,
+) -> Response {
+    if !peer.ip().is_loopback() && admin.is_err() {
+        return ApiError::Forbidden("metrics.loopback_or_admin_only").into_response();
+    }
+    let mut response = render(&core).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}

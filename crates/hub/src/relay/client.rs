@@ -1,0 +1,291 @@
+//! Client mounts (SPEC B.2, A.2 "on a client mount"): `ws://hub:8803/client/{server_id}`
+//! authenticated by a client relay token; each mount is one raw channel of the server's tunnel.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bytes::Bytes;
+use phlix_proto::control;
+use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameError, FrameType};
+use phlix_proto::ws::{Opcode, close_code};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::tunnel::{CLIENT_QUEUE_SIZE, mount, send_data};
+use super::ws_io::{self, ReadError, WsEvent, WsReader, WsStream, WsWriter};
+use super::{TunnelCmd, TunnelHandle};
+use crate::api::error::ApiError;
+use crate::auth::now_unix;
+use crate::state::AppState;
+
+/// Router of the client listener.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/client/{server_id}", any(mount_client))
+        .route("/client/{server_id}/", any(mount_client))
+        .fallback(crate::api::error::not_found)
+        .with_state(state)
+}
+
+/// The relay token of a mount request: `Authorization: Bearer`, else the first entry of
+/// `Sec-WebSocket-Protocol` that is not the literal `bearer`.
+fn presented_token(headers: &HeaderMap) -> Option<(String, bool)> {
+    let offered_protocol = headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL);
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+    {
+        return Some((token, offered_protocol));
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|entry| !entry.is_empty() && !entry.eq_ignore_ascii_case("bearer"))
+        .map(|token| (token.to_owned(), true))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(phlix_proto::ErrorBody {
+            error: "Unauthorized".into(),
+            code: Some("relay.token_invalid".into()),
+            message: Some("A valid client relay token for this server is required".into()),
+        }),
+    )
+        .into_response()
+}
+
+async fn mount_client(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::extract::Path(server_id): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    let server_id = server_id.trim().to_owned();
+    let Ok(accept) = ws_io::upgrade_accept(request.headers()) else {
+        return ApiError::Invalid {
+            status: StatusCode::UPGRADE_REQUIRED,
+            code: "relay.websocket_required",
+            message: "the client listener only speaks WebSocket".into(),
+        }
+        .into_response();
+    };
+    let Some(core) = state.core() else {
+        return ApiError::Starting {
+            step: state.health().step(),
+        }
+        .into_response();
+    };
+    let relay = core.relay.clone();
+    if let Err(retry_after) = relay.allow_mount(&peer.ip().to_string(), now_unix()) {
+        return ApiError::RateLimited { retry_after }.into_response();
+    }
+    let Some((token, offered_protocol)) = presented_token(request.headers()) else {
+        return unauthorized();
+    };
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    let grant = match core.store.relay_token_grant(&hash, now_unix()).await {
+        Ok(Some(grant)) if grant.server_id == server_id => grant,
+        Ok(_) => return unauthorized(),
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let Some(tunnel) = relay.tunnel(&server_id) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(phlix_proto::ErrorBody {
+                error: "Service Unavailable".into(),
+                code: Some("server_offline".into()),
+                message: Some("The server has no open tunnel to this hub".into()),
+            }),
+        )
+            .into_response();
+    };
+    let protocol = offered_protocol.then_some("bearer");
+    ws_io::upgrade(request, &accept, protocol, move |stream| async move {
+        run_client(core, tunnel, stream, grant.user_id, peer).await;
+    })
+}
+
+async fn run_client(
+    core: crate::state::Core,
+    tunnel: TunnelHandle,
+    stream: WsStream,
+    user_id: String,
+    peer: SocketAddr,
+) {
+    let WsStream { reader, mut writer } = stream;
+    let client_id = uuid::Uuid::new_v4().to_string();
+    let (tx, rx) = mpsc::channel(CLIENT_QUEUE_SIZE);
+    let gone = tokio_util::sync::CancellationToken::new();
+    let Some(channel) = mount(&tunnel, client_id.clone(), tx.clone(), gone.clone()).await else {
+        if let Ok(frame) = Frame::new(
+            0,
+            FrameType::Disconnected,
+            control::disconnected("server_offline"),
+        ) {
+            let _ = writer.send(Opcode::Binary, &frame.to_bytes()).await;
+        }
+        writer.close(close_code::NORMAL, "server_offline").await;
+        return;
+    };
+    tracing::info!(target: "relay", server_id = %tunnel.server_id, channel, %user_id, %peer, "client mounted");
+    let relay = core.relay.clone();
+    let timers = relay.timers();
+    let (ws_tx, ws_rx) = mpsc::channel(8);
+    let writer_task = tokio::spawn(client_writer(writer, rx, ws_rx, timers.client_ping));
+    let reason = client_reader(
+        reader,
+        &tunnel,
+        channel,
+        &tx,
+        &ws_tx,
+        &gone,
+        timers.client_idle,
+    )
+    .await;
+    tracing::info!(target: "relay", server_id = %tunnel.server_id, channel, reason, "client left");
+    let _ = tunnel.cmd.send(TunnelCmd::Unmount { channel }).await;
+    let _ = ws_tx.send(ClientWs::Close(reason)).await;
+    drop(tx);
+    let _ = writer_task.await;
+}
+
+enum ClientWs {
+    Pong(Bytes),
+    Close(&'static str),
+}
+
+/// Reads the client's frames: DATA is re-tagged with its channel and queued to the tunnel; any
+/// other valid type gets an ERROR frame; an invalid frame closes only this client.
+async fn client_reader(
+    mut reader: WsReader,
+    tunnel: &TunnelHandle,
+    channel: u32,
+    own: &mpsc::Sender<Frame>,
+    ws_tx: &mpsc::Sender<ClientWs>,
+    gone: &tokio_util::sync::CancellationToken,
+    idle: std::time::Duration,
+) -> &'static str {
+    let mut decoder = FrameDecoder::new(DEFAULT_DECODE_CAP);
+    loop {
+        let event = tokio::select! {
+            event = reader.next() => event,
+            () = tokio::time::sleep(idle) => return "idle_timeout",
+            () = gone.cancelled() => return "disconnected",
+        };
+        match event {
+            Ok(WsEvent::Data(frame)) => {
+                decoder.push(&frame.payload);
+                loop {
+                    match decoder.next_frame() {
+                        Ok(Some(frame)) if frame.kind == FrameType::Data => {
+                            let tagged = Frame {
+                                id: channel,
+                                kind: FrameType::Data,
+                                payload: frame.payload,
+                            };
+                            if send_data(tunnel, tagged).await.is_err() {
+                                return "tunnel_closed";
+                            }
+                        }
+                        Ok(Some(_)) => {
+                            let error = control::error_payload(
+                                "Unexpected frame type",
+                                "relay.unexpected_frame",
+                            );
+                            if let Ok(frame) = Frame::new(0, FrameType::Error, error) {
+                                let _ = own.try_send(frame);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(FrameError::UnknownType(_)) => return "invalid_frame",
+                        Err(_) => return "protocol_error",
+                    }
+                }
+                if decoder.check_overflow().is_err() {
+                    return "frame_buffer_overflow";
+                }
+            }
+            Ok(WsEvent::Ping(payload)) => {
+                let _ = ws_tx.try_send(ClientWs::Pong(payload));
+            }
+            Ok(WsEvent::Pong) => {}
+            Ok(WsEvent::Close { .. }) | Err(ReadError::Eof | ReadError::Io(_)) => {
+                return "client_closed";
+            }
+            Err(ReadError::Protocol(_)) => return "protocol_error",
+        }
+    }
+}
+
+/// Writes frames to the client, coalescing what is queued; pings every `ping`.
+async fn client_writer(
+    mut writer: WsWriter,
+    mut rx: mpsc::Receiver<Frame>,
+    mut ws_rx: mpsc::Receiver<ClientWs>,
+    ping: std::time::Duration,
+) {
+    let mut parts: Vec<Frame> = Vec::with_capacity(32);
+    let mut ticker = tokio::time::interval_at(Instant::now() + ping, ping);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            cmd = ws_rx.recv() => match cmd {
+                Some(ClientWs::Pong(payload)) => {
+                    if writer.send(Opcode::Pong, &payload).await.is_err() { return; }
+                    continue;
+                }
+                Some(ClientWs::Close(reason)) => {
+                    parts.clear();
+                    while let Ok(frame) = rx.try_recv() {
+                        parts.push(frame);
+                    }
+                    if !parts.is_empty() {
+                        let _ = writer.send_frames(&parts).await;
+                    }
+                    writer.close(close_code::NORMAL, reason).await;
+                    return;
+                }
+                None => return,
+            },
+            frame = rx.recv() => frame,
+            _ = ticker.tick() => {
+                if writer.send(Opcode::Ping, b"").await.is_err() { return; }
+                continue;
+            }
+        };
+        let Some(frame) = frame else {
+            writer.close(close_code::NORMAL, "closed").await;
+            return;
+        };
+        let disconnect = frame.kind == FrameType::Disconnected;
+        parts.clear();
+        let mut size = frame.encoded_len();
+        parts.push(frame);
+        while size < 256 * 1024 {
+            let Ok(frame) = rx.try_recv() else { break };
+            size += frame.encoded_len();
+            parts.push(frame);
+        }
+        if writer.send_frames(&parts).await.is_err() {
+            return;
+        }
+        if disconnect {
+            writer.close(close_code::NORMAL, "disconnected").await;
+            return;
+        }
+    }
+}

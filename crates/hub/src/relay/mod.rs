@@ -1,0 +1,307 @@
+//! The relay data plane (SPEC A, B): server tunnels on the tunnel listener, client mounts on
+//! the client listener, and the registry that connects them.
+//!
+//! Each tunnel is one actor task that owns its socket reader, its channel map and its table of
+//! in-flight HTTP requests, plus one writer task that drains two bounded queues (control frames
+//! first, then data) and coalesces frames into WebSocket messages. Nothing is locked per frame:
+//! the registry lock is taken only to find a tunnel when a client mounts or a request starts.
+
+pub mod client;
+pub mod proxy;
+pub mod tunnel;
+pub mod ws_io;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use phlix_proto::frame::Frame;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::ratelimit::WindowLimiter;
+
+/// Relay timers (SPEC B.3), configurable so tests can run them fast.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayTimers {
+    /// Hub → server HEARTBEAT interval (30 s).
+    pub heartbeat: Duration,
+    /// A tunnel with no inbound frame for this long is closed with `timeout` (90 s).
+    pub stale_after: Duration,
+    /// How long a displaced tunnel may finish its in-flight requests (10 s).
+    pub drain_grace: Duration,
+    /// How long a new connection may take to send its HELLO (10 s).
+    pub hello_timeout: Duration,
+    /// Hub → client WebSocket ping interval (30 s, SPEC L).
+    pub client_ping: Duration,
+    /// A client silent for this long is closed (90 s, SPEC L).
+    pub client_idle: Duration,
+}
+
+impl Default for RelayTimers {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(30),
+            stale_after: Duration::from_secs(90),
+            drain_grace: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(10),
+            client_ping: Duration::from_secs(30),
+            client_idle: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Queue sizes (SPEC A.4).
+pub const CONTROL_QUEUE: usize = 256;
+pub const DATA_QUEUE: usize = 256;
+pub const CLIENT_QUEUE: usize = 256;
+/// A blocked sender that cannot enqueue within this closes the tunnel (`backpressure_timeout`).
+pub const BACKPRESSURE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// First HTTP-over-relay request id; ids wrap back here after `u32::MAX` (SPEC A.5).
+pub const FIRST_REQUEST_ID: u32 = 0x8000_0001;
+
+/// What a tunnel reports to an HTTP-over-relay request.
+#[derive(Debug)]
+pub enum ResponseEvent {
+    /// A response chunk payload (HEAD, BODY or END), still tagged.
+    Chunk(Bytes),
+    /// The tunnel closed before END (`server.offline`).
+    TunnelClosed,
+}
+
+/// Commands to a tunnel actor.
+#[derive(Debug)]
+pub enum TunnelCmd {
+    /// A client mounts; the reply is its channel id, or `None` when the tunnel is closing.
+    Mount {
+        client_id: String,
+        tx: mpsc::Sender<Frame>,
+        /// Cancelled by the tunnel when it drops the client (queue overflow, teardown).
+        gone: CancellationToken,
+        reply: oneshot::Sender<Option<u32>>,
+    },
+    /// A client went away.
+    Unmount { channel: u32 },
+    /// An HTTP-over-relay request starts; its response chunks go to `tx`.
+    Request {
+        id: u32,
+        tx: mpsc::Sender<ResponseEvent>,
+    },
+    /// The request finished or its client went away (`cancel` sends HTTP_CANCEL).
+    Forget { id: u32, cancel: bool },
+    /// A newer tunnel for the same server took over.
+    Displace,
+    /// A sender could not enqueue in time.
+    Backpressure,
+}
+
+/// Byte counters of one tunnel, shared with the tasks that move its bytes.
+#[derive(Debug, Default)]
+pub struct TunnelCounters {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub last_frame_at: AtomicU64,
+}
+
+/// A live tunnel as others see it.
+#[derive(Debug, Clone)]
+pub struct TunnelHandle {
+    pub tunnel_id: String,
+    pub server_id: String,
+    pub session_id: String,
+    pub cmd: mpsc::Sender<TunnelCmd>,
+    /// Outbound control frames (HEARTBEAT, HTTP_CANCEL, CLIENT_CONNECT/DISCONNECT).
+    pub control: mpsc::Sender<Frame>,
+    /// Outbound data frames (client DATA, HTTP_REQUEST).
+    pub data: mpsc::Sender<Frame>,
+    pub counters: Arc<TunnelCounters>,
+}
+
+/// Live gauges and counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub tunnels_open: AtomicU64,
+    pub clients_mounted: AtomicU64,
+    pub http_in_flight: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub closes: std::sync::Mutex<HashMap<String, u64>>,
+}
+
+impl RelayStats {
+    /// Counts one tunnel close with `reason`.
+    pub fn count_close(&self, reason: &str) {
+        let mut closes = self.closes.lock().unwrap_or_else(PoisonError::into_inner);
+        *closes.entry(reason.to_owned()).or_default() += 1;
+    }
+}
+
+/// The relay of one hub node.
+#[derive(Debug, Clone)]
+pub struct Relay(Arc<RelayInner>);
+
+#[derive(Debug)]
+struct RelayInner {
+    tunnels: RwLock<HashMap<String, TunnelHandle>>,
+    node: String,
+    timers: RelayTimers,
+    connect_limit: WindowLimiter,
+    mount_limit: WindowLimiter,
+    next_request_id: AtomicU32,
+    shutdown: CancellationToken,
+    stats: RelayStats,
+}
+
+impl Relay {
+    /// A relay for node `node` (recorded in `relay_sessions.worker_node`).
+    #[must_use]
+    pub fn new(node: String, timers: RelayTimers, shutdown: CancellationToken) -> Self {
+        Self(Arc::new(RelayInner {
+            tunnels: RwLock::new(HashMap::new()),
+            node,
+            timers,
+            connect_limit: WindowLimiter::new(10, 60),
+            mount_limit: WindowLimiter::new(30, 60),
+            next_request_id: AtomicU32::new(FIRST_REQUEST_ID),
+            shutdown,
+            stats: RelayStats::default(),
+        }))
+    }
+
+    /// This node's name.
+    #[must_use]
+    pub fn node(&self) -> &str {
+        &self.0.node
+    }
+
+    /// The timers in force.
+    #[must_use]
+    pub fn timers(&self) -> RelayTimers {
+        self.0.timers
+    }
+
+    /// Cancelled when the hub shuts down.
+    #[must_use]
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+
+    /// Counters for `/metrics`.
+    #[must_use]
+    pub fn stats(&self) -> &RelayStats {
+        &self.0.stats
+    }
+
+    /// Counts a tunnel connection attempt from `ip` (10 / 60 s).
+    #[must_use]
+    pub fn allow_connect(&self, ip: &str, now: i64) -> bool {
+        self.0.connect_limit.check(ip, now).is_ok()
+    }
+
+    /// Counts a client mount from `ip` (30 / 60 s); `Err(retry_after)` when over.
+    ///
+    /// # Errors
+    /// Seconds to wait.
+    pub fn allow_mount(&self, ip: &str, now: i64) -> Result<(), u64> {
+        self.0.mount_limit.check(ip, now)
+    }
+
+    /// Forgets rate-limit windows that ended.
+    pub fn prune_limits(&self, now: i64) {
+        self.0.connect_limit.prune(now);
+        self.0.mount_limit.prune(now);
+    }
+
+    /// The live tunnel of a server.
+    #[must_use]
+    pub fn tunnel(&self, server_id: &str) -> Option<TunnelHandle> {
+        self.0
+            .tunnels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(server_id)
+            .cloned()
+    }
+
+    /// Every live tunnel (for counter flushes and shutdown).
+    #[must_use]
+    pub fn tunnels(&self) -> Vec<TunnelHandle> {
+        self.0
+            .tunnels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Registers a tunnel, returning the one it displaces.
+    pub fn register(&self, handle: TunnelHandle) -> Option<TunnelHandle> {
+        self.0
+            .tunnels
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(handle.server_id.clone(), handle)
+    }
+
+    /// Removes a tunnel if it is still the registered one for its server.
+    pub fn unregister(&self, server_id: &str, tunnel_id: &str) {
+        let mut tunnels = self
+            .0
+            .tunnels
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if tunnels
+            .get(server_id)
+            .is_some_and(|t| t.tunnel_id == tunnel_id)
+        {
+            tunnels.remove(server_id);
+        }
+    }
+
+    /// The next HTTP-over-relay request id: 0x80000001 upward, wrapping within the high range.
+    #[must_use]
+    pub fn next_request_id(&self) -> u32 {
+        let mut current = self.0.next_request_id.load(Ordering::Relaxed);
+        loop {
+            let next = if current == u32::MAX {
+                FIRST_REQUEST_ID
+            } else {
+                current + 1
+            };
+            match self.0.next_request_id.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return current,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn set_next_request_id(&self, id: u32) {
+        self.0.next_request_id.store(id, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_start_high_and_wrap_within_the_high_range() {
+        let relay = Relay::new("n".into(), RelayTimers::default(), CancellationToken::new());
+        assert_eq!(relay.next_request_id(), 0x8000_0001);
+        assert_eq!(relay.next_request_id(), 0x8000_0002);
+        relay.set_next_request_id(u32::MAX);
+        assert_eq!(relay.next_request_id(), u32::MAX);
+        assert_eq!(relay.next_request_id(), 0x8000_0001);
+    }
+}

@@ -1,0 +1,674 @@
+//! Server tunnels (SPEC A, B.1, B.3, B.4): HELLO/HELLO_ACK, the tunnel actor, its writer,
+//! heartbeats, staleness, displacement and teardown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use phlix_proto::control::{self, HelloError};
+use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameError, FrameType};
+use phlix_proto::ws::{Opcode, close_code};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::ws_io::{self, ReadError, WsEvent, WsReader, WsStream, WsWriter};
+use super::{
+    BACKPRESSURE_TIMEOUT, CLIENT_QUEUE, CONTROL_QUEUE, DATA_QUEUE, Relay, ResponseEvent, TunnelCmd,
+    TunnelCounters, TunnelHandle,
+};
+use crate::auth::{enrollment, now_unix};
+use crate::state::AppState;
+use crate::store::SessionCounters;
+
+/// Largest HELLO message accepted.
+const HELLO_LIMIT: usize = 16 * 1024;
+/// Most bytes coalesced into one outbound WebSocket message.
+const COALESCE_BYTES: usize = 256 * 1024;
+
+/// Router of the tunnel listener: every path upgrades (the server connects to bare `ws://hub:8802`).
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback(upgrade).with_state(state)
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let Ok(accept) = ws_io::upgrade_accept(request.headers()) else {
+        return crate::api::error::ApiError::Invalid {
+            status: StatusCode::UPGRADE_REQUIRED,
+            code: "relay.websocket_required",
+            message: "the tunnel listener only speaks WebSocket".into(),
+        }
+        .into_response();
+    };
+    let Some(core) = state.core() else {
+        return crate::api::error::ApiError::Starting {
+            step: state.health().step(),
+        }
+        .into_response();
+    };
+    let relay = core.relay.clone();
+    let allowed = relay.allow_connect(&peer.ip().to_string(), now_unix());
+    ws_io::upgrade(request, &accept, None, move |stream| async move {
+        let WsStream { reader, mut writer } = stream;
+        if !allowed {
+            tracing::info!(target: "relay", peer = %peer, "tunnel connect throttled");
+            writer.close(close_code::AGAIN, "try again later").await;
+            return;
+        }
+        handshake(core, reader, writer, peer).await;
+    })
+}
+
+/// Why a tunnel closed: the reason sent to clients (`DISCONNECTED`) and stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ServerClosed,
+    Timeout,
+    ServerReplaced,
+    ProtocolError,
+    InvalidFrame,
+    FrameBufferOverflow,
+    BackpressureOverflow,
+    BackpressureTimeout,
+    HubShutdown,
+}
+
+impl CloseReason {
+    /// The SPEC's reason string.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServerClosed => "server_closed",
+            Self::Timeout => "timeout",
+            Self::ServerReplaced => "server_replaced",
+            Self::ProtocolError => "protocol_error",
+            Self::InvalidFrame => "invalid_frame",
+            Self::FrameBufferOverflow => "frame_buffer_overflow",
+            Self::BackpressureOverflow => "backpressure_overflow",
+            Self::BackpressureTimeout => "backpressure_timeout",
+            Self::HubShutdown => "hub_shutdown",
+        }
+    }
+
+    /// The `relay_sessions.close_reason` (SPEC B.4 names a peer close `server_disconnected`).
+    #[must_use]
+    pub fn session_reason(self) -> &'static str {
+        match self {
+            Self::ServerClosed => "server_disconnected",
+            other => other.as_str(),
+        }
+    }
+
+    fn close_code(self) -> u16 {
+        match self {
+            Self::ServerClosed | Self::ServerReplaced => close_code::NORMAL,
+            Self::HubShutdown => close_code::GOING_AWAY,
+            Self::Timeout | Self::BackpressureOverflow | Self::BackpressureTimeout => {
+                close_code::INTERNAL
+            }
+            Self::ProtocolError | Self::InvalidFrame | Self::FrameBufferOverflow => {
+                close_code::PROTOCOL
+            }
+        }
+    }
+}
+
+async fn reject(mut writer: WsWriter, error: HelloError) {
+    tracing::info!(target: "relay", reason = error.reason(), "HELLO refused");
+    writer.close(close_code::BAD_HELLO, error.reason()).await;
+}
+
+/// Reads and checks the HELLO, opens the session, answers HELLO_ACK and runs the tunnel.
+async fn handshake(
+    core: crate::state::Core,
+    mut reader: WsReader,
+    mut writer: WsWriter,
+    peer: SocketAddr,
+) {
+    let relay = core.relay.clone();
+    let hello = match reader
+        .message(HELLO_LIMIT, relay.timers().hello_timeout)
+        .await
+    {
+        Ok(Some(message)) => message,
+        Ok(None) | Err(_) => {
+            writer
+                .close(close_code::BAD_HELLO, HelloError::Malformed.reason())
+                .await;
+            return;
+        }
+    };
+    let hello = match control::parse_hello(&hello) {
+        Ok(hello) => hello,
+        Err(error) => return reject(writer, error).await,
+    };
+    let now = now_unix();
+    let authorised = enrollment::verify(&core.keys.current(), &hello.enrollment_jwt, now)
+        .ok()
+        .filter(|claims| claims.server_id == hello.server_id);
+    let exists = match &authorised {
+        Some(_) => core.store.server_exists(&hello.server_id).await,
+        None => Ok(false),
+    };
+    match exists {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(target: "relay", server_id = %hello.server_id, %peer, "HELLO refused: unauthorized");
+            writer.close(close_code::UNAUTHORIZED, "unauthorized").await;
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(target: "relay", error = %err, "HELLO: store unavailable");
+            writer.close(close_code::INTERNAL, "internal_error").await;
+            return;
+        }
+    }
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let tunnel_id = uuid::Uuid::new_v4().to_string();
+    if let Err(err) = core
+        .store
+        .open_relay_session(&session_id, &hello.server_id, &tunnel_id, relay.node(), now)
+        .await
+    {
+        tracing::warn!(target: "relay", error = %err, "cannot open relay session");
+        writer.close(close_code::INTERNAL, "internal_error").await;
+        return;
+    }
+    if writer
+        .send(
+            Opcode::Text,
+            control::hello_ack(&session_id, &tunnel_id).as_bytes(),
+        )
+        .await
+        .is_err()
+    {
+        close_session(
+            &core,
+            &session_id,
+            CloseReason::ServerClosed,
+            SessionCounters::default(),
+        )
+        .await;
+        return;
+    }
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
+    let (ws_tx, ws_rx) = mpsc::channel(8);
+    let counters = Arc::new(TunnelCounters::default());
+    counters
+        .last_frame_at
+        .store(u64::try_from(now).unwrap_or(0), Ordering::Relaxed);
+    let handle = TunnelHandle {
+        tunnel_id: tunnel_id.clone(),
+        server_id: hello.server_id.clone(),
+        session_id: session_id.clone(),
+        cmd: cmd_tx,
+        control: control_tx,
+        data: data_tx,
+        counters: counters.clone(),
+    };
+    if let Some(old) = relay.register(handle.clone()) {
+        tracing::info!(target: "relay", server_id = %hello.server_id, old = %old.tunnel_id, "displacing the previous tunnel");
+        let _ = old.cmd.try_send(TunnelCmd::Displace);
+    }
+    relay.stats().tunnels_open.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(target: "relay", server_id = %hello.server_id, %tunnel_id, %peer, "tunnel open");
+    let writer_task = tokio::spawn(write_loop(
+        writer,
+        control_rx,
+        data_rx,
+        ws_rx,
+        counters.clone(),
+    ));
+    let actor = TunnelActor {
+        core: core.clone(),
+        handle,
+        reader,
+        decoder: FrameDecoder::new(DEFAULT_DECODE_CAP),
+        cmd_rx,
+        ws_tx,
+        clients: HashMap::new(),
+        next_channel: 1,
+        requests: HashMap::new(),
+        draining: None,
+        last_inbound: Instant::now(),
+    };
+    actor.run(writer_task).await;
+}
+
+async fn close_session(
+    core: &crate::state::Core,
+    session_id: &str,
+    reason: CloseReason,
+    counters: SessionCounters,
+) {
+    if let Err(err) = core
+        .store
+        .close_relay_session(session_id, reason.session_reason(), counters, now_unix())
+        .await
+    {
+        tracing::warn!(target: "relay", error = %err, "cannot close relay session row");
+    }
+}
+
+/// Instructions to the writer besides relay frames.
+#[derive(Debug)]
+enum WsCmd {
+    Pong(Bytes),
+    Close(CloseReason),
+}
+
+/// Drains control frames before data frames and packs as many as are waiting (up to
+/// [`COALESCE_BYTES`]) into one binary WebSocket message.
+async fn write_loop(
+    mut writer: WsWriter,
+    mut control: mpsc::Receiver<Frame>,
+    mut data: mpsc::Receiver<Frame>,
+    mut ws: mpsc::Receiver<WsCmd>,
+    counters: Arc<TunnelCounters>,
+) {
+    let mut parts: Vec<Frame> = Vec::with_capacity(64);
+    loop {
+        let first = tokio::select! {
+            biased;
+            cmd = ws.recv() => match cmd {
+                Some(WsCmd::Pong(payload)) => {
+                    if writer.send(Opcode::Pong, &payload).await.is_err() { return; }
+                    continue;
+                }
+                Some(WsCmd::Close(reason)) => {
+                    // Flush what is queued (e.g. the last responses of a drained tunnel) first.
+                    while let Ok(frame) = control.try_recv().or_else(|_| data.try_recv()) {
+                        parts.push(frame);
+                    }
+                    if !parts.is_empty() {
+                        let _ = writer.send_frames(&parts).await;
+                    }
+                    writer.close(reason.close_code(), reason.as_str()).await;
+                    return;
+                }
+                None => return,
+            },
+            frame = control.recv() => frame,
+            frame = data.recv() => frame,
+        };
+        let Some(first) = first else { return };
+        let mut size = first.encoded_len();
+        parts.clear();
+        parts.push(first);
+        while size < COALESCE_BYTES {
+            let Ok(frame) = control.try_recv().or_else(|_| data.try_recv()) else {
+                break;
+            };
+            size += frame.encoded_len();
+            parts.push(frame);
+        }
+        if writer.send_frames(&parts).await.is_err() {
+            return;
+        }
+        counters.bytes_out.fetch_add(size as u64, Ordering::Relaxed);
+    }
+}
+
+struct Client {
+    client_id: String,
+    tx: mpsc::Sender<Frame>,
+    gone: tokio_util::sync::CancellationToken,
+}
+
+struct TunnelActor {
+    core: crate::state::Core,
+    handle: TunnelHandle,
+    reader: WsReader,
+    decoder: FrameDecoder,
+    cmd_rx: mpsc::Receiver<TunnelCmd>,
+    ws_tx: mpsc::Sender<WsCmd>,
+    clients: HashMap<u32, Client>,
+    next_channel: u32,
+    requests: HashMap<u32, mpsc::Sender<ResponseEvent>>,
+    /// Set when displaced: close when no request is in flight or at this instant.
+    draining: Option<Instant>,
+    last_inbound: Instant,
+}
+
+impl TunnelActor {
+    fn relay(&self) -> &Relay {
+        &self.core.relay
+    }
+
+    async fn run(mut self, mut writer_task: tokio::task::JoinHandle<()>) {
+        let timers = self.relay().timers();
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + timers.heartbeat, timers.heartbeat);
+        let mut check =
+            tokio::time::interval(Duration::from_millis(250).min(timers.stale_after / 4));
+        let shutdown = self.relay().shutdown().clone();
+        let reason = loop {
+            tokio::select! {
+                event = self.reader.next() => {
+                    if let Some(reason) = self.inbound(event) { break reason; }
+                }
+                cmd = self.cmd_rx.recv() => {
+                    let Some(cmd) = cmd else { break CloseReason::ServerClosed };
+                    if let Some(reason) = self.command(cmd) { break reason; }
+                }
+                _ = heartbeat.tick() => {
+                    if self.handle.control.try_send(Frame::empty(0, FrameType::Heartbeat)).is_err() {
+                        break CloseReason::BackpressureOverflow;
+                    }
+                }
+                _ = check.tick() => {
+                    if self.last_inbound.elapsed() > timers.stale_after {
+                        break CloseReason::Timeout;
+                    }
+                    if let Some(deadline) = self.draining
+                        && (self.requests.is_empty() || Instant::now() >= deadline)
+                    {
+                        break CloseReason::ServerReplaced;
+                    }
+                }
+                () = shutdown.cancelled() => break CloseReason::HubShutdown,
+                _ = &mut writer_task => break CloseReason::ServerClosed,
+            }
+        };
+        self.teardown(reason, writer_task).await;
+    }
+
+    /// Handles one inbound WebSocket event; `Some` closes the tunnel.
+    fn inbound(&mut self, event: Result<WsEvent, ReadError>) -> Option<CloseReason> {
+        match event {
+            Ok(WsEvent::Data(frame)) => {
+                self.last_inbound = Instant::now();
+                let counters = &self.handle.counters;
+                counters
+                    .bytes_in
+                    .fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
+                counters
+                    .last_frame_at
+                    .store(u64::try_from(now_unix()).unwrap_or(0), Ordering::Relaxed);
+                self.decoder.push(&frame.payload);
+                loop {
+                    match self.decoder.next_frame() {
+                        Ok(Some(frame)) => {
+                            if let Some(reason) = self.relay_frame(frame) {
+                                return Some(reason);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(FrameError::UnknownType(kind)) => {
+                            tracing::info!(target: "relay", server_id = %self.handle.server_id, kind, "invalid frame type");
+                            return Some(CloseReason::InvalidFrame);
+                        }
+                        Err(_) => return Some(CloseReason::ProtocolError),
+                    }
+                }
+                if self.decoder.check_overflow().is_err() {
+                    return Some(CloseReason::FrameBufferOverflow);
+                }
+                None
+            }
+            Ok(WsEvent::Ping(payload)) => {
+                self.last_inbound = Instant::now();
+                let _ = self.ws_tx.try_send(WsCmd::Pong(payload));
+                None
+            }
+            Ok(WsEvent::Pong) => {
+                self.last_inbound = Instant::now();
+                None
+            }
+            Ok(WsEvent::Close { .. }) | Err(ReadError::Eof | ReadError::Io(_)) => {
+                Some(CloseReason::ServerClosed)
+            }
+            Err(ReadError::Protocol(err)) => {
+                tracing::info!(target: "relay", server_id = %self.handle.server_id, error = %err, "websocket protocol error");
+                Some(CloseReason::ProtocolError)
+            }
+        }
+    }
+
+    /// Routes one relay frame from the server (SPEC A.2 "what the hub accepts").
+    fn relay_frame(&mut self, frame: Frame) -> Option<CloseReason> {
+        match frame.kind {
+            FrameType::Data => {
+                let channel = frame.id;
+                let Some(client) = self.clients.get(&channel) else {
+                    tracing::debug!(target: "relay", channel, "DATA for an unknown channel dropped");
+                    self.relay()
+                        .stats()
+                        .frames_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                };
+                if let Err(err) = client.tx.try_send(frame) {
+                    // The client cannot keep up (or left): it loses its own channel, not the tunnel.
+                    if matches!(err, mpsc::error::TrySendError::Full(_)) {
+                        tracing::info!(target: "relay", channel, "client queue full; closing its channel");
+                    }
+                    self.relay()
+                        .stats()
+                        .frames_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.drop_client(channel, true);
+                }
+                None
+            }
+            FrameType::HttpResponse => {
+                let id = frame.id;
+                let Some(tx) = self.requests.get(&id) else {
+                    self.relay()
+                        .stats()
+                        .frames_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                };
+                if tx.try_send(ResponseEvent::Chunk(frame.payload)).is_err() {
+                    // The HTTP client is too slow or gone: cancel that request only.
+                    self.requests.remove(&id);
+                    let _ = self
+                        .handle
+                        .control
+                        .try_send(Frame::empty(id, FrameType::HttpCancel));
+                }
+                None
+            }
+            // The real server sends HTTP_CANCEL after every response as a "done" marker.
+            FrameType::HttpCancel | FrameType::Heartbeat => None,
+            other => {
+                tracing::info!(target: "relay", server_id = %self.handle.server_id, kind = ?other, "unexpected frame from server");
+                Some(CloseReason::ProtocolError)
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: TunnelCmd) -> Option<CloseReason> {
+        match cmd {
+            TunnelCmd::Mount {
+                client_id,
+                tx,
+                gone,
+                reply,
+            } => {
+                if self.draining.is_some() {
+                    let _ = reply.send(None);
+                    return None;
+                }
+                let channel = self.next_channel;
+                self.next_channel = self.next_channel.wrapping_add(1).max(1);
+                let sent = Frame::new(
+                    channel,
+                    FrameType::ClientConnect,
+                    control::client_connect(&client_id, ""),
+                )
+                .map(|frame| self.handle.control.try_send(frame).is_ok());
+                match sent {
+                    Ok(true) => {
+                        self.clients.insert(
+                            channel,
+                            Client {
+                                client_id,
+                                tx,
+                                gone,
+                            },
+                        );
+                        self.relay()
+                            .stats()
+                            .clients_mounted
+                            .fetch_add(1, Ordering::Relaxed);
+                        let _ = reply.send(Some(channel));
+                        None
+                    }
+                    _ => {
+                        let _ = reply.send(None);
+                        Some(CloseReason::BackpressureOverflow)
+                    }
+                }
+            }
+            TunnelCmd::Unmount { channel } => {
+                self.drop_client(channel, true);
+                None
+            }
+            TunnelCmd::Request { id, tx } => {
+                self.requests.insert(id, tx);
+                None
+            }
+            TunnelCmd::Forget { id, cancel } => {
+                if self.requests.remove(&id).is_some() && cancel {
+                    let _ = self
+                        .handle
+                        .control
+                        .try_send(Frame::empty(id, FrameType::HttpCancel));
+                }
+                None
+            }
+            TunnelCmd::Displace => {
+                let grace = self.relay().timers().drain_grace;
+                self.draining = Some(Instant::now() + grace);
+                // Mounted clients are not migrated: they reconnect to the new tunnel.
+                let channels: Vec<u32> = self.clients.keys().copied().collect();
+                for channel in channels {
+                    self.disconnect_client(channel, CloseReason::ServerReplaced);
+                }
+                None
+            }
+            TunnelCmd::Backpressure => Some(CloseReason::BackpressureTimeout),
+        }
+    }
+
+    /// Removes a client; tells the server when `notify`.
+    fn drop_client(&mut self, channel: u32, notify: bool) {
+        if let Some(client) = self.clients.remove(&channel) {
+            client.gone.cancel();
+            self.relay()
+                .stats()
+                .clients_mounted
+                .fetch_sub(1, Ordering::Relaxed);
+            if notify
+                && let Ok(frame) = Frame::new(
+                    channel,
+                    FrameType::ClientDisconnect,
+                    control::client_disconnect(&client.client_id),
+                )
+            {
+                let _ = self.handle.control.try_send(frame);
+            }
+        }
+    }
+
+    /// Sends a client DISCONNECTED with `reason` and forgets it (its socket then closes).
+    fn disconnect_client(&mut self, channel: u32, reason: CloseReason) {
+        if let Some(client) = self.clients.get(&channel)
+            && let Ok(frame) = Frame::new(
+                0,
+                FrameType::Disconnected,
+                control::disconnected(reason.as_str()),
+            )
+        {
+            let _ = client.tx.try_send(frame);
+        }
+        self.drop_client(channel, false);
+    }
+
+    async fn teardown(mut self, reason: CloseReason, writer_task: tokio::task::JoinHandle<()>) {
+        let relay = self.relay().clone();
+        relay.unregister(&self.handle.server_id, &self.handle.tunnel_id);
+        let channels: Vec<u32> = self.clients.keys().copied().collect();
+        for channel in channels {
+            self.disconnect_client(channel, reason);
+        }
+        for (_, tx) in self.requests.drain() {
+            let _ = tx.try_send(ResponseEvent::TunnelClosed);
+        }
+        let _ = self.ws_tx.send(WsCmd::Close(reason)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
+        let counters = &self.handle.counters;
+        let session = SessionCounters {
+            bytes_in: i64::try_from(counters.bytes_in.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+            bytes_out: i64::try_from(counters.bytes_out.load(Ordering::Relaxed))
+                .unwrap_or(i64::MAX),
+            last_frame_at: i64::try_from(counters.last_frame_at.load(Ordering::Relaxed)).ok(),
+        };
+        relay
+            .stats()
+            .bytes_in
+            .fetch_add(counters.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        relay.stats().bytes_out.fetch_add(
+            counters.bytes_out.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        relay.stats().tunnels_open.fetch_sub(1, Ordering::Relaxed);
+        relay.stats().count_close(reason.as_str());
+        close_session(&self.core, &self.handle.session_id, reason, session).await;
+        tracing::info!(target: "relay", server_id = %self.handle.server_id, tunnel_id = %self.handle.tunnel_id, reason = reason.as_str(), "tunnel closed");
+    }
+}
+
+/// Queue size of a client's outbound frames, re-exported for the client module.
+pub const CLIENT_QUEUE_SIZE: usize = CLIENT_QUEUE;
+
+/// Sends a frame to the tunnel's data queue, waiting up to [`BACKPRESSURE_TIMEOUT`]; on
+/// timeout the tunnel is told to close (`backpressure_timeout`).
+///
+/// # Errors
+/// When the tunnel is gone or stuck.
+pub async fn send_data(tunnel: &TunnelHandle, frame: Frame) -> Result<(), ()> {
+    match tokio::time::timeout(BACKPRESSURE_TIMEOUT, tunnel.data.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            let _ = tunnel.cmd.try_send(TunnelCmd::Backpressure);
+            Err(())
+        }
+    }
+}
+
+/// Mounts a client on a tunnel: its channel id, or `None` when the tunnel is closing.
+pub async fn mount(
+    tunnel: &TunnelHandle,
+    client_id: String,
+    tx: mpsc::Sender<Frame>,
+    gone: tokio_util::sync::CancellationToken,
+) -> Option<u32> {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    tunnel
+        .cmd
+        .send(TunnelCmd::Mount {
+            client_id,
+            tx,
+            gone,
+            reply: reply_tx,
+        })
+        .await
+        .ok()?;
+    reply_rx.await.ok().flatten()
+}

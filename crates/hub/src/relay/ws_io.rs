@@ -1,0 +1,309 @@
+//! WebSocket transport of the relay: the HTTP upgrade (axum parses the request, we answer 101
+//! and take the raw connection from hyper) and frame-level reading and writing with
+//! `phlix_proto::ws`, which accepts TEXT messages that are not UTF-8 and unmasked client
+//! frames (SPEC A.6, L).
+
+use std::io;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use phlix_proto::ws::{self, Opcode, WsDecoder, WsError, WsFrame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest WebSocket frame payload accepted from a peer.
+pub const MAX_WS_FRAME: usize = 4 * 1024 * 1024;
+
+/// Why a WebSocket upgrade request is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnUpgrade;
+
+/// Checks the upgrade headers and returns `Sec-WebSocket-Accept`.
+///
+/// # Errors
+/// [`NotAnUpgrade`] unless this is a version-13 WebSocket upgrade with a key.
+pub fn upgrade_accept(headers: &HeaderMap) -> Result<String, NotAnUpgrade> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(token))
+    };
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return Err(NotAnUpgrade);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(NotAnUpgrade);
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(NotAnUpgrade)?;
+    Ok(ws::accept_key(key))
+}
+
+/// Answers 101 and hands the raw connection to `handle` once hyper has switched protocols.
+pub fn upgrade<F, Fut>(
+    mut request: Request,
+    accept: &str,
+    protocol: Option<&'static str>,
+    handle: F,
+) -> Response
+where
+    F: FnOnce(WsStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => handle(WsStream::new(upgraded)).await,
+            Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(value) = HeaderValue::from_str(accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    if let Some(protocol) = protocol {
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol),
+        );
+    }
+    response
+}
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// An upgraded connection, split into its reading and writing halves.
+pub struct WsStream {
+    pub reader: WsReader,
+    pub writer: WsWriter,
+}
+
+impl WsStream {
+    fn new(upgraded: hyper::upgrade::Upgraded) -> Self {
+        // The common case is a plain TCP connection: split it without a lock.
+        match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
+            Ok(parts) => {
+                let stream = parts.io.into_inner();
+                let _ = stream.set_nodelay(true);
+                let (read, write) = stream.into_split();
+                Self::from_parts(Box::new(read), Box::new(write), &parts.read_buf)
+            }
+            Err(upgraded) => {
+                let (read, write) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+                Self::from_parts(Box::new(read), Box::new(write), &[])
+            }
+        }
+    }
+
+    /// Wraps any byte stream halves (tests use this over a raw TCP connection).
+    pub fn from_parts(read: BoxRead, write: BoxWrite, already_read: &[u8]) -> Self {
+        let mut decoder = WsDecoder::new(MAX_WS_FRAME);
+        decoder.push(already_read);
+        Self {
+            reader: WsReader { io: read, decoder },
+            writer: WsWriter {
+                io: write,
+                buf: BytesMut::with_capacity(64 * 1024),
+                mask: false,
+            },
+        }
+    }
+}
+
+/// What the peer sent.
+#[derive(Debug)]
+pub enum WsEvent {
+    /// A data frame (text, binary or continuation), payload as bytes.
+    Data(WsFrame),
+    Ping(Bytes),
+    Pong,
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("connection closed without a close frame")]
+    Eof,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Protocol(#[from] WsError),
+}
+
+/// The reading half.
+pub struct WsReader {
+    io: BoxRead,
+    decoder: WsDecoder,
+}
+
+impl WsReader {
+    /// The next frame from the peer.
+    ///
+    /// # Errors
+    /// EOF, I/O errors and protocol violations.
+    pub async fn next(&mut self) -> Result<WsEvent, ReadError> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Ok(match frame.opcode {
+                    Opcode::Ping => WsEvent::Ping(frame.payload),
+                    Opcode::Pong => WsEvent::Pong,
+                    Opcode::Close => {
+                        let (code, reason) = ws::parse_close(&frame.payload);
+                        WsEvent::Close { code, reason }
+                    }
+                    Opcode::Text | Opcode::Binary | Opcode::Continuation => WsEvent::Data(frame),
+                });
+            }
+            let buf = self.decoder.buffer_mut();
+            buf.reserve(64 * 1024);
+            if self.io.read_buf(buf).await? == 0 {
+                return Err(ReadError::Eof);
+            }
+        }
+    }
+
+    /// Reads one whole message (for the HELLO), assembling continuation frames; answers
+    /// nothing itself. Gives up after `timeout`.
+    ///
+    /// # Errors
+    /// As [`Self::next`], plus a timed-out read (as `Io(TimedOut)`).
+    pub async fn message(
+        &mut self,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Option<Bytes>, ReadError> {
+        let mut message = BytesMut::new();
+        let read = async {
+            loop {
+                match self.next().await? {
+                    WsEvent::Data(frame) => {
+                        if message.len() + frame.payload.len() > limit {
+                            return Err(ReadError::Protocol(WsError::TooBig(
+                                (message.len() + frame.payload.len()) as u64,
+                            )));
+                        }
+                        message.extend_from_slice(&frame.payload);
+                        if frame.fin {
+                            return Ok(Some(message.split().freeze()));
+                        }
+                    }
+                    WsEvent::Ping(_) | WsEvent::Pong => {}
+                    WsEvent::Close { .. } => return Ok(None),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, read).await.map_err(|_| {
+            ReadError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no message in time",
+            ))
+        })?
+    }
+}
+
+/// The writing half.
+pub struct WsWriter {
+    io: BoxWrite,
+    buf: BytesMut,
+    /// Client side masks its frames (tests); the hub does not.
+    mask: bool,
+}
+
+impl WsWriter {
+    /// Masks every frame from now on (RFC 6455 client role).
+    pub fn set_client_role(&mut self) {
+        self.mask = true;
+    }
+
+    fn mask_key(&self) -> Option<[u8; 4]> {
+        self.mask.then(crate::auth::random_bytes::<4>)
+    }
+
+    /// Sends one message whose payload is the concatenation of `parts` (several relay frames
+    /// coalesced into one WebSocket message).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn send_parts(&mut self, opcode: Opcode, parts: &[Bytes]) -> io::Result<()> {
+        let len: usize = parts.iter().map(Bytes::len).sum();
+        self.buf.clear();
+        let mask = self.mask_key();
+        ws::encode_header(true, opcode, len, mask, &mut self.buf);
+        let start = self.buf.len();
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
+        if let Some(key) = mask {
+            ws::apply_mask(&mut self.buf[start..], key, 0);
+        }
+        self.io.write_all(&self.buf).await?;
+        if self.buf.capacity() > 1024 * 1024 {
+            self.buf = BytesMut::with_capacity(64 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Sends relay frames coalesced into one binary message, copying each payload once.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn send_frames(&mut self, frames: &[phlix_proto::frame::Frame]) -> io::Result<()> {
+        let len: usize = frames
+            .iter()
+            .map(phlix_proto::frame::Frame::encoded_len)
+            .sum();
+        self.buf.clear();
+        let mask = self.mask_key();
+        ws::encode_header(true, Opcode::Binary, len, mask, &mut self.buf);
+        let start = self.buf.len();
+        for frame in frames {
+            frame.encode_into(&mut self.buf);
+        }
+        if let Some(key) = mask {
+            ws::apply_mask(&mut self.buf[start..], key, 0);
+        }
+        self.io.write_all(&self.buf).await?;
+        if self.buf.capacity() > 1024 * 1024 {
+            self.buf = BytesMut::with_capacity(64 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn send(&mut self, opcode: Opcode, payload: &[u8]) -> io::Result<()> {
+        self.send_parts(opcode, &[Bytes::copy_from_slice(payload)])
+            .await
+    }
+
+    /// Sends a close frame and shuts the connection down.
+    pub async fn close(&mut self, code: u16, reason: &str) {
+        let _ = self
+            .send(Opcode::Close, &ws::close_payload(code, reason))
+            .await;
+        let _ = self.io.shutdown().await;
+    }
+}

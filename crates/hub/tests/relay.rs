@@ -1,0 +1,908 @@
+//! The relay data plane over real sockets (SPEC A, B, J.1, J.2): a fake Phlix server holds a
+//! tunnel, clients mount raw channels, browsers use HTTP-over-relay.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::fake_server::FakePhlixServer;
+use common::fake_tunnel::{self, Seen, send_php_style, wait_for};
+use common::ws_client::{Ended, WsClient, connect};
+use common::{TestHub, status_json};
+use phlix_proto::frame::{Frame, FrameType};
+use phlix_proto::ws::Opcode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+struct Setup {
+    hub: TestHub,
+    owner: String,
+    server: FakePhlixServer,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(adjust: impl FnOnce(&mut phlix_hub::config::ServeArgs)) -> Self {
+        let hub = TestHub::start_with(adjust).await;
+        let owner = hub.register("owner", "password123").await.access_token;
+        let mut server = FakePhlixServer::new(&hub.url(""), "Relay NAS");
+        server.request_claim().await;
+        let code = server.claim_code.clone().unwrap();
+        let resp = hub
+            .http_client
+            .post(hub.url("/api/v1/server-claims/claim"))
+            .header("Accept-Phlix-Protocol", "v1")
+            .bearer_auth(&owner)
+            .json(&json!({"claim_code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        server.poll().await;
+        Self { hub, owner, server }
+    }
+
+    fn jwt(&self) -> String {
+        self.server.enrollment.clone().unwrap().enrollment_jwt
+    }
+
+    async fn tunnel(&self) -> WsClient {
+        fake_tunnel::open(self.hub.tunnel, &self.server.server_id(), &self.jwt())
+            .await
+            .0
+    }
+
+    async fn relay_token(&self) -> String {
+        let resp = self
+            .hub
+            .http_client
+            .post(self.hub.url(&format!(
+                "/api/v1/me/servers/{}/relay-token",
+                self.server.server_id()
+            )))
+            .bearer_auth(&self.owner)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(resp).await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn client(&self) -> WsClient {
+        let token = self.relay_token().await;
+        let path = format!("/client/{}", self.server.server_id());
+        connect(
+            self.hub.client_addr,
+            &path,
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+        .await
+        .map_err(|r| format!("{} {}", r.status, r.body))
+        .unwrap()
+    }
+
+    /// Waits until the registry shows the tunnel (the mount needs it).
+    async fn wait_relay_active(&self, active: bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let resp = self
+                .hub
+                .http_client
+                .get(self.hub.url("/api/v1/me/servers"))
+                .bearer_auth(&self.owner)
+                .send()
+                .await
+                .unwrap();
+            let (_, body) = status_json(resp).await;
+            if body["servers"][0]["relayActive"] == active {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relayActive never became {active}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    fn proxy(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.hub
+            .http_client
+            .request(
+                method,
+                self.hub.url(&format!(
+                    "/api/v1/servers/{}/proxy{path}",
+                    self.server.server_id()
+                )),
+            )
+            .bearer_auth(&self.owner)
+    }
+
+    async fn set_policy(&self, policy: &str) {
+        let resp = self
+            .hub
+            .http_client
+            .put(self.hub.url(&format!(
+                "/api/v1/me/servers/{}/proxy-policy",
+                self.server.server_id()
+            )))
+            .bearer_auth(&self.owner)
+            .json(&json!({"policy": policy}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(resp).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            json!({"server_id": self.server.server_id(), "policy": policy})
+        );
+    }
+}
+
+fn data(channel: u32, payload: &[u8]) -> Frame {
+    Frame::new(channel, FrameType::Data, Bytes::copy_from_slice(payload)).unwrap()
+}
+
+#[tokio::test]
+async fn raw_channels_echo_for_two_clients_with_their_own_channel_ids() {
+    let setup = Setup::new().await;
+    let (mut tunnel_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let mut a = setup.client().await;
+    let mut b = setup.client().await;
+    let connects: Vec<u32> = {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            if let Seen::Frame(frame) = wait_for(
+                &mut tunnel_rx,
+                "CLIENT_CONNECT",
+                |s| matches!(s, Seen::Frame(f) if f.kind == FrameType::ClientConnect),
+            )
+            .await
+            {
+                let body: Value = serde_json::from_slice(&frame.payload).unwrap();
+                assert!(body["client_id"].as_str().unwrap().len() == 36, "{body}");
+                assert_eq!(body["session_id"], "");
+                ids.push(frame.id);
+            }
+        }
+        ids
+    };
+    assert_eq!(connects, vec![1, 2], "channel ids start at 1 and increment");
+
+    // The client's u32 is ignored and re-tagged with its channel.
+    a.send_frames(Opcode::Binary, &[data(999, b"hello from a")])
+        .await;
+    b.send_frames(
+        Opcode::Text,
+        &[data(0, b"hello from b"), data(7, b"second frame")],
+    )
+    .await;
+    let echo_a = a.next_frame().await.unwrap();
+    assert_eq!(
+        (echo_a.id, echo_a.kind, &echo_a.payload[..]),
+        (1, FrameType::Data, &b"hello from a"[..])
+    );
+    let echo_b1 = b.next_frame().await.unwrap();
+    let echo_b2 = b.next_frame().await.unwrap();
+    assert_eq!(
+        (echo_b1.id, &echo_b1.payload[..]),
+        (2, &b"hello from b"[..])
+    );
+    assert_eq!(
+        (echo_b2.id, &echo_b2.payload[..]),
+        (2, &b"second frame"[..])
+    );
+
+    // A non-DATA frame from a client gets an ERROR frame and the mount stays open.
+    a.send_frames(Opcode::Binary, &[Frame::empty(0, FrameType::Heartbeat)])
+        .await;
+    let error = a.next_frame().await.unwrap();
+    assert_eq!((error.id, error.kind), (0, FrameType::Error));
+    let body: Value = serde_json::from_slice(&error.payload).unwrap();
+    assert_eq!(body["error"], "Unexpected frame type");
+    a.send_frames(Opcode::Binary, &[data(1, b"still here")])
+        .await;
+    assert_eq!(&a.next_frame().await.unwrap().payload[..], b"still here");
+
+    // A client that leaves is announced to the server.
+    a.writer.close(1000, "bye").await;
+    let seen = wait_for(
+        &mut tunnel_rx,
+        "CLIENT_DISCONNECT",
+        |s| matches!(s, Seen::Frame(f) if f.kind == FrameType::ClientDisconnect),
+    )
+    .await;
+    let Seen::Frame(frame) = seen else {
+        unreachable!()
+    };
+    assert_eq!(frame.id, 1);
+    assert!(serde_json::from_slice::<Value>(&frame.payload).unwrap()["client_id"].is_string());
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn ten_megabytes_cross_a_channel_intact() {
+    let setup = Setup::new().await;
+    let (_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let client = setup.client().await;
+    let WsClient {
+        reader,
+        writer,
+        headers,
+        ..
+    } = client;
+    let _ = headers;
+    let total = 10 * 1024 * 1024;
+    let payload: Vec<u8> = (0..total).map(|i| ((i * 31 + i / 7) % 256) as u8).collect();
+    let expected = hex::encode(Sha256::digest(&payload));
+    let reader_task = tokio::spawn(async move {
+        let mut reader = reader;
+        let mut decoder = phlix_proto::frame::FrameDecoder::new(1 << 20);
+        let mut hasher = Sha256::new();
+        let mut received = 0usize;
+        while received < total {
+            if let phlix_hub::relay::ws_io::WsEvent::Data(message) = reader.next().await.unwrap() {
+                decoder.push(&message.payload);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    assert_eq!(frame.kind, FrameType::Data);
+                    hasher.update(&frame.payload);
+                    received += frame.payload.len();
+                }
+            }
+        }
+        hex::encode(hasher.finalize())
+    });
+    let mut writer = writer;
+    writer.set_client_role();
+    for chunk in payload.chunks(60_000) {
+        let frame = data(1, chunk);
+        writer
+            .send_parts(Opcode::Binary, &[frame.to_bytes()])
+            .await
+            .unwrap();
+    }
+    let got = tokio::time::timeout(Duration::from_secs(60), reader_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, expected);
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn http_over_relay_streams_megabyte_bodies_both_ways() {
+    let setup = Setup::new().await;
+    let (mut tunnel_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+
+    // The default policy only lets the Phlix media API through.
+    let resp = setup
+        .proxy(reqwest::Method::GET, "/api/v1/admin/users")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(resp).await,
+        (
+            403,
+            json!({"error": "This path is not reachable through the relay.", "code": "proxy.scope_denied"})
+        )
+    );
+    // (`%2e%2e` segments are resolved by the client's URL parser before sending, so use forms
+    // that reach the hub as such.)
+    for path in [
+        "/api/v1/libraries/a..b",
+        "/api/v1/libraries/%00",
+        "/api/v1/libraries/%5c",
+        "/api/v1/libraries/x%3Fy",
+    ] {
+        let resp = setup
+            .proxy(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status_json(resp).await,
+            (
+                400,
+                json!({"error": "The path is not allowed.", "code": "proxy.invalid_path"})
+            ),
+            "{path}"
+        );
+    }
+
+    // A 3 MB download of unknown length, streamed.
+    let resp = setup
+        .proxy(reqwest::Method::GET, "/api/v1/media/bytes/3000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().get("content-length").is_none(),
+        "bodyLength null → chunked"
+    );
+    let body = resp.bytes().await.unwrap();
+    let expected: Vec<u8> = (0..3_000_000).map(|i| (i % 253) as u8).collect();
+    assert_eq!(body.len(), expected.len());
+    assert!(body[..] == expected[..]);
+
+    // A 2 MB upload (policy "all"), echoed as its checksum; headers are stripped and stamped.
+    setup.set_policy("all").await;
+    let upload: Vec<u8> = (0..2_000_000).map(|i| (i % 241) as u8).collect();
+    let resp = setup
+        .proxy(reqwest::Method::POST, "/upload/echo?x=1&y=%20z")
+        .header("Cookie", "session=secret")
+        .header("X-Forwarded-For", "6.6.6.6")
+        .header("X-Custom", "kept")
+        .body(upload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["x-fake"], "yes");
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/upload/echo");
+    assert_eq!(echo["query"], "x=1&y=%20z");
+    assert_eq!(echo["body_len"], 2_000_000);
+    assert_eq!(echo["body_sha256"], hex::encode(Sha256::digest(&upload)));
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-custom"], "kept");
+    assert!(
+        headers.get("authorization").is_none() && headers.get("cookie").is_none(),
+        "{headers}"
+    );
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    let me: Value = setup
+        .hub
+        .http_client
+        .get(setup.hub.url("/api/v1/me"))
+        .bearer_auth(&setup.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(headers["x-phlix-relay-user"], me["user"]["id"]);
+    // Request ids are in the high range; bodies travelled in ≤ 65 534-byte chunks.
+    let seen = wait_for(
+        &mut tunnel_rx,
+        "the upload",
+        |s| matches!(s, Seen::Request { body_len, .. } if *body_len == 2_000_000),
+    )
+    .await;
+    let Seen::Request { id, .. } = seen else {
+        unreachable!()
+    };
+    assert!(id >= 0x8000_0001, "{id:#x}");
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn clients_that_go_away_are_announced_and_their_requests_cancelled() {
+    let setup = Setup::new().await;
+    let (mut tunnel_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let resp = setup
+        .proxy(reqwest::Method::GET, "/api/v1/media/slow")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut resp = resp;
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert_eq!(first.len(), 1000);
+    let seen = wait_for(
+        &mut tunnel_rx,
+        "the slow request",
+        |s| matches!(s, Seen::Request { head, .. } if head.path.ends_with("/slow")),
+    )
+    .await;
+    let Seen::Request { id, .. } = seen else {
+        unreachable!()
+    };
+    drop(resp);
+    let cancel = wait_for(
+        &mut tunnel_rx,
+        "HTTP_CANCEL",
+        |s| matches!(s, Seen::Frame(f) if f.kind == FrameType::HttpCancel),
+    )
+    .await;
+    let Seen::Frame(cancel) = cancel else {
+        unreachable!()
+    };
+    assert_eq!(cancel.id, id);
+    assert!(cancel.payload.is_empty());
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_tunnel_disconnects_clients_and_fails_requests_in_flight() {
+    let setup = Setup::new().await;
+    let tunnel = setup.tunnel().await;
+    let (mut tunnel_rx, task) = fake_tunnel::serve(tunnel);
+    setup.wait_relay_active(true).await;
+    let mut client = setup.client().await;
+    wait_for(
+        &mut tunnel_rx,
+        "CLIENT_CONNECT",
+        |s| matches!(s, Seen::Frame(f) if f.kind == FrameType::ClientConnect),
+    )
+    .await;
+    let pending = tokio::spawn(
+        setup
+            .proxy(reqwest::Method::GET, "/api/v1/media/hang")
+            .send(),
+    );
+    wait_for(
+        &mut tunnel_rx,
+        "the hanging request",
+        |s| matches!(s, Seen::Request { head, .. } if head.path.ends_with("/hang")),
+    )
+    .await;
+    task.abort(); // the server process dies: its socket closes without a close frame
+    let frame = client.next_frame().await.unwrap();
+    assert_eq!((frame.id, frame.kind), (0, FrameType::Disconnected));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&frame.payload).unwrap(),
+        json!({"reason": "server_closed"})
+    );
+    assert!(matches!(
+        client.ended().await,
+        Ended::Close(..) | Ended::Eof
+    ));
+    let resp = pending.await.unwrap().unwrap();
+    assert_eq!(
+        status_json(resp).await,
+        (
+            503,
+            json!({"error": "The relay tunnel closed before the response completed.", "code": "server.offline"})
+        )
+    );
+    setup.wait_relay_active(false).await;
+    let resp = setup
+        .proxy(reqwest::Method::GET, "/api/v1/media/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await.1["code"], "server.no_tunnel");
+    // The session row is closed with its reason.
+    let store = setup.hub.store().await;
+    let rows: Vec<(Option<String>, i64)> = match &store {
+        phlix_hub::store::Store::Sqlite(pool) => {
+            sqlx::query_as("SELECT close_reason, bytes_in FROM relay_sessions")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+        phlix_hub::store::Store::Postgres(pool) => {
+            sqlx::query_as("SELECT close_reason, bytes_in FROM relay_sessions")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0.as_deref(), Some("server_disconnected"));
+    store.close().await;
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_hello_displaces_the_first_tunnel() {
+    let setup = Setup::new().await;
+    let (mut old_rx, _old) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let mut client = setup.client().await;
+    wait_for(
+        &mut old_rx,
+        "CLIENT_CONNECT",
+        |s| matches!(s, Seen::Frame(f) if f.kind == FrameType::ClientConnect),
+    )
+    .await;
+    let (new_tunnel, ack) =
+        fake_tunnel::open(setup.hub.tunnel, &setup.server.server_id(), &setup.jwt()).await;
+    assert!(ack["relay_session_id"].is_string() && ack["tunnel_id"].is_string());
+    let (mut new_rx, _new) = fake_tunnel::serve(new_tunnel);
+    let frame = client.next_frame().await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&frame.payload).unwrap(),
+        json!({"reason": "server_replaced"})
+    );
+    let closed = wait_for(&mut old_rx, "the old tunnel's close", |s| {
+        matches!(s, Seen::Closed(_))
+    })
+    .await;
+    assert!(
+        matches!(closed, Seen::Closed(Ended::Close(_, ref reason)) if reason == "server_replaced"),
+        "{closed:?}"
+    );
+    // New mounts reach the new tunnel.
+    let mut client = setup.client().await;
+    wait_for(
+        &mut new_rx,
+        "CLIENT_CONNECT on the new tunnel",
+        |s| matches!(s, Seen::Frame(f) if f.kind == FrameType::ClientConnect),
+    )
+    .await;
+    client
+        .send_frames(Opcode::Binary, &[data(0, b"ping")])
+        .await;
+    assert_eq!(&client.next_frame().await.unwrap().payload[..], b"ping");
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_tunnel_is_closed_with_timeout_after_hub_heartbeats() {
+    let setup = Setup::with(|args| {
+        args.relay_heartbeat = Duration::from_millis(200);
+        args.relay_stale_after = Duration::from_millis(1200);
+    })
+    .await;
+    let mut tunnel = setup.tunnel().await;
+    let started = Instant::now();
+    // Read without answering: the hub's heartbeats arrive, then the stale close.
+    let mut heartbeats = 0;
+    let ended = loop {
+        match tunnel.next_frame().await {
+            Ok(frame) => {
+                assert_eq!((frame.id, frame.kind), (0, FrameType::Heartbeat));
+                assert!(frame.payload.is_empty());
+                heartbeats += 1;
+            }
+            Err(ended) => break ended,
+        }
+    };
+    assert!(heartbeats >= 3, "{heartbeats} heartbeats");
+    assert!(
+        matches!(ended, Ended::Close(_, ref reason) if reason == "timeout"),
+        "{ended:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeat_replies_keep_a_tunnel_open() {
+    let setup = Setup::with(|args| {
+        args.relay_heartbeat = Duration::from_millis(150);
+        args.relay_stale_after = Duration::from_millis(700);
+    })
+    .await;
+    let (mut rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    setup.wait_relay_active(true).await;
+    while let Ok(seen) = rx.try_recv() {
+        assert!(
+            !matches!(seen, Seen::Closed(_)),
+            "tunnel closed although it answered heartbeats"
+        );
+    }
+    setup.hub.stop().await;
+}
+
+async fn expect_close(tunnel: &mut WsClient, reason: &str) {
+    let ended = tunnel.ended().await;
+    assert!(
+        matches!(&ended, Ended::Close(_, r) if r == reason),
+        "expected close {reason}, got {ended:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_close_only_the_offending_tunnel() {
+    let setup = Setup::new().await;
+    // JSON text after the handshake: its 5th byte reads as type 0x70.
+    let mut tunnel = setup.tunnel().await;
+    tunnel.send_raw(Opcode::Text, br#"{"type":"hello"}"#).await;
+    expect_close(&mut tunnel, "invalid_frame").await;
+    // A valid type the hub never accepts from a server.
+    let mut tunnel = setup.tunnel().await;
+    tunnel
+        .send_frames(Opcode::Binary, &[Frame::empty(5, FrameType::ClientConnect)])
+        .await;
+    expect_close(&mut tunnel, "protocol_error").await;
+    // Meanwhile another tunnel works: serve it and do a round trip.
+    let (_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let mut client = setup.client().await;
+    client
+        .send_frames(Opcode::Binary, &[data(0, b"alive")])
+        .await;
+    assert_eq!(&client.next_frame().await.unwrap().payload[..], b"alive");
+    // TEXT messages with invalid UTF-8 and frames split across messages are fine.
+    let mut other = setup.tunnel().await;
+    send_php_style(
+        &mut other,
+        &[
+            Frame::empty(0, FrameType::Heartbeat),
+            data(77, &[0xFF, 0xFE, 0xFD]),
+        ],
+        true,
+    )
+    .await;
+    send_php_style(
+        &mut other,
+        &[Frame::empty(0x8000_0001, FrameType::HttpCancel)],
+        false,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn hello_rejections_close_with_4400_or_4401_and_keep_the_live_tunnel() {
+    let setup = Setup::new().await;
+    let (_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let id = setup.server.server_id();
+    let jwt = setup.jwt();
+    let other_ring =
+        phlix_hub::auth::keys::KeyRing::load_or_create(tempfile::tempdir().unwrap().path())
+            .unwrap();
+    let forged = phlix_hub::auth::enrollment::mint(
+        &other_ring,
+        &id,
+        "http://127.0.0.1",
+        600,
+        phlix_hub::auth::now_unix(),
+    );
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"not json".to_vec(), 4400, "malformed_hello"),
+        (json!({"type": "hello", "enrollment_jwt": jwt, "server_id": id, "extra": {"nested": 1}}).to_string().into_bytes(), 4400, "malformed_hello"),
+        (json!({"type": "hi", "enrollment_jwt": jwt, "server_id": id}).to_string().into_bytes(), 4400, "invalid_hello"),
+        (json!({"type": "hello", "enrollment_jwt": jwt, "server_id": ""}).to_string().into_bytes(), 4400, "missing_server_id"),
+        (json!({"type": "hello", "enrollment_jwt": 5, "server_id": id}).to_string().into_bytes(), 4400, "invalid_hello_payload"),
+        (json!({"type": "hello", "enrollment_jwt": forged, "server_id": id}).to_string().into_bytes(), 4401, "unauthorized"),
+        (json!({"type": "hello", "enrollment_jwt": jwt, "server_id": "another-server"}).to_string().into_bytes(), 4401, "unauthorized"),
+    ];
+    for (hello, code, reason) in cases {
+        let mut ws = connect(setup.hub.tunnel, "/any/path", &[]).await.unwrap();
+        ws.send_raw(Opcode::Text, &hello).await;
+        assert_eq!(
+            ws.ended().await,
+            Ended::Close(code, reason.to_owned()),
+            "{}",
+            String::from_utf8_lossy(&hello)
+        );
+    }
+    // The live tunnel was not evicted.
+    let mut client = setup.client().await;
+    client
+        .send_frames(Opcode::Binary, &[data(0, b"still mine")])
+        .await;
+    assert_eq!(
+        &client.next_frame().await.unwrap().payload[..],
+        b"still mine"
+    );
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_eleventh_tunnel_connect_in_a_minute_is_refused_with_1013() {
+    let setup = Setup::new().await;
+    for _ in 0..10 {
+        let mut ws = connect(setup.hub.tunnel, "/", &[]).await.unwrap();
+        ws.send_raw(Opcode::Text, b"x").await;
+        assert_eq!(
+            ws.ended().await,
+            Ended::Close(4400, "malformed_hello".into())
+        );
+    }
+    let mut ws = connect(setup.hub.tunnel, "/", &[]).await.unwrap();
+    assert_eq!(
+        ws.ended().await,
+        Ended::Close(1013, "try again later".into())
+    );
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn client_mounts_need_a_valid_token_and_an_open_tunnel() {
+    let setup = Setup::new().await;
+    let id = setup.server.server_id();
+    let path = format!("/client/{id}");
+    let token = setup.relay_token().await;
+    // No tunnel yet.
+    let refused = connect(
+        setup.hub.client_addr,
+        &path,
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(refused.status, 503);
+    assert_eq!(
+        serde_json::from_str::<Value>(&refused.body).unwrap()["code"],
+        "server_offline"
+    );
+
+    let (_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer nope".to_owned())],
+        vec![("Authorization", format!("Bearer {}", setup.jwt()))],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let refused = connect(setup.hub.client_addr, &path, &headers)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.status, 401);
+        assert_eq!(
+            serde_json::from_str::<Value>(&refused.body).unwrap(),
+            json!({"error": "Unauthorized", "code": "relay.token_invalid", "message": "A valid client relay token for this server is required"})
+        );
+    }
+    // The token is bound to its server.
+    let refused = connect(
+        setup.hub.client_addr,
+        "/client/other-server",
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(refused.status, 401);
+    // Browsers: the token in Sec-WebSocket-Protocol, `bearer` echoed back; trailing slash allowed.
+    let protocol = format!("bearer, {token}");
+    let mut client = connect(
+        setup.hub.client_addr,
+        &format!("{path}/"),
+        &[("Sec-WebSocket-Protocol", &protocol)],
+    )
+    .await
+    .map_err(|r| r.body)
+    .unwrap();
+    assert_eq!(client.header("sec-websocket-protocol"), Some("bearer"));
+    client
+        .send_frames(Opcode::Binary, &[data(0, b"browser")])
+        .await;
+    assert_eq!(&client.next_frame().await.unwrap().payload[..], b"browser");
+    // Plain HTTP on the client port is told to upgrade.
+    let resp = setup
+        .hub
+        .http_client
+        .get(format!("http://{}{path}", setup.hub.client_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 426);
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_does_not_stall_another_client() {
+    let setup = Setup::new().await;
+    let mut tunnel = setup.tunnel().await;
+    setup.wait_relay_active(true).await;
+    let _slow = setup.client().await; // never reads
+    let mut fast = setup.client().await;
+    // The fake server floods the slow client's channel (1) while echoing the fast one (2).
+    let mut connected = Vec::new();
+    while connected.len() < 2 {
+        let frame = tunnel.next_frame().await.unwrap();
+        if frame.kind == FrameType::ClientConnect {
+            connected.push(frame.id);
+        }
+    }
+    let flood = Bytes::from(vec![0x5A; 60_000]);
+    let (mut tunnel_reader, mut tunnel_writer) = (tunnel.reader, tunnel.writer);
+    let flooder = tokio::spawn(async move {
+        for _ in 0..700 {
+            let frame = Frame::new(1, FrameType::Data, flood.clone()).unwrap();
+            if tunnel_writer
+                .send_parts(Opcode::Binary, &[frame.to_bytes()])
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        tunnel_writer
+    });
+    // Round trips for the fast client, answered by hand from the tunnel reader.
+    let echo = tokio::spawn(async move {
+        let mut decoder = phlix_proto::frame::FrameDecoder::new(1 << 20);
+        let mut seen = 0;
+        while seen < 20 {
+            if let Ok(phlix_hub::relay::ws_io::WsEvent::Data(message)) = tunnel_reader.next().await
+            {
+                decoder.push(&message.payload);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    if frame.kind == FrameType::Data && frame.id == 2 {
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        tunnel_reader
+    });
+    let started = Instant::now();
+    for i in 0..20u8 {
+        fast.send_frames(Opcode::Binary, &[data(0, &[i])]).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), echo)
+        .await
+        .expect("the fast client's frames reach the server while the slow one is flooded")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let _ = flooder.await;
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_are_recorded_and_reconciled_after_a_crash() {
+    let setup = Setup::new().await;
+    let (ws, ack) =
+        fake_tunnel::open(setup.hub.tunnel, &setup.server.server_id(), &setup.jwt()).await;
+    let (_rx, _task) = fake_tunnel::serve(ws);
+    setup.wait_relay_active(true).await;
+    let session = ack["relay_session_id"].as_str().unwrap().to_owned();
+    let store = setup.hub.store().await;
+    let query = "SELECT worker_node, closed_at IS NULL FROM relay_sessions WHERE id = $1";
+    let row: (String, bool) = match &store {
+        phlix_hub::store::Store::Sqlite(pool) => sqlx::query_as(query)
+            .bind(&session)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        phlix_hub::store::Store::Postgres(pool) => sqlx::query_as(query)
+            .bind(&session)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(row, ("test-node".to_owned(), true));
+    // A row left open by a crashed run of this node is closed at the next start.
+    let insert = "INSERT INTO relay_sessions (id, server_id, tunnel_id, worker_node, opened_at) VALUES ('crashed', $1, 't', 'test-node', 1)";
+    match &store {
+        phlix_hub::store::Store::Sqlite(pool) => sqlx::query(insert)
+            .bind(setup.server.server_id())
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        phlix_hub::store::Store::Postgres(pool) => sqlx::query(insert)
+            .bind(setup.server.server_id())
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    store.close().await;
+    let (dir, url) = setup.hub.stop().await;
+    let hub = TestHub::start_on(dir, url).await;
+    let store = hub.store().await;
+    let query = "SELECT id, close_reason FROM relay_sessions ORDER BY id";
+    let rows: Vec<(String, Option<String>)> = match &store {
+        phlix_hub::store::Store::Sqlite(pool) => {
+            sqlx::query_as(query).fetch_all(pool).await.unwrap()
+        }
+        phlix_hub::store::Store::Postgres(pool) => {
+            sqlx::query_as(query).fetch_all(pool).await.unwrap()
+        }
+    };
+    let reasons: std::collections::HashMap<String, Option<String>> = rows.into_iter().collect();
+    assert_eq!(reasons["crashed"].as_deref(), Some("reconciled_on_start"));
+    assert_eq!(
+        reasons[&session].as_deref(),
+        Some("hub_shutdown"),
+        "graceful shutdown closes live sessions"
+    );
+    store.close().await;
+    hub.stop().await;
+}
