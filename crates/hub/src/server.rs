@@ -163,6 +163,7 @@ pub async fn launch(
         );
     }
     if let Some(core) = state.core() {
+        flush_usage(&core, crate::auth::now_unix()).await;
         // Tunnels close on the same token; let them record their sessions before the pool goes.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while core
@@ -288,6 +289,7 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
         core.limits.heartbeat.prune(now);
         core.limits.jwks.prune(now);
         core.relay.prune_limits(now);
+        flush_usage(&core, now).await;
         for tunnel in core.relay.tunnels() {
             let counters = &tunnel.counters;
             let flushed = crate::store::SessionCounters {
@@ -335,6 +337,33 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
         ];
         if let Some(Err(err)) = results.iter().find(|r| r.is_err()) {
             tracing::warn!(error = %err, "clean-up failed; will retry");
+        }
+    }
+}
+
+/// Writes the relay usage counted since the last flush into `relay_user_quotas`.
+async fn flush_usage(core: &Core, now: i64) {
+    let period = crate::store::period_start(now);
+    for (user, bytes_in, bytes_out) in core.relay.drain_meters() {
+        let (bytes_in, bytes_out) = (
+            i64::try_from(bytes_in).unwrap_or(i64::MAX),
+            i64::try_from(bytes_out).unwrap_or(i64::MAX),
+        );
+        if let Err(err) = core
+            .store
+            .add_relay_usage(&user, &period, bytes_in, bytes_out, now)
+            .await
+        {
+            tracing::warn!(error = %err, "cannot flush relay usage; it is counted again next time");
+            let meter = core.relay.meter(&user);
+            meter.bytes_in.fetch_add(
+                u64::try_from(bytes_in).unwrap_or(0),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            meter.bytes_out.fetch_add(
+                u64::try_from(bytes_out).unwrap_or(0),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
     }
 }

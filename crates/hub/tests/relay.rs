@@ -111,6 +111,37 @@ impl Setup {
         }
     }
 
+    /// Sets the owner's throttle (bit/s, 0 = unlimited) as admin (the owner is the first user).
+    async fn set_throttle(&self, bps: i64) {
+        let me: Value = self
+            .hub
+            .http_client
+            .get(self.hub.url("/api/v1/me"))
+            .bearer_auth(&self.owner)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = me["user"]["id"].as_str().unwrap();
+        let resp = self
+            .hub
+            .http_client
+            .put(self.hub.url(&format!("/api/v1/admin/users/{id}/throttle")))
+            .bearer_auth(&self.owner)
+            .json(&json!({"throttle_bps": bps}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(resp).await;
+        assert_eq!(
+            (status, body["throttle_bps"].as_i64()),
+            (200, Some(bps)),
+            "{body}"
+        );
+    }
+
     fn proxy(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.hub
             .http_client
@@ -231,6 +262,7 @@ async fn raw_channels_echo_for_two_clients_with_their_own_channel_ids() {
 #[tokio::test]
 async fn ten_megabytes_cross_a_channel_intact() {
     let setup = Setup::new().await;
+    setup.set_throttle(0).await;
     let (_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
     setup.wait_relay_active(true).await;
     let client = setup.client().await;
@@ -788,6 +820,7 @@ async fn client_mounts_need_a_valid_token_and_an_open_tunnel() {
 #[tokio::test]
 async fn a_slow_reader_does_not_stall_another_client() {
     let setup = Setup::new().await;
+    setup.set_throttle(0).await;
     let mut tunnel = setup.tunnel().await;
     setup.wait_relay_active(true).await;
     let _slow = setup.client().await; // never reads
@@ -905,4 +938,219 @@ async fn sessions_are_recorded_and_reconciled_after_a_crash() {
     );
     store.close().await;
     hub.stop().await;
+}
+
+#[tokio::test]
+async fn throttles_pace_clients_and_quotas_refuse_new_streams() {
+    let setup = Setup::with(|args| args.reaper_interval = Duration::from_millis(200)).await;
+    let (_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let me: Value = setup
+        .hub
+        .http_client
+        .get(setup.hub.url("/api/v1/me"))
+        .bearer_auth(&setup.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_id = me["user"]["id"].as_str().unwrap().to_owned();
+
+    // The default throttle is 3 Mbit/s; at 800 kbit/s (100 kB/s, 100 kB burst) 300 kB take ~2 s.
+    let (status, doc) = status_json(
+        setup
+            .hub
+            .http_client
+            .get(setup.hub.url("/api/v1/me/bandwidth"))
+            .bearer_auth(&setup.owner)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["throttle_bps"], 3_000_000);
+    assert_eq!(doc["period_start"].as_str().unwrap().len(), 10);
+    setup.set_throttle(800_000).await;
+    let mut client = setup.client().await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        client
+            .send_frames(Opcode::Binary, &[data(0, &[1u8; 60_000])])
+            .await;
+    }
+    let mut received = 0;
+    while received < 300_000 {
+        received += client.next_frame().await.unwrap().payload.len();
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "300 kB at 100 kB/s took only {elapsed:?}"
+    );
+    drop(client);
+
+    // Usage is counted and flushed to the database by the reaper tick.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let store = setup.hub.store().await;
+    loop {
+        let period = phlix_hub::store::period_start(phlix_hub::auth::now_unix());
+        let bandwidth = store.bandwidth(&user_id, &period).await.unwrap();
+        if bandwidth.bytes_in >= 300_000 && bandwidth.bytes_out >= 300_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage never flushed: {bandwidth:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+
+    // One stream at a time.
+    let quota = |body: Value| {
+        setup
+            .hub
+            .http_client
+            .put(
+                setup
+                    .hub
+                    .url(&format!("/api/v1/admin/users/{user_id}/quota")),
+            )
+            .bearer_auth(&setup.owner)
+            .json(&body)
+            .send()
+    };
+    let (status, doc) =
+        status_json(quota(json!({"max_concurrent_streams": 1})).await.unwrap()).await;
+    assert_eq!(
+        (status, doc["max_concurrent_streams"].as_i64()),
+        (200, Some(1)),
+        "{doc}"
+    );
+    let _first = setup.client().await;
+    let token = setup.relay_token().await;
+    let path = format!("/client/{}", setup.server.server_id());
+    let refused = connect(
+        setup.hub.client_addr,
+        &path,
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(refused.status, 429);
+    assert_eq!(
+        serde_json::from_str::<Value>(&refused.body).unwrap()["code"],
+        "relay.stream_limit"
+    );
+    drop(_first);
+
+    // A used-up monthly byte quota refuses mounts and proxied requests until next month.
+    let (status, _) = status_json(
+        quota(json!({"max_concurrent_streams": 0, "quota_bytes_out": 1000}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let token = setup.relay_token().await;
+    let refused = connect(
+        setup.hub.client_addr,
+        &path,
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(refused.status, 429);
+    assert_eq!(
+        serde_json::from_str::<Value>(&refused.body).unwrap()["code"],
+        "relay.quota_exceeded"
+    );
+    let retry: u64 = refused
+        .headers
+        .iter()
+        .find(|(n, _)| n == "retry-after")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 31 * 86_400);
+    let resp = setup
+        .proxy(reqwest::Method::GET, "/api/v1/libraries")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await.1["code"], "relay.quota_exceeded");
+
+    // Validation and gates of the admin routes.
+    let (status, body) = status_json(quota(json!({"quota_bytes_in": -1})).await.unwrap()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid_request"))
+    );
+    let resp = setup
+        .hub
+        .http_client
+        .get(setup.hub.url("/api/v1/admin/users/nobody/bandwidth"))
+        .bearer_auth(&setup.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(resp).await,
+        (404, json!({"error": "Not Found", "code": "user.not_found"}))
+    );
+    let member = setup
+        .hub
+        .register("member", "password123")
+        .await
+        .access_token;
+    let resp = setup
+        .hub
+        .http_client
+        .get(
+            setup
+                .hub
+                .url(&format!("/api/v1/admin/users/{user_id}/bandwidth")),
+        )
+        .bearer_auth(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_show_relay_gauges_to_loopback_peers() {
+    let setup = Setup::new().await;
+    let (_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let _client = setup.client().await;
+    let resp = setup
+        .hub
+        .http_client
+        .get(setup.hub.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("\nphlix_relay_tunnels_open 1\n"), "{text}");
+    assert!(text.contains("\nphlix_relay_clients_mounted 1\n"), "{text}");
+    assert!(
+        text.contains("# TYPE phlix_relay_bytes_in_total counter"),
+        "{text}"
+    );
+    setup.hub.stop().await;
 }

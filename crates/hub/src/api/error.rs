@@ -56,6 +56,9 @@ pub enum ApiError {
     /// 429 with `Retry-After`.
     #[error("rate limited for {retry_after}s")]
     RateLimited { retry_after: u64 },
+    /// 429: the user's relay quota (bytes or concurrent streams) is used up.
+    #[error("relay quota exceeded")]
+    QuotaExceeded { retry_after: u64, streams: bool },
     /// 400 `HUB_PROTOCOL_UNSUPPORTED`: `Accept-Phlix-Protocol: v1` missing, or another version.
     #[error("protocol v1 required")]
     ProtocolUnsupported,
@@ -254,6 +257,22 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 body("SERVER_NOT_FOUND", None, Some("Server not found".into())),
             ),
+            Self::QuotaExceeded { streams, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body(
+                    "Too Many Requests",
+                    Some(if *streams {
+                        "relay.stream_limit"
+                    } else {
+                        "relay.quota_exceeded"
+                    }),
+                    Some(if *streams {
+                        "Too many relay streams are open for this account".into()
+                    } else {
+                        "The monthly relay quota of this account is used up".into()
+                    }),
+                ),
+            ),
             Self::Starting { step } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 body(
@@ -289,7 +308,7 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.parts();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::RateLimited { retry_after } = self {
+        if let Self::RateLimited { retry_after } | Self::QuotaExceeded { retry_after, .. } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -1,6 +1,7 @@
 //! The JSON API on the HTTP listener (port 8800): one router, one error type, JSON everywhere.
 
 pub mod auth;
+pub mod bandwidth;
 pub mod claims;
 pub mod directory;
 pub mod error;
@@ -44,7 +45,11 @@ pub fn router(state: AppState) -> Router {
             "/me/hub-settings",
             get(directory::get_settings).put(directory::put_settings),
         )
-        .route("/me/servers/{id}/proxy-policy", put(proxy::set_policy));
+        .route("/me/servers/{id}/proxy-policy", put(proxy::set_policy))
+        .route("/me/bandwidth", get(bandwidth::mine))
+        .route("/admin/users/{id}/bandwidth", get(bandwidth::of_user))
+        .route("/admin/users/{id}/quota", put(bandwidth::set_quota))
+        .route("/admin/users/{id}/throttle", put(bandwidth::set_throttle));
     let servers = Router::new()
         .route("/{id}", delete(servers::deregister))
         .route("/{id}/heartbeat", post(servers::heartbeat))

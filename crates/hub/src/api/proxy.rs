@@ -28,6 +28,24 @@ async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -
     if let Err(retry_after) = core.limits.proxy.check(&request.user_id, now_unix()) {
         return ApiError::RateLimited { retry_after }.into_response();
     }
+    match crate::relay::check_quota(core, &request.user_id, false).await {
+        Ok(None) => {}
+        Ok(Some(crate::relay::QuotaRefusal::Bytes { retry_after })) => {
+            return ApiError::QuotaExceeded {
+                retry_after,
+                streams: false,
+            }
+            .into_response();
+        }
+        Ok(Some(crate::relay::QuotaRefusal::Streams)) => {
+            return ApiError::QuotaExceeded {
+                retry_after: 60,
+                streams: true,
+            }
+            .into_response();
+        }
+        Err(err) => return ApiError::from(err).into_response(),
+    }
     let Some(tunnel) = core.relay.tunnel(&server.id) else {
         return ProxyError::NoTunnel.into_response();
     };

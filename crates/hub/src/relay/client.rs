@@ -102,6 +102,28 @@ async fn mount_client(
         Ok(_) => return unauthorized(),
         Err(err) => return ApiError::from(err).into_response(),
     };
+    match super::check_quota(&core, &grant.user_id, true).await {
+        Ok(None) => {}
+        Ok(Some(super::QuotaRefusal::Bytes { retry_after })) => {
+            return ApiError::QuotaExceeded {
+                retry_after,
+                streams: false,
+            }
+            .into_response();
+        }
+        Ok(Some(super::QuotaRefusal::Streams)) => {
+            return ApiError::QuotaExceeded {
+                retry_after: 60,
+                streams: true,
+            }
+            .into_response();
+        }
+        Err(err) => return ApiError::from(err).into_response(),
+    }
+    let throttle = match core.store.throttle_bps(&grant.user_id).await {
+        Ok(bps) => bps,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
     let Some(tunnel) = relay.tunnel(&server_id) else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -115,8 +137,19 @@ async fn mount_client(
     };
     let protocol = offered_protocol.then_some("bearer");
     ws_io::upgrade(request, &accept, protocol, move |stream| async move {
-        run_client(core, tunnel, stream, grant.user_id, peer).await;
+        run_client(core, tunnel, stream, grant.user_id, throttle, peer).await;
     })
+}
+
+/// Decrements the user's open-stream count when the mount ends.
+struct StreamGuard(std::sync::Arc<super::UserMeter>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0
+            .streams
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 async fn run_client(
@@ -124,8 +157,14 @@ async fn run_client(
     tunnel: TunnelHandle,
     stream: WsStream,
     user_id: String,
+    throttle_bps: i64,
     peer: SocketAddr,
 ) {
+    let meter = core.relay.meter(&user_id);
+    meter
+        .streams
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _stream = StreamGuard(meter.clone());
     let WsStream { reader, mut writer } = stream;
     let client_id = uuid::Uuid::new_v4().to_string();
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE_SIZE);
@@ -145,17 +184,24 @@ async fn run_client(
     let relay = core.relay.clone();
     let timers = relay.timers();
     let (ws_tx, ws_rx) = mpsc::channel(8);
-    let writer_task = tokio::spawn(client_writer(writer, rx, ws_rx, timers.client_ping));
-    let reason = client_reader(
-        reader,
-        &tunnel,
+    let pacing = super::throttle::TokenBucket::new(throttle_bps);
+    let writer_task = tokio::spawn(client_writer(
+        writer,
+        rx,
+        ws_rx,
+        timers.client_ping,
+        pacing,
+        meter.clone(),
+    ));
+    let link = ClientLink {
+        tunnel: &tunnel,
         channel,
-        &tx,
-        &ws_tx,
-        &gone,
-        timers.client_idle,
-    )
-    .await;
+        own: &tx,
+        ws_tx: &ws_tx,
+        gone: &gone,
+        meter: &meter,
+    };
+    let reason = client_reader(reader, &link, timers.client_idle).await;
     tracing::info!(target: "relay", server_id = %tunnel.server_id, channel, reason, "client left");
     let _ = tunnel.cmd.send(TunnelCmd::Unmount { channel }).await;
     let _ = ws_tx.send(ClientWs::Close(reason)).await;
@@ -168,17 +214,33 @@ enum ClientWs {
     Close(&'static str),
 }
 
+/// What a client's reader needs besides its socket.
+struct ClientLink<'a> {
+    tunnel: &'a TunnelHandle,
+    channel: u32,
+    /// The client's own outbound queue (ERROR frames).
+    own: &'a mpsc::Sender<Frame>,
+    ws_tx: &'a mpsc::Sender<ClientWs>,
+    /// Cancelled when the tunnel drops this client.
+    gone: &'a tokio_util::sync::CancellationToken,
+    meter: &'a super::UserMeter,
+}
+
 /// Reads the client's frames: DATA is re-tagged with its channel and queued to the tunnel; any
 /// other valid type gets an ERROR frame; an invalid frame closes only this client.
 async fn client_reader(
     mut reader: WsReader,
-    tunnel: &TunnelHandle,
-    channel: u32,
-    own: &mpsc::Sender<Frame>,
-    ws_tx: &mpsc::Sender<ClientWs>,
-    gone: &tokio_util::sync::CancellationToken,
+    link: &ClientLink<'_>,
     idle: std::time::Duration,
 ) -> &'static str {
+    let ClientLink {
+        tunnel,
+        channel,
+        own,
+        ws_tx,
+        gone,
+        meter,
+    } = *link;
     let mut decoder = FrameDecoder::new(DEFAULT_DECODE_CAP);
     loop {
         let event = tokio::select! {
@@ -192,6 +254,10 @@ async fn client_reader(
                 loop {
                     match decoder.next_frame() {
                         Ok(Some(frame)) if frame.kind == FrameType::Data => {
+                            meter.bytes_in.fetch_add(
+                                frame.payload.len() as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
                             let tagged = Frame {
                                 id: channel,
                                 kind: FrameType::Data,
@@ -237,6 +303,8 @@ async fn client_writer(
     mut rx: mpsc::Receiver<Frame>,
     mut ws_rx: mpsc::Receiver<ClientWs>,
     ping: std::time::Duration,
+    mut pacing: super::throttle::TokenBucket,
+    meter: std::sync::Arc<super::UserMeter>,
 ) {
     let mut parts: Vec<Frame> = Vec::with_capacity(32);
     let mut ticker = tokio::time::interval_at(Instant::now() + ping, ping);
@@ -280,9 +348,21 @@ async fn client_writer(
             size += frame.encoded_len();
             parts.push(frame);
         }
+        let data: usize = parts
+            .iter()
+            .filter(|f| f.kind == FrameType::Data)
+            .map(|f| f.payload.len())
+            .sum();
+        let wait = pacing.take(data);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         if writer.send_frames(&parts).await.is_err() {
             return;
         }
+        meter
+            .bytes_out
+            .fetch_add(data as u64, std::sync::atomic::Ordering::Relaxed);
         if disconnect {
             writer.close(close_code::NORMAL, "disconnected").await;
             return;

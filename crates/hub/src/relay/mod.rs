@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod proxy;
+pub mod throttle;
 pub mod tunnel;
 pub mod ws_io;
 
@@ -140,6 +141,18 @@ impl RelayStats {
     }
 }
 
+/// Relay bytes and open streams of one user on this node, counted without locks and flushed
+/// to `relay_user_quotas` on every reaper tick.
+#[derive(Debug, Default)]
+pub struct UserMeter {
+    /// Client → server bytes not yet flushed.
+    pub bytes_in: AtomicU64,
+    /// Server → client bytes not yet flushed.
+    pub bytes_out: AtomicU64,
+    /// Client mounts open now.
+    pub streams: AtomicU64,
+}
+
 /// The relay of one hub node.
 #[derive(Debug, Clone)]
 pub struct Relay(Arc<RelayInner>);
@@ -154,6 +167,7 @@ struct RelayInner {
     next_request_id: AtomicU32,
     shutdown: CancellationToken,
     stats: RelayStats,
+    meters: std::sync::Mutex<HashMap<String, Arc<UserMeter>>>,
 }
 
 impl Relay {
@@ -169,6 +183,7 @@ impl Relay {
             next_request_id: AtomicU32::new(FIRST_REQUEST_ID),
             shutdown,
             stats: RelayStats::default(),
+            meters: std::sync::Mutex::new(HashMap::new()),
         }))
     }
 
@@ -263,6 +278,32 @@ impl Relay {
         }
     }
 
+    /// The usage meter of a user (created on first use).
+    #[must_use]
+    pub fn meter(&self, user_id: &str) -> Arc<UserMeter> {
+        let mut meters = self.0.meters.lock().unwrap_or_else(PoisonError::into_inner);
+        meters.entry(user_id.to_owned()).or_default().clone()
+    }
+
+    /// Takes the unflushed byte counts of every user, `(user, in, out)`, and forgets idle
+    /// meters.
+    #[must_use]
+    pub fn drain_meters(&self) -> Vec<(String, u64, u64)> {
+        let mut meters = self.0.meters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut drained = Vec::new();
+        meters.retain(|user, meter| {
+            let (bytes_in, bytes_out) = (
+                meter.bytes_in.swap(0, Ordering::Relaxed),
+                meter.bytes_out.swap(0, Ordering::Relaxed),
+            );
+            if bytes_in > 0 || bytes_out > 0 {
+                drained.push((user.clone(), bytes_in, bytes_out));
+            }
+            meter.streams.load(Ordering::Relaxed) > 0 || Arc::strong_count(meter) > 1
+        });
+        drained
+    }
+
     /// The next HTTP-over-relay request id: 0x80000001 upward, wrapping within the high range.
     #[must_use]
     pub fn next_request_id(&self) -> u32 {
@@ -304,4 +345,69 @@ mod tests {
         assert_eq!(relay.next_request_id(), u32::MAX);
         assert_eq!(relay.next_request_id(), 0x8000_0001);
     }
+}
+
+/// Why a user may not open another relay stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaRefusal {
+    /// The monthly byte quota is used up; retry at the next month (seconds).
+    Bytes { retry_after: u64 },
+    /// `max_concurrent_streams` mounts are open.
+    Streams,
+}
+
+/// Checks the user's monthly quota (stored usage plus what this node has not flushed yet) and,
+/// when `new_stream`, the concurrent-stream limit.
+///
+/// # Errors
+/// Database failures.
+pub async fn check_quota(
+    core: &crate::state::Core,
+    user_id: &str,
+    new_stream: bool,
+) -> Result<Option<QuotaRefusal>, crate::store::StoreError> {
+    let now = crate::auth::now_unix();
+    let bandwidth = core
+        .store
+        .bandwidth(user_id, &crate::store::period_start(now))
+        .await?;
+    let meter = core.relay.meter(user_id);
+    let used_in = bandwidth
+        .bytes_in
+        .saturating_add(i64::try_from(meter.bytes_in.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+    let used_out = bandwidth
+        .bytes_out
+        .saturating_add(i64::try_from(meter.bytes_out.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+    let over = |quota: i64, used: i64| quota > 0 && used >= quota;
+    if over(bandwidth.quota_bytes_in, used_in) || over(bandwidth.quota_bytes_out, used_out) {
+        return Ok(Some(QuotaRefusal::Bytes {
+            retry_after: seconds_to_next_month(now),
+        }));
+    }
+    let streams = i64::try_from(meter.streams.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+    if new_stream
+        && bandwidth.max_concurrent_streams > 0
+        && streams >= bandwidth.max_concurrent_streams
+    {
+        return Ok(Some(QuotaRefusal::Streams));
+    }
+    Ok(None)
+}
+
+/// Seconds until the next UTC month starts.
+#[must_use]
+pub fn seconds_to_next_month(now: i64) -> u64 {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(now) else {
+        return 1;
+    };
+    let (year, month) = if u8::from(t.month()) == 12 {
+        (t.year() + 1, 1)
+    } else {
+        (t.year(), u8::from(t.month()) + 1)
+    };
+    let next = time::Month::try_from(month)
+        .ok()
+        .and_then(|m| time::Date::from_calendar_date(year, m, 1).ok())
+        .map(|d| d.midnight().assume_utc().unix_timestamp());
+    next.map_or(1, |next| u64::try_from(next - now).unwrap_or(1).max(1))
 }

@@ -257,6 +257,7 @@ fn forwarded_headers(request: &ProxyRequest) -> std::collections::BTreeMap<Strin
 
 /// Cancels the request on the server unless it completed.
 struct RequestGuard {
+    meter: std::sync::Arc<super::UserMeter>,
     relay: super::Relay,
     tunnel: TunnelHandle,
     id: u32,
@@ -308,7 +309,9 @@ pub async fn forward(
         .stats()
         .http_in_flight
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let meter = relay.meter(&request.user_id);
     let guard = RequestGuard {
+        meter: meter.clone(),
         relay: relay.clone(),
         tunnel: tunnel.clone(),
         id,
@@ -336,6 +339,9 @@ pub async fn forward(
             // The client aborted its upload; the guard cancels on the server.
             return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "The request body could not be read.", "code": "proxy.body_aborted"}))).into_response();
         };
+        meter
+            .bytes_in
+            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
         while !chunk.is_empty() {
             let piece = chunk.split_to(chunk.len().min(MAX_BODY_CHUNK));
             let Ok(frame) = Frame::new(id, FrameType::HttpRequest, relay_http::body_chunk(piece))
@@ -431,6 +437,10 @@ fn async_stream_body(
                     Ok(Some(ResponseEvent::Chunk(payload))) => {
                         match relay_http::decode_response(&payload) {
                             Ok(ResponsePayload::Body(data)) if !data.is_empty() => {
+                                guard.meter.bytes_out.fetch_add(
+                                    data.len() as u64,
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
                                 return Some((Ok(data), (rx, guard, false)));
                             }
                             Ok(ResponsePayload::End) => {

@@ -9,6 +9,7 @@
 mod audit;
 mod claims;
 mod heartbeats;
+mod quotas;
 mod ratelimit;
 mod relay;
 mod servers;
@@ -28,6 +29,7 @@ use crate::config::DatabaseUrl;
 pub use audit::AuditEntry;
 pub use claims::{ClaimRow, PollOutcome, Redemption};
 pub use heartbeats::{HeartbeatRecord, library_hash};
+pub use quotas::{Bandwidth, DEFAULT_THROTTLE_BPS, period_start};
 pub use relay::{RelayTokenGrant, SessionCounters};
 pub use servers::{HeartbeatRow, LibraryRow, ServerRow, UserLibraryRow};
 pub use users::{NewUser, UserRow};
