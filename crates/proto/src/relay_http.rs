@@ -1,7 +1,13 @@
-//! HTTP-over-relay payloads (SPEC A.5): the legacy JSON request envelope, and the tagged
-//! HEAD / BODY / END chunks of requests and responses.
+//! HTTP-over-relay payloads (SPEC A.5): the legacy single-frame JSON request envelope, and the
+//! tagged HEAD / BODY / END chunks of requests and responses carried in HTTP_REQUEST (0x10) and
+//! HTTP_RESPONSE (0x11) frames.
+//!
+//! Decoders take the frame payload as [`Bytes`] so BODY data is handed on as a slice of it,
+//! without copying. Header maps are JSON objects with string values on the wire, also when empty
+//! (SPEC I.18); anything else is refused rather than coerced.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -10,18 +16,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::MAX_PAYLOAD;
 
-/// Chunk tags.
+/// Chunk tag of a HEAD: JSON head follows.
 pub const TAG_HEAD: u8 = 0x01;
+/// Chunk tag of a BODY: raw body bytes follow.
 pub const TAG_BODY: u8 = 0x02;
+/// Chunk tag of an END: nothing follows; it terminates the request or response.
 pub const TAG_END: u8 = 0x03;
-/// Largest body slice in one BODY chunk (frame payload minus the tag).
-pub const MAX_BODY_CHUNK: usize = 65_534;
+/// Largest body slice in one BODY chunk: a frame payload minus the tag byte.
+pub const MAX_BODY_CHUNK: usize = MAX_PAYLOAD - 1;
 
-/// Method, path, query (without `?`) and headers of a relayed request.
+/// Method, path, query and headers of a relayed request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestHead {
+    /// HTTP method as sent by the client; the server validates it after reassembly.
     pub method: String,
+    /// Request path; the decoder only checks that it starts with `/`.
     pub path: String,
+    /// Query string without the leading `?`, empty when absent.
     #[serde(default)]
     pub query: String,
     /// Always a JSON object, `{}` when empty; values must be strings (SPEC I.18).
@@ -29,14 +40,18 @@ pub struct RequestHead {
     pub headers: BTreeMap<String, String>,
 }
 
-/// The legacy single-frame request (payload starts with `{`).
+/// The legacy single-frame request: the payload starts with `{` and carries the body as
+/// standard base64 (SPEC A.5 form 1). Still accepted because older hubs send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyRequest {
+    /// Method, path, query and headers.
     pub head: RequestHead,
+    /// The raw (decoded) body.
     pub body: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The legacy envelope as decoded.
+#[derive(Deserialize)]
 struct LegacyWire {
     method: String,
     path: String,
@@ -48,22 +63,38 @@ struct LegacyWire {
     body: String,
 }
 
+/// The legacy envelope as encoded, borrowing the request.
+#[derive(Serialize)]
+struct LegacyWireRef<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a BTreeMap<String, String>,
+    body: String,
+}
+
 /// A decoded HTTP_REQUEST payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestPayload {
+    /// A whole request in one frame (payload starts with `{`).
     Legacy(LegacyRequest),
+    /// The first chunk of a chunked request.
     Head(RequestHead),
+    /// A slice of the body; shares the frame payload.
     Body(Bytes),
+    /// The request is complete.
     End,
 }
 
 /// Status, headers and optional length of a relayed response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponseHead {
+    /// HTTP status, 100–599 (the decoder refuses anything else).
     pub status: u16,
+    /// Response headers; values must be strings (SPEC I.18).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// `null` when streaming a body of unknown length; END is the real terminator.
+    /// `null` when streaming a body of unknown length; END is the real terminator either way.
     #[serde(rename = "bodyLength", default)]
     pub body_length: Option<u64>,
 }
@@ -71,25 +102,36 @@ pub struct ResponseHead {
 /// A decoded HTTP_RESPONSE payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponsePayload {
+    /// Status and headers; comes first.
     Head(ResponseHead),
+    /// A slice of the body; shares the frame payload.
     Body(Bytes),
+    /// The response is complete.
     End,
 }
 
-/// Why a payload is not a valid chunk.
+/// Why a payload is not a valid HTTP-over-relay chunk or envelope. The hub logs and drops such
+/// a response frame (SPEC A.5); it never closes the tunnel for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkError {
+    /// The payload has no tag byte.
     Empty,
+    /// A first byte that is neither a tag nor (for requests) `{`.
     UnknownTag(u8),
+    /// The HEAD or envelope is not the expected JSON (including non-string header values).
     BadJson(String),
+    /// The request path does not start with `/`.
     BadPath,
+    /// A response status outside 100–599.
     BadStatus(u16),
+    /// A legacy envelope over [`MAX_PAYLOAD`] bytes (the hub answers 413 instead).
     TooLarge(usize),
+    /// The legacy `body` is not standard base64.
     BadBase64,
 }
 
-impl std::fmt::Display for ChunkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => f.write_str("empty HTTP-over-relay payload"),
             Self::UnknownTag(tag) => write!(f, "unknown chunk tag {tag:#04x}"),
@@ -110,18 +152,22 @@ fn json<T: serde::de::DeserializeOwned>(data: &[u8]) -> Result<T, ChunkError> {
     serde_json::from_slice(data).map_err(|err| ChunkError::BadJson(err.to_string()))
 }
 
-fn tagged(tag: u8, data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(1 + data.len());
-    out.put_u8(tag);
-    out.put_slice(data);
-    out.freeze()
+/// `[tag]` + the value as JSON, written straight into the frame payload buffer.
+fn tagged_json<T: Serialize>(tag: u8, value: &T) -> Bytes {
+    let mut out = BytesMut::with_capacity(256).writer();
+    out.get_mut().put_u8(tag);
+    // Only maps with non-string keys or failing `Serialize` impls can fail; these types have
+    // neither, and a failure still leaves a payload the peer refuses rather than a panic.
+    let _ = serde_json::to_writer(&mut out, value);
+    out.into_inner().freeze()
 }
 
-/// Decodes an HTTP_REQUEST payload: `{` → legacy envelope, otherwise a tagged chunk. The HEAD
-/// decoder only checks that the path starts with `/` (the full gate runs after reassembly).
+/// Decodes an HTTP_REQUEST payload: a first byte `{` means the legacy envelope, anything else is
+/// a tagged chunk. The HEAD decoder only checks that the path starts with `/`: the full safety
+/// gate runs on the reassembled request.
 ///
 /// # Errors
-/// [`ChunkError`].
+/// [`ChunkError`]: empty payload, unknown tag, bad JSON, bad path or (legacy) bad base64.
 pub fn decode_request(payload: &Bytes) -> Result<RequestPayload, ChunkError> {
     let (&first, rest) = payload.split_first().ok_or(ChunkError::Empty)?;
     match first {
@@ -156,22 +202,29 @@ pub fn decode_request(payload: &Bytes) -> Result<RequestPayload, ChunkError> {
     }
 }
 
-/// `[0x01]` + the head as JSON.
+/// `[0x01]` + `{"method","path","query","headers"}`; `headers` is always an object, `{}` when
+/// empty, because PHP peers cast it (SPEC I.18).
 #[must_use]
 pub fn encode_request_head(head: &RequestHead) -> Bytes {
-    tagged(TAG_HEAD, &serde_json::to_vec(head).unwrap_or_default())
+    tagged_json(TAG_HEAD, head)
 }
 
-/// The legacy envelope, refused when it would not fit one frame (the hub answers 413).
+/// The legacy envelope `{"method","path","query","headers","body":"<base64>"}`, refused when it
+/// would not fit one frame (the hub answers 413 `relay.request_too_large` instead).
 ///
 /// # Errors
 /// [`ChunkError::TooLarge`].
 pub fn encode_legacy_request(request: &LegacyRequest) -> Result<Bytes, ChunkError> {
-    let wire = LegacyWire {
-        method: request.head.method.clone(),
-        path: request.head.path.clone(),
-        query: request.head.query.clone(),
-        headers: request.head.headers.clone(),
+    // Base64 grows the body by 4/3: refuse early instead of encoding megabytes to throw away.
+    let body_b64_len = request.body.len().div_ceil(3).saturating_mul(4);
+    if body_b64_len > MAX_PAYLOAD {
+        return Err(ChunkError::TooLarge(body_b64_len));
+    }
+    let wire = LegacyWireRef {
+        method: &request.head.method,
+        path: &request.head.path,
+        query: &request.head.query,
+        headers: &request.head.headers,
         body: STANDARD.encode(&request.body),
     };
     let bytes = serde_json::to_vec(&wire).unwrap_or_default();
@@ -181,10 +234,11 @@ pub fn encode_legacy_request(request: &LegacyRequest) -> Result<Bytes, ChunkErro
     Ok(Bytes::from(bytes))
 }
 
-/// Decodes an HTTP_RESPONSE payload. BODY data is a zero-copy slice.
+/// Decodes an HTTP_RESPONSE payload (always tagged). BODY data is a zero-copy slice of
+/// `payload`.
 ///
 /// # Errors
-/// [`ChunkError`] for an empty payload, an unknown tag, bad JSON or a status outside 100–599.
+/// [`ChunkError`]: empty payload, unknown tag, bad JSON or a status outside 100–599.
 pub fn decode_response(payload: &Bytes) -> Result<ResponsePayload, ChunkError> {
     let (&tag, rest) = payload.split_first().ok_or(ChunkError::Empty)?;
     match tag {
@@ -201,19 +255,23 @@ pub fn decode_response(payload: &Bytes) -> Result<ResponsePayload, ChunkError> {
     }
 }
 
-/// `[0x01]` + the response head as JSON.
+/// `[0x01]` + `{"status","headers","bodyLength"}` (`bodyLength` is `null` when unknown).
 #[must_use]
 pub fn encode_response_head(head: &ResponseHead) -> Bytes {
-    tagged(TAG_HEAD, &serde_json::to_vec(head).unwrap_or_default())
+    tagged_json(TAG_HEAD, head)
 }
 
-/// `[0x02]` + data (keep data ≤ [`MAX_BODY_CHUNK`]).
+/// `[0x02]` + data, for requests and responses alike. The caller keeps `data` within
+/// [`MAX_BODY_CHUNK`] so the chunk fits one frame; the data is copied once, behind the tag.
 #[must_use]
 pub fn body_chunk(data: Bytes) -> Bytes {
-    tagged(TAG_BODY, &data)
+    let mut out = BytesMut::with_capacity(1 + data.len());
+    out.put_u8(TAG_BODY);
+    out.put_slice(&data);
+    out.freeze()
 }
 
-/// `[0x03]`.
+/// `[0x03]`, for requests and responses alike.
 #[must_use]
 pub fn end_chunk() -> Bytes {
     Bytes::from_static(&[TAG_END])
@@ -228,34 +286,88 @@ mod tests {
             method: "GET".into(),
             path: "/api/v1/libraries".into(),
             query: "a=1&b=2".into(),
-            headers: BTreeMap::from([("accept".into(), "application/json".into())]),
+            headers: BTreeMap::from([("Accept".into(), "application/json".into())]),
         }
     }
 
+    fn with_tag(tag: u8, json: &[u8]) -> Bytes {
+        let mut out = vec![tag];
+        out.extend_from_slice(json);
+        out.into()
+    }
+
     #[test]
-    fn request_chunks_round_trip_and_headers_are_an_object() {
-        let encoded = encode_request_head(&RequestHead {
+    fn request_head_is_tagged_json_with_an_object_for_headers() {
+        let empty = RequestHead {
             headers: BTreeMap::new(),
             ..head()
-        });
-        assert_eq!(encoded[0], TAG_HEAD);
-        assert!(String::from_utf8_lossy(&encoded[1..]).contains(r#""headers":{}"#));
+        };
+        let encoded = encode_request_head(&empty);
+        assert_eq!(
+            &encoded[..],
+            &b"\x01{\"method\":\"GET\",\"path\":\"/api/v1/libraries\",\"query\":\"a=1&b=2\",\"headers\":{}}"[..]
+        );
         assert_eq!(
             decode_request(&encode_request_head(&head())),
             Ok(RequestPayload::Head(head()))
         );
+        // `query` and `headers` may be left out.
         assert_eq!(
-            decode_request(&body_chunk(Bytes::from_static(b"abc"))),
+            decode_request(&with_tag(TAG_HEAD, br#"{"method":"GET","path":"/"}"#)),
+            Ok(RequestPayload::Head(RequestHead {
+                method: "GET".into(),
+                path: "/".into(),
+                query: String::new(),
+                headers: BTreeMap::new(),
+            }))
+        );
+    }
+
+    #[test]
+    fn request_body_end_and_bad_chunks() {
+        let chunk = body_chunk(Bytes::from_static(b"abc"));
+        assert_eq!(&chunk[..], b"\x02abc");
+        assert_eq!(
+            decode_request(&chunk),
             Ok(RequestPayload::Body(Bytes::from_static(b"abc")))
         );
+        assert_eq!(&end_chunk()[..], &[TAG_END]);
         assert_eq!(decode_request(&end_chunk()), Ok(RequestPayload::End));
         assert_eq!(decode_request(&Bytes::new()), Err(ChunkError::Empty));
         assert_eq!(
             decode_request(&Bytes::from_static(&[9])),
             Err(ChunkError::UnknownTag(9))
         );
-        let bad_path = tagged(TAG_HEAD, br#"{"method":"GET","path":"x"}"#);
+        // The HEAD decoder checks only the leading slash; `//x` and `..` pass here.
+        let bad_path = with_tag(TAG_HEAD, br#"{"method":"GET","path":"x"}"#);
         assert_eq!(decode_request(&bad_path), Err(ChunkError::BadPath));
+        let lax = with_tag(TAG_HEAD, br#"{"method":"get","path":"//../x"}"#);
+        assert!(matches!(decode_request(&lax), Ok(RequestPayload::Head(_))));
+        assert!(matches!(
+            decode_request(&with_tag(TAG_HEAD, b"not json")),
+            Err(ChunkError::BadJson(_))
+        ));
+        assert_eq!(MAX_BODY_CHUNK + 1, MAX_PAYLOAD);
+    }
+
+    #[test]
+    fn the_first_byte_tells_legacy_envelopes_from_chunks() {
+        let legacy = Bytes::from_static(br#"{"method":"POST","path":"/x","body":"aGk="}"#);
+        assert!(matches!(
+            decode_request(&legacy),
+            Ok(RequestPayload::Legacy(LegacyRequest { body, .. })) if body == b"hi"
+        ));
+        // The same JSON behind a HEAD tag is a chunk; leading whitespace is neither.
+        let head = with_tag(TAG_HEAD, br#"{"method":"POST","path":"/x"}"#);
+        assert!(matches!(
+            decode_request(&head),
+            Ok(RequestPayload::Head(_))
+        ));
+        let spaced = Bytes::from_static(br#" {"method":"GET","path":"/"}"#);
+        assert_eq!(decode_request(&spaced), Err(ChunkError::UnknownTag(b' ')));
+        // Responses have no legacy form.
+        let json = Bytes::from_static(br#"{"status":200}"#);
+        assert_eq!(decode_response(&json), Err(ChunkError::UnknownTag(b'{')));
     }
 
     #[test]
@@ -265,46 +377,133 @@ mod tests {
             body: b"\x00\xffbody".to_vec(),
         };
         let encoded = encode_legacy_request(&request).unwrap();
-        assert_eq!(encoded[0], b'{');
+        assert_eq!(
+            &encoded[..],
+            &br#"{"method":"GET","path":"/api/v1/libraries","query":"a=1&b=2","headers":{"Accept":"application/json"},"body":"AP9ib2R5"}"#[..]
+        );
         assert_eq!(
             decode_request(&encoded),
             Ok(RequestPayload::Legacy(request))
         );
-        let huge = LegacyRequest {
-            head: head(),
-            body: vec![0; 60_000],
+        let empty_headers = LegacyRequest {
+            head: RequestHead {
+                headers: BTreeMap::new(),
+                ..head()
+            },
+            body: Vec::new(),
         };
-        assert!(matches!(
-            encode_legacy_request(&huge),
-            Err(ChunkError::TooLarge(_))
-        ));
+        let encoded = encode_legacy_request(&empty_headers).unwrap();
+        assert!(encoded.ends_with(br#""headers":{},"body":""}"#));
+        for size in [49_000, 60_000, 10_000_000] {
+            let huge = LegacyRequest {
+                head: head(),
+                body: vec![0; size],
+            };
+            assert!(matches!(
+                encode_legacy_request(&huge),
+                Err(ChunkError::TooLarge(len)) if len > MAX_PAYLOAD
+            ));
+        }
         let bad = Bytes::from_static(br#"{"method":"GET","path":"/","body":"***"}"#);
         assert_eq!(decode_request(&bad), Err(ChunkError::BadBase64));
+        let url_safe = Bytes::from_static(br#"{"method":"GET","path":"/","body":"-_8="}"#);
+        assert_eq!(decode_request(&url_safe), Err(ChunkError::BadBase64));
+        let no_slash = Bytes::from_static(br#"{"method":"GET","path":"api","body":""}"#);
+        assert_eq!(decode_request(&no_slash), Err(ChunkError::BadPath));
     }
 
     #[test]
-    fn responses_decode_and_refuse_non_string_headers_and_bad_statuses() {
+    fn non_string_header_values_are_refused() {
+        for headers in [r#"{"x":1}"#, r#"{"x":null}"#, r#"{"x":["a"]}"#, "[]", "null"] {
+            let request = format!(r#"{{"method":"GET","path":"/","headers":{headers}}}"#);
+            assert!(
+                matches!(
+                    decode_request(&with_tag(TAG_HEAD, request.as_bytes())),
+                    Err(ChunkError::BadJson(_))
+                ),
+                "request head with {headers}"
+            );
+            assert!(
+                matches!(
+                    decode_request(&Bytes::from(request)),
+                    Err(ChunkError::BadJson(_))
+                ),
+                "legacy envelope with {headers}"
+            );
+            let response = format!(r#"{{"status":200,"headers":{headers}}}"#);
+            assert!(
+                matches!(
+                    decode_response(&with_tag(TAG_HEAD, response.as_bytes())),
+                    Err(ChunkError::BadJson(_))
+                ),
+                "response head with {headers}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_heads_round_trip_and_statuses_are_checked() {
         let head = ResponseHead {
             status: 200,
-            headers: BTreeMap::from([("x".into(), "y".into())]),
+            headers: BTreeMap::from([("content-type".into(), "text/plain".into())]),
             body_length: None,
         };
         let encoded = encode_response_head(&head);
-        assert!(String::from_utf8_lossy(&encoded).contains(r#""bodyLength":null"#));
+        assert_eq!(
+            &encoded[..],
+            &b"\x01{\"status\":200,\"headers\":{\"content-type\":\"text/plain\"},\"bodyLength\":null}"[..]
+        );
         assert_eq!(decode_response(&encoded), Ok(ResponsePayload::Head(head)));
+        assert_eq!(
+            decode_response(&with_tag(TAG_HEAD, br#"{"status":204,"bodyLength":0}"#)),
+            Ok(ResponsePayload::Head(ResponseHead {
+                status: 204,
+                headers: BTreeMap::new(),
+                body_length: Some(0),
+            }))
+        );
+        for status in [100, 599] {
+            let json = format!(r#"{{"status":{status}}}"#);
+            assert!(decode_response(&with_tag(TAG_HEAD, json.as_bytes())).is_ok());
+        }
+        for status in [0, 42, 99, 600, 65_535] {
+            let json = format!(r#"{{"status":{status}}}"#);
+            assert_eq!(
+                decode_response(&with_tag(TAG_HEAD, json.as_bytes())),
+                Err(ChunkError::BadStatus(status))
+            );
+        }
+        for json in [&br#"{"status":70000}"#[..], br#"{"status":"200"}"#, b"{}"] {
+            assert!(matches!(
+                decode_response(&with_tag(TAG_HEAD, json)),
+                Err(ChunkError::BadJson(_))
+            ));
+        }
         assert!(matches!(
-            decode_response(&tagged(TAG_HEAD, br#"{"status":200,"headers":{"x":1}}"#)),
+            decode_response(&with_tag(TAG_HEAD, br#"{"status":200,"bodyLength":-1}"#)),
             Err(ChunkError::BadJson(_))
         ));
+    }
+
+    #[test]
+    fn response_body_is_a_zero_copy_slice_and_bad_tags_are_refused() {
+        let payload = body_chunk(Bytes::from_static(b"media bytes"));
+        let Ok(ResponsePayload::Body(data)) = decode_response(&payload) else {
+            panic!("not a body chunk");
+        };
+        assert_eq!(&data[..], b"media bytes");
+        assert_eq!(data.as_ptr(), payload[1..].as_ptr(), "shares the payload");
         assert_eq!(
-            decode_response(&tagged(TAG_HEAD, br#"{"status":42}"#)),
-            Err(ChunkError::BadStatus(42))
-        );
-        assert_eq!(decode_response(&Bytes::new()), Err(ChunkError::Empty));
-        assert_eq!(
-            decode_response(&Bytes::from_static(&[0x04])),
-            Err(ChunkError::UnknownTag(4))
+            decode_response(&Bytes::from_static(&[TAG_BODY])),
+            Ok(ResponsePayload::Body(Bytes::new()))
         );
         assert_eq!(decode_response(&end_chunk()), Ok(ResponsePayload::End));
+        assert_eq!(decode_response(&Bytes::new()), Err(ChunkError::Empty));
+        for tag in [0x00, 0x04, 0xFF] {
+            assert_eq!(
+                decode_response(&Bytes::from(vec![tag, 1, 2])),
+                Err(ChunkError::UnknownTag(tag))
+            );
+        }
     }
 }
