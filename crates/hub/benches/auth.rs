@@ -5,25 +5,12 @@
 //! server where a database may be created.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use phlix_hub::auth::password::{hash_blocking, verify_blocking};
-use phlix_hub::config::{Config, ServeArgs};
-use phlix_hub::server::{Bind, Listeners, launch};
 use serde_json::json;
-use sqlx::Connection;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank]
-}
+mod support;
 
 fn time_ms(f: impl FnOnce()) -> f64 {
     let start = Instant::now();
@@ -37,54 +24,15 @@ struct LoginFigures {
     p99_ms: f64,
 }
 
-async fn login_throughput(database_url: String, concurrency: usize, total: usize) -> LoginFigures {
-    let dir = tempfile::tempdir().unwrap();
-    let args = ServeArgs {
-        data_dir: dir.path().to_path_buf(),
-        database_url: Some(database_url),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        tunnel_addr: "127.0.0.1:0".parse().unwrap(),
-        client_addr: "127.0.0.1:0".parse().unwrap(),
-        public_url: "http://127.0.0.1".into(),
-        public_domain: None,
-        log_format: None,
-        health_interval: Duration::from_secs(15),
-        reaper_interval: Duration::from_secs(60),
-        offline_after: Duration::from_secs(180),
-        relay_heartbeat: Duration::from_secs(30),
-        relay_stale_after: Duration::from_secs(90),
-        relay_drain_grace: Duration::from_secs(10),
-        node_name: Some("test-node".into()),
-    };
-    let config = Config::load(&args).unwrap();
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", http.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let listeners = Listeners {
-        http,
-        tunnel: Bind::Addr(args.tunnel_addr),
-        client: Bind::Addr(args.client_addr),
-    };
-    let hub = tokio::spawn(launch(config, listeners, shutdown.clone()));
+async fn login_throughput(
+    database_url: Option<String>,
+    concurrency: usize,
+    total: usize,
+) -> LoginFigures {
+    let hub = support::BenchHub::start(database_url).await;
+    let base = hub.base.clone();
     let client = reqwest::Client::new();
-    loop {
-        if client
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let resp = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"username": "bench", "email": "bench@example.com", "password": "benchmark-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    hub.user("bench").await;
 
     let per_worker = total / concurrency;
     let start = Instant::now();
@@ -113,25 +61,13 @@ async fn login_throughput(database_url: String, concurrency: usize, total: usize
         latencies.extend(worker.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
-    shutdown.cancel();
-    hub.await.unwrap().unwrap();
+    hub.stop().await;
     latencies.sort_by(f64::total_cmp);
     LoginFigures {
         rps: latencies.len() as f64 / elapsed,
-        p50_ms: percentile(&latencies, 0.5),
-        p99_ms: percentile(&latencies, 0.99),
+        p50_ms: support::percentile(&latencies, 0.5),
+        p99_ms: support::percentile(&latencies, 0.99),
     }
-}
-
-async fn fresh_postgres(server: &str) -> String {
-    let name = format!("phlix_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(server).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
-    format!("{base}/{name}")
 }
 
 fn main() {
@@ -147,12 +83,8 @@ fn main() {
             assert!(verify_blocking(b"benchmark-password", &hash))
         }));
     }
-    let (hash_min, hash_max) = (
-        hashes.iter().copied().fold(f64::MAX, f64::min),
-        hashes.iter().copied().fold(0.0, f64::max),
-    );
-    let hash_median = median(&mut hashes);
-    let verify_median = median(&mut verifies);
+    let (hash_median, hash_min, hash_max) = support::median(&mut hashes);
+    let (verify_median, _, _) = support::median(&mut verifies);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -175,10 +107,9 @@ fn main() {
     }
     for (name, server) in stores {
         let figures = runtime.block_on(async {
-            let dir = tempfile::tempdir().unwrap();
             let url = match &server {
-                Some(server) => fresh_postgres(server).await,
-                None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+                Some(server) => Some(support::fresh_postgres(server).await),
+                None => None,
             };
             login_throughput(url, 8, 400).await
         });

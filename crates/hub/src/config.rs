@@ -75,6 +75,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HUB_RELAY_DRAIN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub relay_drain_grace: Duration,
 
+    /// HTTP-over-relay requests allowed per user per minute (SPEC B.6: 600); 0 = unlimited.
+    #[arg(long, env = "HUB_PROXY_REQUESTS_PER_MINUTE", default_value_t = 600)]
+    pub proxy_requests_per_minute: u32,
+
     /// Name of this node in `relay_sessions.worker_node` [default: the host name].
     #[arg(long, env = "HUB_NODE_NAME")]
     pub node_name: Option<String>,
@@ -207,6 +211,7 @@ pub struct Config {
     pub ws_host: String,
     pub relay_timers: crate::relay::RelayTimers,
     pub node_name: String,
+    pub proxy_requests_per_minute: u32,
 }
 
 /// Name of the generated HS256 secret inside the data dir.
@@ -247,6 +252,7 @@ impl Config {
                 drain_grace: args.relay_drain_grace,
                 ..crate::relay::RelayTimers::default()
             },
+            proxy_requests_per_minute: args.proxy_requests_per_minute,
             node_name: args
                 .node_name
                 .clone()

@@ -67,6 +67,12 @@ fn serve(
 ) {
     tracker.spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        // Responses are written in pieces (head, streamed body chunks): without TCP_NODELAY
+        // Nagle's algorithm holds the last piece back until the peer's delayed ACK (~40 ms).
+        let listener =
+            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
         if let Err(err) = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
@@ -241,7 +247,7 @@ async fn start(
         passwords: PasswordHasherPool::default(),
         keys,
         heartbeats: HeartbeatSink::spawn(store.clone(), shutdown.clone(), tracker),
-        limits: Arc::new(Limits::default()),
+        limits: Arc::new(Limits::new(config)),
         relay,
         tunnel_port,
         client_port,

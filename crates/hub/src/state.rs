@@ -41,12 +41,14 @@ pub struct Limits {
     pub proxy: WindowLimiter,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// The SPEC's profiles, with the configured proxy limit.
+    #[must_use]
+    pub fn new(config: &Config) -> Self {
         Self {
             heartbeat: WindowLimiter::new(30, 60),
             jwks: WindowLimiter::new(120, 60),
-            proxy: WindowLimiter::new(600, 60),
+            proxy: WindowLimiter::new(config.proxy_requests_per_minute, 60),
         }
     }
 }

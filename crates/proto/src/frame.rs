@@ -16,6 +16,9 @@ pub const MAX_PAYLOAD: usize = 65_535;
 /// The hub's per-tunnel decode buffer cap (SPEC A.1): 128 KiB, room for any complete frame.
 pub const DEFAULT_DECODE_CAP: usize = 128 * 1024;
 
+// A frame of the maximum size must be able to complete within the default cap.
+const _: () = assert!(DEFAULT_DECODE_CAP >= HEADER_LEN + MAX_PAYLOAD);
+
 /// Frame types 0x01–0x12 (SPEC A.2); any other byte is a fatal decode error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -129,7 +132,10 @@ impl fmt::Display for FrameError {
         match self {
             Self::UnknownType(kind) => write!(f, "unknown relay frame type {kind:#04x}"),
             Self::PayloadTooLarge(len) => {
-                write!(f, "relay frame payload of {len} bytes exceeds {MAX_PAYLOAD}")
+                write!(
+                    f,
+                    "relay frame payload of {len} bytes exceeds {MAX_PAYLOAD}"
+                )
             }
             Self::BufferOverflow { buffered, cap } => write!(
                 f,
@@ -252,8 +258,7 @@ impl FrameDecoder {
         if let Some(kind) = self.poisoned {
             return Err(FrameError::UnknownType(kind));
         }
-        let Some(&[a, b, c, d, kind, len_hi, len_lo]) = self.buf.first_chunk::<HEADER_LEN>()
-        else {
+        let Some(&[a, b, c, d, kind, len_hi, len_lo]) = self.buf.first_chunk::<HEADER_LEN>() else {
             return Ok(None);
         };
         let kind = match FrameType::try_from(kind) {
@@ -457,7 +462,11 @@ mod tests {
         decoder.push(&[0, 0, 0, 1, 0x05, 0, 100]);
         decoder.push(&[0; 9]);
         assert_eq!(decoder.next_frame(), Ok(None));
-        assert_eq!(decoder.check_overflow(), Ok(()), "exactly at the cap is fine");
+        assert_eq!(
+            decoder.check_overflow(),
+            Ok(()),
+            "exactly at the cap is fine"
+        );
         decoder.push(&[0; 11]);
         assert_eq!(decoder.next_frame(), Ok(None));
         assert_eq!(
@@ -472,8 +481,6 @@ mod tests {
         decoder.push(&wire(&sample()));
         assert_eq!(drain(&mut decoder).len(), 4);
         assert_eq!(decoder.check_overflow(), Ok(()));
-        // The default cap holds any single frame.
-        assert!(DEFAULT_DECODE_CAP >= HEADER_LEN + MAX_PAYLOAD);
     }
 
     #[test]

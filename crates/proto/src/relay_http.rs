@@ -359,10 +359,7 @@ mod tests {
         ));
         // The same JSON behind a HEAD tag is a chunk; leading whitespace is neither.
         let head = with_tag(TAG_HEAD, br#"{"method":"POST","path":"/x"}"#);
-        assert!(matches!(
-            decode_request(&head),
-            Ok(RequestPayload::Head(_))
-        ));
+        assert!(matches!(decode_request(&head), Ok(RequestPayload::Head(_))));
         let spaced = Bytes::from_static(br#" {"method":"GET","path":"/"}"#);
         assert_eq!(decode_request(&spaced), Err(ChunkError::UnknownTag(b' ')));
         // Responses have no legacy form.
@@ -394,7 +391,13 @@ mod tests {
         };
         let encoded = encode_legacy_request(&empty_headers).unwrap();
         assert!(encoded.ends_with(br#""headers":{},"body":""}"#));
-        for size in [49_000, 60_000, 10_000_000] {
+        // Near the limit: 49 000 body bytes fit (65 336 base64 chars), 49 100 do not.
+        let fits = LegacyRequest {
+            head: head(),
+            body: vec![0; 49_000],
+        };
+        assert!(encode_legacy_request(&fits).unwrap().len() <= MAX_PAYLOAD);
+        for size in [49_100, 60_000, 10_000_000] {
             let huge = LegacyRequest {
                 head: head(),
                 body: vec![0; size],
@@ -414,7 +417,13 @@ mod tests {
 
     #[test]
     fn non_string_header_values_are_refused() {
-        for headers in [r#"{"x":1}"#, r#"{"x":null}"#, r#"{"x":["a"]}"#, "[]", "null"] {
+        for headers in [
+            r#"{"x":1}"#,
+            r#"{"x":null}"#,
+            r#"{"x":["a"]}"#,
+            "[]",
+            "null",
+        ] {
             let request = format!(r#"{{"method":"GET","path":"/","headers":{headers}}}"#);
             assert!(
                 matches!(

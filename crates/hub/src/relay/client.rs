@@ -317,14 +317,14 @@ async fn client_writer(
                     continue;
                 }
                 Some(ClientWs::Close(reason)) => {
-                    parts.clear();
+                    // Deliver what is queued (e.g. DISCONNECTED) in messages of the usual size.
+                    let mut queued = Vec::new();
                     while let Ok(frame) = rx.try_recv() {
-                        parts.push(frame);
+                        queued.push(frame);
                     }
-                    if !parts.is_empty() {
-                        let _ = writer.send_frames(&parts).await;
+                    if super::tunnel::send_batched(&mut writer, queued).await.is_ok() {
+                        writer.close(close_code::NORMAL, reason).await;
                     }
-                    writer.close(close_code::NORMAL, reason).await;
                     return;
                 }
                 None => return,

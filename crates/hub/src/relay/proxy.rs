@@ -269,6 +269,12 @@ impl RequestGuard {
     fn complete(mut self) {
         self.done = true;
     }
+
+    /// The whole announced body went out (hyper stops polling at `Content-Length`, so END may
+    /// never be read): nothing to cancel either.
+    fn mark_done(&mut self) {
+        self.done = true;
+    }
 }
 
 impl Drop for RequestGuard {
@@ -404,7 +410,7 @@ pub async fn forward(
             HeaderValue::from(length),
         );
     }
-    let stream = async_stream_body(rx, guard, timeout);
+    let stream = async_stream_body(rx, guard, timeout, head.body_length);
     *response.body_mut() = Body::from_stream(stream);
     response
 }
@@ -415,45 +421,58 @@ fn async_stream_body(
     rx: mpsc::Receiver<ResponseEvent>,
     guard: RequestGuard,
     timeout: Duration,
+    body_length: Option<u64>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    futures_util::stream::unfold(
-        (rx, guard, false),
-        move |(mut rx, guard, finished)| async move {
-            if finished {
-                return None;
-            }
-            loop {
-                match tokio::time::timeout(timeout, rx.recv()).await {
-                    Err(_) => {
-                        let err =
-                            std::io::Error::new(std::io::ErrorKind::TimedOut, "server stalled");
-                        return Some((Err(err), (rx, guard, true)));
-                    }
-                    Ok(None | Some(ResponseEvent::TunnelClosed)) => {
-                        let err =
-                            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "tunnel closed");
-                        return Some((Err(err), (rx, guard, true)));
-                    }
-                    Ok(Some(ResponseEvent::Chunk(payload))) => {
-                        match relay_http::decode_response(&payload) {
-                            Ok(ResponsePayload::Body(data)) if !data.is_empty() => {
-                                guard.meter.bytes_out.fetch_add(
-                                    data.len() as u64,
-                                    std::sync::atomic::Ordering::Relaxed,
-                                );
-                                return Some((Ok(data), (rx, guard, false)));
+    struct State {
+        rx: mpsc::Receiver<ResponseEvent>,
+        guard: RequestGuard,
+        /// Bytes still announced by `bodyLength`, if any.
+        remaining: Option<u64>,
+    }
+    let state = State {
+        rx,
+        guard,
+        remaining: body_length,
+    };
+    futures_util::stream::unfold(Some(state), move |state| async move {
+        let mut state = state?;
+        loop {
+            match tokio::time::timeout(timeout, state.rx.recv()).await {
+                Err(_) => {
+                    let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "server stalled");
+                    return Some((Err(err), None));
+                }
+                Ok(None | Some(ResponseEvent::TunnelClosed)) => {
+                    let err = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "tunnel closed");
+                    return Some((Err(err), None));
+                }
+                Ok(Some(ResponseEvent::Chunk(payload))) => {
+                    match relay_http::decode_response(&payload) {
+                        Ok(ResponsePayload::Body(data)) if !data.is_empty() => {
+                            let len = data.len() as u64;
+                            state
+                                .guard
+                                .meter
+                                .bytes_out
+                                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                            if let Some(remaining) = state.remaining.as_mut() {
+                                *remaining = remaining.saturating_sub(len);
+                                if *remaining == 0 {
+                                    state.guard.mark_done();
+                                }
                             }
-                            Ok(ResponsePayload::End) => {
-                                guard.complete();
-                                return None;
-                            }
-                            _ => {}
+                            return Some((Ok(data), Some(state)));
                         }
+                        Ok(ResponsePayload::End) => {
+                            state.guard.complete();
+                            return None;
+                        }
+                        _ => {}
                     }
                 }
             }
-        },
-    )
+        }
+    })
 }
 
 #[cfg(test)]

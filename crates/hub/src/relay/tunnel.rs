@@ -289,13 +289,13 @@ async fn write_loop(
                 }
                 Some(WsCmd::Close(reason)) => {
                     // Flush what is queued (e.g. the last responses of a drained tunnel) first.
+                    let mut queued = Vec::new();
                     while let Ok(frame) = control.try_recv().or_else(|_| data.try_recv()) {
-                        parts.push(frame);
+                        queued.push(frame);
                     }
-                    if !parts.is_empty() {
-                        let _ = writer.send_frames(&parts).await;
+                    if send_batched(&mut writer, queued).await.is_ok() {
+                        writer.close(reason.close_code(), reason.as_str()).await;
                     }
-                    writer.close(reason.close_code(), reason.as_str()).await;
                     return;
                 }
                 None => return,
@@ -355,13 +355,18 @@ impl TunnelActor {
             tokio::time::interval(Duration::from_millis(250).min(timers.stale_after / 4));
         let shutdown = self.relay().shutdown().clone();
         let reason = loop {
+            // Commands first: a request is registered (its command sent) before its HEAD goes
+            // out, so handling every queued command before reading guarantees that a response
+            // never arrives ahead of its registration.
             tokio::select! {
-                event = self.reader.next() => {
-                    if let Some(reason) = self.inbound(event) { break reason; }
-                }
+                biased;
                 cmd = self.cmd_rx.recv() => {
                     let Some(cmd) = cmd else { break CloseReason::ServerClosed };
                     if let Some(reason) = self.command(cmd) { break reason; }
+                }
+                event = self.reader.next() => {
+                    if let Some(reason) = self.drain_commands() { break reason; }
+                    if let Some(reason) = self.inbound(event) { break reason; }
                 }
                 _ = heartbeat.tick() => {
                     if self.handle.control.try_send(Frame::empty(0, FrameType::Heartbeat)).is_err() {
@@ -383,6 +388,16 @@ impl TunnelActor {
             }
         };
         self.teardown(reason, writer_task).await;
+    }
+
+    /// Handles every command already queued (see the loop in [`Self::run`]).
+    fn drain_commands(&mut self) -> Option<CloseReason> {
+        while let Ok(cmd) = self.cmd_rx.try_recv() {
+            if let Some(reason) = self.command(cmd) {
+                return Some(reason);
+            }
+        }
+        None
     }
 
     /// Handles one inbound WebSocket event; `Some` closes the tunnel.
@@ -631,6 +646,28 @@ impl TunnelActor {
         close_session(&self.core, &self.handle.session_id, reason, session).await;
         tracing::info!(target: "relay", server_id = %self.handle.server_id, tunnel_id = %self.handle.tunnel_id, reason = reason.as_str(), "tunnel closed");
     }
+}
+
+/// Sends frames in messages of at most [`COALESCE_BYTES`] (plus one frame).
+///
+/// # Errors
+/// I/O errors.
+pub async fn send_batched(writer: &mut WsWriter, frames: Vec<Frame>) -> std::io::Result<()> {
+    let mut batch = Vec::new();
+    let mut size = 0;
+    for frame in frames {
+        size += frame.encoded_len();
+        batch.push(frame);
+        if size >= COALESCE_BYTES {
+            writer.send_frames(&batch).await?;
+            batch.clear();
+            size = 0;
+        }
+    }
+    if !batch.is_empty() {
+        writer.send_frames(&batch).await?;
+    }
+    Ok(())
 }
 
 /// Queue size of a client's outbound frames, re-exported for the client module.

@@ -307,3 +307,111 @@ impl WsWriter {
         let _ = self.io.shutdown().await;
     }
 }
+
+/// The answer to a client-side upgrade request.
+pub enum Connected {
+    /// 101: the WebSocket, with the response headers (lowercase names).
+    Open {
+        headers: Vec<(String, String)>,
+        stream: WsStream,
+    },
+    /// Any other status, with headers and body.
+    Refused {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+}
+
+/// Opens a client WebSocket to `addr` `path` over plain TCP with our codec (masking frames as
+/// a client must). Used by tests, benchmarks and tools that need to send what real Phlix
+/// servers send (TEXT messages that are not UTF-8).
+///
+/// # Errors
+/// I/O errors and a malformed HTTP answer.
+pub async fn connect_client(
+    addr: std::net::SocketAddr,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> io::Result<Connected> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let key = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        crate::auth::random_bytes::<16>(),
+    );
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
+    );
+    for (name, value) in extra {
+        request.push_str(name);
+        request.push_str(": ");
+        request.push_str(value);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = BytesMut::with_capacity(4096);
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HTTP answer head too large",
+            ));
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed during the handshake",
+            ));
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if status != 101 {
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            if stream.read_buf(&mut buf).await? == 0 {
+                break;
+            }
+        }
+        let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+        return Ok(Connected::Refused {
+            status,
+            headers,
+            body,
+        });
+    }
+    let accept = headers
+        .iter()
+        .find(|(n, _)| n == "sec-websocket-accept")
+        .map(|(_, v)| v.as_str());
+    if accept != Some(ws::accept_key(&key).as_str()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "wrong Sec-WebSocket-Accept",
+        ));
+    }
+    let leftover = buf.split_off(head_end);
+    let (read, write) = stream.into_split();
+    let mut stream = WsStream::from_parts(Box::new(read), Box::new(write), &leftover);
+    stream.writer.set_client_role();
+    Ok(Connected::Open { headers, stream })
+}

@@ -5,12 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use phlix_hub::relay::ws_io::{WsEvent, WsReader, WsStream, WsWriter};
+use bytes::Bytes;
+use phlix_hub::relay::ws_io::{Connected, WsEvent, WsReader, WsStream, WsWriter, connect_client};
 use phlix_proto::frame::{Frame, FrameDecoder};
 use phlix_proto::ws::Opcode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The HTTP answer to an upgrade request that was refused.
 #[derive(Debug)]
@@ -34,70 +32,26 @@ pub async fn connect(
     path: &str,
     extra: &[(&str, &str)],
 ) -> Result<WsClient, Refused> {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    );
-    for (name, value) in extra {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = BytesMut::with_capacity(4096);
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "connection closed during the handshake");
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    if status != 101 {
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .map_or(0, |(_, v)| v.parse().unwrap());
-        while buf.len() < head_end + length {
-            if stream.read_buf(&mut buf).await.unwrap() == 0 {
-                break;
-            }
-        }
-        let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-        return Err(Refused {
+    match connect_client(addr, path, extra).await.unwrap() {
+        Connected::Open {
+            headers,
+            stream: WsStream { reader, writer },
+        } => Ok(WsClient {
+            headers,
+            reader,
+            writer,
+            decoder: FrameDecoder::new(1 << 20),
+        }),
+        Connected::Refused {
             status,
             headers,
             body,
-        });
+        } => Err(Refused {
+            status,
+            headers,
+            body,
+        }),
     }
-    let leftover = buf.split_off(head_end);
-    let (read, write) = stream.into_split();
-    let WsStream { reader, mut writer } =
-        WsStream::from_parts(Box::new(read), Box::new(write), &leftover);
-    writer.set_client_role();
-    Ok(WsClient {
-        headers,
-        reader,
-        writer,
-        decoder: FrameDecoder::new(1 << 20),
-    })
 }
 
 /// How a connection ended.

@@ -1,0 +1,341 @@
+//! Relay micro-benchmark: one hub in-process, a fake Phlix server on a real tunnel, a raw
+//! client mount — MB/s through one channel each way, and HTTP-over-relay requests per second
+//! with small responses. Loopback TCP between two sockets is measured in the same run as the
+//! physical ceiling. `cargo bench -p phlix-hub --bench relay` prints a Markdown table.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use phlix_hub::relay::ws_io::{Connected, WsEvent, WsReader, WsWriter, connect_client};
+use phlix_proto::frame::{Frame, FrameDecoder, FrameType};
+use phlix_proto::relay_http::{self, RequestPayload, ResponseHead};
+use phlix_proto::ws::Opcode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const REPS: usize = 5;
+const STREAM_BYTES: usize = 256 * 1024 * 1024;
+const CHUNK: usize = 65_535;
+/// Bytes the download sender keeps in flight (well under the client queue's 256 frames).
+const WINDOW: usize = 4 * 1024 * 1024;
+
+async fn open(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (WsReader, WsWriter) {
+    match connect_client(addr, path, headers).await.unwrap() {
+        Connected::Open { stream, .. } => (stream.reader, stream.writer),
+        Connected::Refused { status, body, .. } => panic!("refused {status}: {body}"),
+    }
+}
+
+/// Reads relay frames until `f` returns true.
+async fn read_frames(
+    reader: &mut WsReader,
+    decoder: &mut FrameDecoder,
+    mut f: impl FnMut(Frame) -> bool,
+) {
+    loop {
+        if let WsEvent::Data(message) = reader.next().await.unwrap() {
+            decoder.push(&message.payload);
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                if f(frame) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn loopback_tcp_mbps() -> f64 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0;
+        while total < STREAM_BYTES {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            total += n;
+        }
+    });
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let chunk = vec![7u8; CHUNK];
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < STREAM_BYTES {
+        socket.write_all(&chunk).await.unwrap();
+        sent += CHUNK;
+    }
+    sink.await.unwrap();
+    STREAM_BYTES as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run() {
+    let hub = support::BenchHub::start(None).await;
+    let (user_id, token) = hub.user("bench").await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .put(format!(
+            "{}/api/v1/admin/users/{user_id}/throttle",
+            hub.base
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"throttle_bps": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (server_id, jwt) = hub.servers(&user_id, 1).await.remove(0);
+    let (mut t_reader, mut t_writer) = open(hub.tunnel, "/", &[]).await;
+    let hello = json!({"type": "hello", "enrollment_jwt": jwt, "server_id": server_id}).to_string();
+    t_writer.send(Opcode::Text, hello.as_bytes()).await.unwrap();
+    assert!(
+        matches!(t_reader.next().await.unwrap(), WsEvent::Data(_)),
+        "HELLO_ACK"
+    );
+    let relay_token: serde_json::Value = http
+        .post(format!(
+            "{}/api/v1/me/servers/{server_id}/relay-token",
+            hub.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let relay_token = relay_token["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {relay_token}");
+    let (mut c_reader, mut c_writer) = open(
+        hub.client,
+        &format!("/client/{server_id}"),
+        &[("Authorization", &bearer)],
+    )
+    .await;
+    let mut t_decoder = FrameDecoder::new(1 << 20);
+    let mut channel = 0;
+    read_frames(&mut t_reader, &mut t_decoder, |f| {
+        channel = f.id;
+        f.kind == FrameType::ClientConnect
+    })
+    .await;
+
+    let payload = Bytes::from(vec![0xA5u8; CHUNK]);
+    let frames_per_run = STREAM_BYTES / CHUNK;
+    let (mut up, mut down, mut tcp) = (Vec::new(), Vec::new(), Vec::new());
+    let mut c_decoder = FrameDecoder::new(1 << 20);
+    let raw_reps = std::env::var("BENCH_RAW_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(REPS);
+    for rep in 0..raw_reps {
+        eprintln!("raw channel repetition {}/{REPS}", rep + 1);
+        tcp.push(loopback_tcp_mbps().await);
+
+        // Upload: client → hub → server.
+        let start = Instant::now();
+        let sender = {
+            let payload = payload.clone();
+            async move {
+                let batch: Vec<Frame> = (0..4)
+                    .map(|_| Frame::new(1, FrameType::Data, payload.clone()).unwrap())
+                    .collect();
+                for _ in 0..frames_per_run / 4 {
+                    c_writer.send_frames(&batch).await.unwrap();
+                }
+                c_writer
+            }
+        };
+        let mut received = 0;
+        let receiver = read_frames(&mut t_reader, &mut t_decoder, |f| {
+            if f.kind == FrameType::Data {
+                received += f.payload.len();
+            }
+            received >= (frames_per_run / 4) * 4 * CHUNK
+        });
+        let (writer, ()) = tokio::join!(sender, receiver);
+        c_writer = writer;
+        up.push(received as f64 / 1e6 / start.elapsed().as_secs_f64());
+
+        // Download: server → hub → client. The raw-channel protocol has no flow control and the
+        // hub drops a client whose queue overflows (SPEC A.4), so the sender keeps at most
+        // WINDOW bytes in flight, as the TCP window of a real upstream would.
+        let start = Instant::now();
+        let delivered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sender = {
+            let (payload, delivered) = (payload.clone(), delivered.clone());
+            async move {
+                let batch: Vec<Frame> = (0..4)
+                    .map(|_| Frame::new(channel, FrameType::Data, payload.clone()).unwrap())
+                    .collect();
+                let mut sent = 0;
+                for _ in 0..frames_per_run / 4 {
+                    while sent - delivered.load(std::sync::atomic::Ordering::Relaxed) > WINDOW {
+                        tokio::task::yield_now().await;
+                    }
+                    t_writer.send_frames(&batch).await.unwrap();
+                    sent += 4 * CHUNK;
+                }
+                t_writer
+            }
+        };
+        let mut received = 0;
+        let receiver = read_frames(&mut c_reader, &mut c_decoder, |f| {
+            if f.kind == FrameType::Data {
+                received += f.payload.len();
+                delivered.store(received, std::sync::atomic::Ordering::Relaxed);
+            }
+            received >= (frames_per_run / 4) * 4 * CHUNK
+        });
+        let (writer, ()) = tokio::join!(sender, receiver);
+        t_writer = writer;
+        down.push(received as f64 / 1e6 / start.elapsed().as_secs_f64());
+    }
+
+    // HTTP-over-relay: the fake server answers every request with 1 KiB.
+    let responder = tokio::spawn(async move {
+        let body = Bytes::from(vec![b'x'; 1024]);
+        let head = relay_http::encode_response_head(&ResponseHead {
+            status: 200,
+            headers: [(
+                "content-type".to_owned(),
+                "application/octet-stream".to_owned(),
+            )]
+            .into(),
+            body_length: Some(1024),
+        });
+        loop {
+            let mut ends = Vec::new();
+            let Ok(event) = t_reader.next().await else {
+                return;
+            };
+            if let WsEvent::Data(message) = event {
+                t_decoder.push(&message.payload);
+                while let Some(frame) = t_decoder.next_frame().unwrap() {
+                    if std::env::var_os("BENCH_DEBUG").is_some() {
+                        eprintln!(
+                            "server got {:?} id {:#x} {} bytes",
+                            frame.kind,
+                            frame.id,
+                            frame.payload.len()
+                        );
+                    }
+                    if frame.kind == FrameType::HttpRequest
+                        && matches!(
+                            relay_http::decode_request(&frame.payload),
+                            Ok(RequestPayload::End)
+                        )
+                    {
+                        ends.push(frame.id);
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            for id in ends {
+                out.push(Frame::new(id, FrameType::HttpResponse, head.clone()).unwrap());
+                out.push(
+                    Frame::new(
+                        id,
+                        FrameType::HttpResponse,
+                        relay_http::body_chunk(body.clone()),
+                    )
+                    .unwrap(),
+                );
+                out.push(Frame::new(id, FrameType::HttpResponse, relay_http::end_chunk()).unwrap());
+                out.push(Frame::empty(id, FrameType::HttpCancel));
+            }
+            if !out.is_empty() && t_writer.send_frames(&out).await.is_err() {
+                return;
+            }
+        }
+    });
+    let url = format!(
+        "{}/api/v1/servers/{server_id}/proxy/api/v1/media/1",
+        hub.base
+    );
+    let mut http_rows = Vec::new();
+    for concurrency in [1usize, 16] {
+        eprintln!("HTTP-over-relay with {concurrency} concurrent clients");
+        let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..REPS {
+            // The bench hub runs with the per-user proxy limit off (HUB_PROXY_REQUESTS_PER_MINUTE=0).
+            let per_worker = 2000 / concurrency;
+            let start = Instant::now();
+            let mut workers = Vec::new();
+            for _ in 0..concurrency {
+                let (http, url, token) = (http.clone(), url.clone(), token.clone());
+                workers.push(tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    for _ in 0..per_worker {
+                        let t = Instant::now();
+                        let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
+                        assert_eq!(resp.status(), 200);
+                        assert_eq!(resp.bytes().await.unwrap().len(), 1024);
+                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    latencies
+                }));
+            }
+            let mut latencies = Vec::new();
+            for worker in workers {
+                latencies.extend(worker.await.unwrap());
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            latencies.sort_by(f64::total_cmp);
+            rates.push(latencies.len() as f64 / elapsed);
+            p50s.push(support::percentile(&latencies, 0.5));
+            p99s.push(support::percentile(&latencies, 0.99));
+        }
+        http_rows.push((
+            concurrency,
+            support::median(&mut rates),
+            support::median(&mut p50s).0,
+            support::median(&mut p99s).0,
+        ));
+    }
+    responder.abort();
+
+    println!("| scenario (median of {REPS}, min–max) | value |");
+    println!("|---|---|");
+    if !tcp.is_empty() {
+        let (tcp_m, tcp_lo, tcp_hi) = support::median(&mut tcp);
+        let (up_m, up_lo, up_hi) = support::median(&mut up);
+        let (down_m, down_lo, down_hi) = support::median(&mut down);
+        println!(
+            "| loopback TCP, one stream, 256 MiB | {tcp_m:.0} MB/s ({tcp_lo:.0}–{tcp_hi:.0}) |"
+        );
+        println!(
+            "| raw channel client → server, 256 MiB | {up_m:.0} MB/s ({up_lo:.0}–{up_hi:.0}); {:.2}× loopback TCP |",
+            up_m / tcp_m
+        );
+        println!(
+            "| raw channel server → client, 256 MiB | {down_m:.0} MB/s ({down_lo:.0}–{down_hi:.0}); {:.2}× loopback TCP |",
+            down_m / tcp_m
+        );
+    }
+    for (concurrency, (rate, lo, hi), p50, p99) in http_rows {
+        println!(
+            "| HTTP-over-relay GET, 1 KiB, {concurrency} concurrent | {rate:.0} req/s ({lo:.0}–{hi:.0}); p50 {p50:.2} ms, p99 {p99:.2} ms |"
+        );
+    }
+    hub.stop().await;
+}
+
+fn main() {
+    if std::env::var_os("HUB_LOG").is_some() {
+        phlix_hub::telemetry::init(Some(phlix_hub::config::LogFormat::Pretty), "HUB_LOG");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}

@@ -1,0 +1,187 @@
+//! Shared set-up of the benchmarks: a real hub in-process on 127.0.0.1 ephemeral ports.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use phlix_hub::config::{Config, ServeArgs};
+use phlix_hub::server::{Bind, Listeners, launch};
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A running hub.
+pub struct BenchHub {
+    pub base: String,
+    pub tunnel: SocketAddr,
+    pub client: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Median and (min, max) of samples.
+pub fn median(samples: &mut [f64]) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    (
+        samples[samples.len() / 2],
+        samples[0],
+        samples[samples.len() - 1],
+    )
+}
+
+/// The value at quantile `p` of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank]
+}
+
+/// A fresh PostgreSQL database on `server` (a URL ending in a database name).
+pub async fn fresh_postgres(server: &str) -> String {
+    let name = format!("phlix_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+impl BenchHub {
+    /// Starts a hub on `database_url` (or a SQLite file in its data dir) and waits for ready.
+    pub async fn start(database_url: Option<String>) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.path().join("bench.db").display()));
+        let args = ServeArgs {
+            data_dir: data_dir.path().to_path_buf(),
+            database_url: Some(database_url.clone()),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            tunnel_addr: "127.0.0.1:0".parse().unwrap(),
+            client_addr: "127.0.0.1:0".parse().unwrap(),
+            public_url: "http://127.0.0.1".into(),
+            public_domain: None,
+            log_format: None,
+            health_interval: Duration::from_secs(15),
+            reaper_interval: Duration::from_secs(60),
+            offline_after: Duration::from_secs(180),
+            relay_heartbeat: Duration::from_secs(30),
+            relay_stale_after: Duration::from_secs(90),
+            relay_drain_grace: Duration::from_secs(10),
+            node_name: Some("bench".into()),
+            proxy_requests_per_minute: 0,
+        };
+        let config = Config::load(&args).unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", http.local_addr().unwrap());
+        let (tunnel_addr, client_addr) =
+            (tunnel.local_addr().unwrap(), client.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let listeners = Listeners {
+            http,
+            tunnel: Bind::Bound(tunnel),
+            client: Bind::Bound(client),
+        };
+        let task = tokio::spawn(launch(config, listeners, shutdown.clone()));
+        let http_client = reqwest::Client::new();
+        loop {
+            if http_client
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            base,
+            tunnel: tunnel_addr,
+            client: client_addr,
+            data_dir,
+            database_url,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops the hub.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
+    /// Registers a user; returns (user id, access token).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let resp: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/register", self.base))
+            .json(&serde_json::json!({"username": name, "email": format!("{name}@example.com"), "password": "benchmark-password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            resp["user"]["id"].as_str().unwrap().to_owned(),
+            resp["access_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Inserts `count` servers owned by `user_id` and returns (id, enrollment token) pairs.
+    pub async fn servers(&self, user_id: &str, count: usize) -> Vec<(String, String)> {
+        let store = phlix_hub::store::Store::connect(
+            &phlix_hub::config::DatabaseUrl::parse(&self.database_url).unwrap(),
+        )
+        .await
+        .unwrap();
+        let keys = phlix_hub::auth::keys::KeyRing::load_or_create(self.data_dir.path()).unwrap();
+        let now = phlix_hub::auth::now_unix();
+        let ids: Vec<String> = (0..count)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        let sql = "INSERT INTO servers (id, user_id, server_name, version, public_key_jwk, hostname_candidates_json, status, \
+                   last_seen_at, enrolled_at, created_at, updated_at) VALUES ($1, $2, 'bench', '0.45.0', '{}', '[]', 'online', $3, $3, $3, $3)";
+        match &store {
+            phlix_hub::store::Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await.unwrap();
+                for id in &ids {
+                    sqlx::query(sql)
+                        .bind(id)
+                        .bind(user_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+            phlix_hub::store::Store::Postgres(pool) => {
+                let mut tx = pool.begin().await.unwrap();
+                for id in &ids {
+                    sqlx::query(sql)
+                        .bind(id)
+                        .bind(user_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+        }
+        store.close().await;
+        ids.into_iter()
+            .map(|id| {
+                let token =
+                    phlix_hub::auth::enrollment::mint(&keys, &id, "http://127.0.0.1", 3600, now);
+                (id, token)
+            })
+            .collect()
+    }
+}
