@@ -818,14 +818,13 @@ async fn client_mounts_need_a_valid_token_and_an_open_tunnel() {
 }
 
 #[tokio::test]
-async fn a_slow_reader_does_not_stall_another_client() {
+async fn a_slow_reader_loses_its_channel_without_stalling_another_client() {
     let setup = Setup::new().await;
     setup.set_throttle(0).await;
     let mut tunnel = setup.tunnel().await;
     setup.wait_relay_active(true).await;
-    let _slow = setup.client().await; // never reads
+    let mut slow = setup.client().await; // never reads
     let mut fast = setup.client().await;
-    // The fake server floods the slow client's channel (1) while echoing the fast one (2).
     let mut connected = Vec::new();
     while connected.len() < 2 {
         let frame = tunnel.next_frame().await.unwrap();
@@ -833,48 +832,150 @@ async fn a_slow_reader_does_not_stall_another_client() {
             connected.push(frame.id);
         }
     }
+    let (slow_channel, fast_channel) = (connected[0], connected[1]);
+    // The server floods the slow client's channel and, interleaved, sends the fast client 50
+    // numbered frames; the fast client must get all of them, in order, while the slow one
+    // overflows its queue.
     let flood = Bytes::from(vec![0x5A; 60_000]);
-    let (mut tunnel_reader, mut tunnel_writer) = (tunnel.reader, tunnel.writer);
-    let flooder = tokio::spawn(async move {
-        for _ in 0..700 {
-            let frame = Frame::new(1, FrameType::Data, flood.clone()).unwrap();
-            if tunnel_writer
-                .send_parts(Opcode::Binary, &[frame.to_bytes()])
-                .await
-                .is_err()
-            {
+    let mut writer = tunnel.writer;
+    let sender = tokio::spawn(async move {
+        for i in 0..700u32 {
+            let mut frames =
+                vec![Frame::new(slow_channel, FrameType::Data, flood.clone()).unwrap()];
+            if i % 14 == 0 {
+                frames.push(data(fast_channel, &(i / 14).to_be_bytes()));
+            }
+            let parts: Vec<Bytes> = frames.iter().map(Frame::to_bytes).collect();
+            if writer.send_parts(Opcode::Binary, &parts).await.is_err() {
                 break;
             }
         }
-        tunnel_writer
+        writer
     });
-    // Round trips for the fast client, answered by hand from the tunnel reader.
-    let echo = tokio::spawn(async move {
-        let mut decoder = phlix_proto::frame::FrameDecoder::new(1 << 20);
-        let mut seen = 0;
-        while seen < 20 {
-            if let Ok(phlix_hub::relay::ws_io::WsEvent::Data(message)) = tunnel_reader.next().await
-            {
-                decoder.push(&message.payload);
-                while let Some(frame) = decoder.next_frame().unwrap() {
-                    if frame.kind == FrameType::Data && frame.id == 2 {
-                        seen += 1;
-                    }
+    let started = Instant::now();
+    for expected in 0..50u32 {
+        let frame = fast.next_frame().await.unwrap();
+        assert_eq!(
+            (frame.id, &frame.payload[..]),
+            (fast_channel, &expected.to_be_bytes()[..])
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let _writer = sender.await.unwrap();
+    // The slow client lost its own channel: the server is told, and the mount is closed.
+    let mut reader = tunnel.reader;
+    let mut decoder = phlix_proto::frame::FrameDecoder::new(1 << 20);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    'outer: loop {
+        assert!(
+            Instant::now() < deadline,
+            "no CLIENT_DISCONNECT for the slow channel"
+        );
+        if let Ok(phlix_hub::relay::ws_io::WsEvent::Data(message)) = reader.next().await {
+            decoder.push(&message.payload);
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                if frame.kind == FrameType::ClientDisconnect && frame.id == slow_channel {
+                    break 'outer;
                 }
             }
         }
-        tunnel_reader
-    });
-    let started = Instant::now();
-    for i in 0..20u8 {
-        fast.send_frames(Opcode::Binary, &[data(0, &[i])]).await;
     }
-    tokio::time::timeout(Duration::from_secs(10), echo)
+    assert!(matches!(slow.ended().await, Ended::Close(..) | Ended::Eof));
+    setup.hub.stop().await;
+}
+
+#[tokio::test]
+async fn subdomain_ingress_forwards_the_owners_browser_and_sends_others_to_login() {
+    let setup = Setup::with(|args| args.public_domain = Some("hub.test".into())).await;
+    let (mut tunnel_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    // The server registers its subdomain.
+    let resp = setup
+        .server
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/servers/{}/subdomain", setup.server.server_id()),
+        )
+        .json(&json!({"subdomain": "jelly"}))
+        .send()
         .await
-        .expect("the fast client's frames reach the server while the slow one is flooded")
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10));
-    let _ = flooder.await;
+    let (status, body) = status_json(resp).await;
+    assert_eq!(
+        (status, body["fqdn"].as_str()),
+        (200, Some("jelly.hub.test")),
+        "{body}"
+    );
+    setup.set_policy("all").await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = setup.hub.url("/web/index.html?x=1");
+
+    // Without the session cookie: to the login page, with the original URL.
+    let resp = no_redirect
+        .get(&url)
+        .header("Host", "jelly.hub.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(
+        resp.headers()["location"],
+        "http://127.0.0.1/app/login?next=http%3A%2F%2Fjelly.hub.test%2Fweb%2Findex.html%3Fx%3D1"
+    );
+    // Another user's cookie is not enough.
+    let stranger = setup
+        .hub
+        .register("stranger", "password123")
+        .await
+        .access_token;
+    let resp = no_redirect
+        .get(&url)
+        .header("Host", "jelly.hub.test")
+        .header("Cookie", format!("phlix_hub_token={stranger}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    // The owner's cookie: forwarded, path and query unchanged, user stamped.
+    let resp = no_redirect
+        .get(setup.hub.url("/web/echo?x=1"))
+        .header("Host", "jelly.hub.test")
+        .header("Cookie", format!("phlix_hub_token={}", setup.owner))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (echo["path"].as_str(), echo["query"].as_str()),
+        (Some("/web/echo"), Some("x=1"))
+    );
+    assert!(echo["headers"].get("cookie").is_none());
+    assert_eq!(echo["headers"]["x-forwarded-host"], "jelly.hub.test");
+    wait_for(
+        &mut tunnel_rx,
+        "the subdomain request",
+        |s| matches!(s, Seen::Request { head, .. } if head.path == "/web/echo"),
+    )
+    .await;
+    // Unknown labels are 404; the bare domain is the hub itself.
+    let resp = no_redirect
+        .get(&url)
+        .header("Host", "nobody.hub.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await.1["code"], "server.not_found");
+    let resp = no_redirect
+        .get(setup.hub.url("/health"))
+        .header("Host", "hub.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     setup.hub.stop().await;
 }
 
