@@ -11,8 +11,9 @@ use phlix_agent::state::{DataDir, jwt_expiry};
 /// The home side of phlix-hub: pairs a home server with a hub so that the hub can reach a
 /// local service (for example a Jellyfin on 127.0.0.1:8096) without an open port.
 ///
-/// This release has `pair` and `status`; `run` (heartbeats and the tunnel) and `connect`
-/// come with the next release.
+/// Pair once (`pair`), then keep `run` going: it sends heartbeats and holds the tunnel through
+/// which the hub reaches the upstream service. `connect` (local port → raw channel) comes with
+/// the next release.
 #[derive(Debug, Parser)]
 #[command(name = "phlix-agent", version, about, long_about)]
 struct Cli {
@@ -47,6 +48,26 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Send heartbeats and keep the tunnel to the hub, forwarding to a local upstream.
+    Run {
+        /// The local service, HOST:PORT (e.g. 127.0.0.1:8096 for a Jellyfin).
+        #[arg(long, env = "PHLIX_AGENT_UPSTREAM")]
+        upstream: String,
+        /// Heartbeat interval.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        heartbeat_interval: Duration,
+        /// Base of the reconnect back-off (min(base·2ⁿ, 300 s) ± 30 %).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        reconnect_base: Duration,
+        /// Tunnel URL [default: asked from the hub, else ws://<hub host>:8802].
+        #[arg(long, env = "PHLIX_RELAY_HUB_WS_URL")]
+        tunnel_url: Option<String>,
+        /// Log format [default: pretty on a terminal, json otherwise].
+        #[arg(long, value_parser = ["json", "pretty"])]
+        log_format: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Show the enrollment: hub, server id, token expiry.
     Status {
         /// Print JSON instead of text.
@@ -55,6 +76,54 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 15s, 2m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
+        _ => Err(format!("`{text}` has an unknown unit (ms, s or m)")),
+    }
+}
+
+fn init_logs(format: Option<&str>) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHLIX_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = format.map_or(!std::io::stdout().is_terminal(), |f| f == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.compact().try_init()
+    };
+}
+
+async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    token.cancel();
 }
 
 fn host_name() -> String {
@@ -101,6 +170,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .display()
             );
             Ok(())
+        }
+        Command::Run {
+            upstream,
+            heartbeat_interval,
+            reconnect_base,
+            tunnel_url,
+            log_format,
+            data,
+        } => {
+            init_logs(log_format.as_deref());
+            let data = DataDir::open(&data.data_dir)?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            let options = phlix_agent::run::RunOptions {
+                upstream,
+                heartbeat_interval,
+                reconnect_base,
+                tunnel_url,
+            };
+            phlix_agent::run::run(data, options, shutdown).await
         }
         Command::Status { json, data } => {
             let data = DataDir::open(&data.data_dir)?;

@@ -7,65 +7,14 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use phlix_hub::config::{Config, ServeArgs};
-use phlix_hub::server::{Bind, Listeners, launch};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_phlix-agent");
+mod common;
 
-struct Hub {
-    base: String,
-    data: tempfile::TempDir,
-    shutdown: CancellationToken,
-}
+use common::{AGENT, Hub};
 
 async fn hub() -> Hub {
-    let data = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", data.path().join("hub.db").display());
-    let args = ServeArgs {
-        data_dir: data.path().to_path_buf(),
-        database_url: Some(url),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        tunnel_addr: "127.0.0.1:0".parse().unwrap(),
-        client_addr: "127.0.0.1:0".parse().unwrap(),
-        public_url: "http://127.0.0.1".into(),
-        public_domain: None,
-        log_format: None,
-        health_interval: Duration::from_secs(15),
-        reaper_interval: Duration::from_secs(60),
-        offline_after: Duration::from_secs(180),
-        relay_heartbeat: Duration::from_secs(30),
-        relay_stale_after: Duration::from_secs(90),
-        relay_drain_grace: Duration::from_secs(10),
-        proxy_requests_per_minute: 600,
-        node_name: Some("agent-test".into()),
-    };
-    let config = Config::load(&args).unwrap();
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", http.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let listeners = Listeners {
-        http,
-        tunnel: Bind::Addr(args.tunnel_addr),
-        client: Bind::Addr(args.client_addr),
-    };
-    tokio::spawn(launch(config, listeners, shutdown.clone()));
-    let client = reqwest::Client::new();
-    while !client
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Hub {
-        base,
-        data,
-        shutdown,
-    }
+    Hub::start_temp().await
 }
 
 async fn owner_token(base: &str) -> String {
@@ -246,7 +195,7 @@ async fn pairing_stores_an_enrollment_that_verifies_against_the_jwks() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("already paired"));
-    hub.shutdown.cancel();
+    hub.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +210,7 @@ async fn an_expired_claim_ends_pairing_with_a_clear_reason() {
     let store = phlix_hub::store::Store::connect(
         &phlix_hub::config::DatabaseUrl::parse(&format!(
             "sqlite://{}",
-            hub.data.path().join("hub.db").display()
+            hub.data.join("hub.db").display()
         ))
         .unwrap(),
     )
@@ -283,7 +232,7 @@ async fn an_expired_claim_ends_pairing_with_a_clear_reason() {
     );
     assert!(!agent_dir.path().join("hub-enrollment.json").exists());
     store.close().await;
-    hub.shutdown.cancel();
+    hub.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

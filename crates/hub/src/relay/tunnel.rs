@@ -366,7 +366,7 @@ impl TunnelActor {
                 }
                 event = self.reader.next() => {
                     if let Some(reason) = self.drain_commands() { break reason; }
-                    if let Some(reason) = self.inbound(event) { break reason; }
+                    if let Some(reason) = self.inbound(event).await { break reason; }
                 }
                 _ = heartbeat.tick() => {
                     if self.handle.control.try_send(Frame::empty(0, FrameType::Heartbeat)).is_err() {
@@ -401,7 +401,7 @@ impl TunnelActor {
     }
 
     /// Handles one inbound WebSocket event; `Some` closes the tunnel.
-    fn inbound(&mut self, event: Result<WsEvent, ReadError>) -> Option<CloseReason> {
+    async fn inbound(&mut self, event: Result<WsEvent, ReadError>) -> Option<CloseReason> {
         match event {
             Ok(WsEvent::Data(frame)) => {
                 self.last_inbound = Instant::now();
@@ -416,7 +416,7 @@ impl TunnelActor {
                 loop {
                     match self.decoder.next_frame() {
                         Ok(Some(frame)) => {
-                            if let Some(reason) = self.relay_frame(frame) {
+                            if let Some(reason) = self.relay_frame(frame).await {
                                 return Some(reason);
                             }
                         }
@@ -453,7 +453,7 @@ impl TunnelActor {
     }
 
     /// Routes one relay frame from the server (SPEC A.2 "what the hub accepts").
-    fn relay_frame(&mut self, frame: Frame) -> Option<CloseReason> {
+    async fn relay_frame(&mut self, frame: Frame) -> Option<CloseReason> {
         match frame.kind {
             FrameType::Data => {
                 let channel = frame.id;
@@ -465,11 +465,10 @@ impl TunnelActor {
                         .fetch_add(1, Ordering::Relaxed);
                     return None;
                 };
-                if let Err(err) = client.tx.try_send(frame) {
-                    // The client cannot keep up (or left): it loses its own channel, not the tunnel.
-                    if matches!(err, mpsc::error::TrySendError::Full(_)) {
-                        tracing::info!(target: "relay", channel, "client queue full; closing its channel");
-                    }
+                if !deliver(&client.tx, frame).await {
+                    // The client left, or did not take a frame for STALL_LIMIT: it loses its own
+                    // channel, not the tunnel.
+                    tracing::info!(target: "relay", channel, "client gone or stalled; closing its channel");
                     self.relay()
                         .stats()
                         .frames_dropped
@@ -487,8 +486,8 @@ impl TunnelActor {
                         .fetch_add(1, Ordering::Relaxed);
                     return None;
                 };
-                if tx.try_send(ResponseEvent::Chunk(frame.payload)).is_err() {
-                    // The HTTP client is too slow or gone: cancel that request only.
+                if !deliver(tx, ResponseEvent::Chunk(frame.payload)).await {
+                    // The HTTP client is gone or stalled: cancel that request only.
                     self.requests.remove(&id);
                     let _ = self
                         .handle
@@ -645,6 +644,25 @@ impl TunnelActor {
         relay.stats().count_close(reason.as_str());
         close_session(&self.core, &self.handle.session_id, reason, session).await;
         tracing::info!(target: "relay", server_id = %self.handle.server_id, tunnel_id = %self.handle.tunnel_id, reason = reason.as_str(), "tunnel closed");
+    }
+}
+
+/// How long the tunnel's inbound side waits for a consumer (client mount or HTTP response)
+/// whose queue is full. The Phlix protocol has no per-channel flow control, so a slow
+/// consumer is followed at its pace (the server is slowed through TCP); one that takes
+/// nothing for this long is dropped so it cannot hold the tunnel up.
+pub const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Queues `item` for a consumer: at once if there is room, else waiting up to
+/// [`STALL_LIMIT`]. `false` when the consumer is gone or stalled.
+async fn deliver<T>(tx: &mpsc::Sender<T>, item: T) -> bool {
+    match tx.try_send(item) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(item)) => matches!(
+            tokio::time::timeout(STALL_LIMIT, tx.send(item)).await,
+            Ok(Ok(()))
+        ),
     }
 }
 

@@ -1,0 +1,116 @@
+//! A real hub on 127.0.0.1 for the agent's process tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use phlix_hub::config::{Config, ServeArgs};
+use phlix_hub::server::{Bind, Listeners, launch};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_phlix-agent");
+
+pub struct Hub {
+    pub base: String,
+    pub port: u16,
+    pub data: std::path::PathBuf,
+    /// Keeps a temporary data dir alive as long as the hub.
+    pub owned_dir: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Hub {
+    /// Starts a hub on `data` (SQLite inside it), on `port` or an ephemeral one, with fast
+    /// reaper timers.
+    pub async fn start(data: &std::path::Path, port: Option<u16>) -> Self {
+        let url = format!("sqlite://{}", data.join("hub.db").display());
+        let args = ServeArgs {
+            data_dir: data.to_path_buf(),
+            database_url: Some(url),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            tunnel_addr: "127.0.0.1:0".parse().unwrap(),
+            client_addr: "127.0.0.1:0".parse().unwrap(),
+            public_url: "http://127.0.0.1".into(),
+            public_domain: None,
+            log_format: None,
+            health_interval: Duration::from_secs(15),
+            reaper_interval: Duration::from_millis(200),
+            offline_after: Duration::from_secs(2),
+            relay_heartbeat: Duration::from_secs(30),
+            relay_stale_after: Duration::from_secs(90),
+            relay_drain_grace: Duration::from_secs(10),
+            proxy_requests_per_minute: 0,
+            node_name: Some("agent-test".into()),
+        };
+        let config = Config::load(&args).unwrap();
+        let http = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+            .await
+            .unwrap();
+        let port = http.local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        let shutdown = CancellationToken::new();
+        let listeners = Listeners {
+            http,
+            tunnel: Bind::Addr(args.tunnel_addr),
+            client: Bind::Addr(args.client_addr),
+        };
+        let task = tokio::spawn(launch(config, listeners, shutdown.clone()));
+        let client = reqwest::Client::new();
+        while !client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            base,
+            port,
+            data: data.to_path_buf(),
+            owned_dir: None,
+            shutdown,
+            task,
+        }
+    }
+
+    /// A hub on a fresh temporary data dir.
+    pub async fn start_temp() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hub = Self::start(dir.path(), None).await;
+        hub.owned_dir = Some(dir);
+        hub
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    pub async fn register(&self, name: &str) -> String {
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/register", self.base))
+            .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "password123"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn redeem(&self, token: &str, code: &str) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/server-claims/claim", self.base))
+            .header("Accept-Phlix-Protocol", "v1")
+            .bearer_auth(token)
+            .json(&json!({"claim_code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}
