@@ -3,6 +3,7 @@
 //! This release implements pairing ([`pair`]) and the local state it leaves behind
 //! ([`state`]); the tunnel (`run`) and client (`connect`) commands come next.
 
+pub mod connect;
 pub mod metrics;
 pub mod pair;
 pub mod run;

@@ -12,8 +12,8 @@ use phlix_agent::state::{DataDir, jwt_expiry};
 /// local service (for example a Jellyfin on 127.0.0.1:8096) without an open port.
 ///
 /// Pair once (`pair`), then keep `run` going: it sends heartbeats and holds the tunnel through
-/// which the hub reaches the upstream service. `connect` (local port → raw channel) comes with
-/// the next release.
+/// which the hub reaches the upstream service. Elsewhere, `connect` turns a local port into
+/// raw channels to that service.
 #[derive(Debug, Parser)]
 #[command(name = "phlix-agent", version, about, long_about)]
 struct Cli {
@@ -68,6 +68,31 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Reach a paired server from here: every TCP connection to --listen becomes a raw channel
+    /// to the server's upstream through the hub.
+    Connect {
+        /// The hub's public URL.
+        #[arg(long, env = "PHLIX_HUB_URL")]
+        hub: String,
+        /// The server's id (see `GET /api/v1/me/servers`).
+        #[arg(long)]
+        server: String,
+        /// A relay token minted with `POST /api/v1/me/servers/{id}/relay-token`.
+        #[arg(
+            long,
+            env = "PHLIX_RELAY_TOKEN",
+            conflicts_with = "user",
+            required_unless_present = "user"
+        )]
+        token: Option<String>,
+        /// Log in as this hub user instead (password from PHLIX_PASSWORD_FILE or a prompt);
+        /// relay tokens are then minted and renewed automatically.
+        #[arg(long)]
+        user: Option<String>,
+        /// Local address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8022")]
+        listen: String,
+    },
     /// Show the enrollment: hub, server id, token expiry.
     Status {
         /// Print JSON instead of text.
@@ -99,7 +124,9 @@ fn init_logs(format: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PHLIX_AGENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = format.map_or(!std::io::stdout().is_terminal(), |f| f == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -191,6 +218,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             phlix_agent::run::run(data, options, shutdown).await
         }
+        Command::Connect {
+            hub,
+            server,
+            token,
+            user,
+            listen,
+        } => {
+            init_logs(None);
+            let credentials = match (token, user) {
+                (Some(token), _) => phlix_agent::connect::Credentials::Token(token),
+                (None, Some(username)) => {
+                    let password = match std::env::var("PHLIX_PASSWORD_FILE") {
+                        Ok(path) => std::fs::read_to_string(&path)
+                            .map_err(|err| {
+                                anyhow::anyhow!("reading PHLIX_PASSWORD_FILE={path}: {err}")
+                            })?
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        Err(_) => rpassword::prompt_password(format!("Password for {username}: "))?,
+                    };
+                    phlix_agent::connect::Credentials::User { username, password }
+                }
+                (None, None) => anyhow::bail!("give --token or --user"),
+            };
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            let options = phlix_agent::connect::ConnectOptions {
+                hub,
+                server_id: server,
+                credentials,
+                listen,
+            };
+            phlix_agent::connect::connect(options, shutdown).await
+        }
         Command::Status { json, data } => {
             let data = DataDir::open(&data.data_dir)?;
             let Some(enrollment) = data.enrollment()? else {
@@ -202,12 +265,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             };
             let expires_at = jwt_expiry(&enrollment.enrollment_jwt);
+            let run = data.run_state();
             if json {
                 println!(
                     "{}",
                     serde_json::json!({
                         "paired": true, "hub": enrollment.hub_base_url, "server_id": enrollment.server_id,
                         "enrolled_at": enrollment.enrolled_at, "token_expires_at": expires_at,
+                        "tunnel": run.as_ref().map(|r| r.tunnel.clone()),
+                        "tunnel_since": run.as_ref().map(|r| r.tunnel_since),
+                        "last_heartbeat_at": run.as_ref().and_then(|r| r.last_heartbeat_at),
+                        "last_heartbeat_result": run.as_ref().and_then(|r| r.last_heartbeat_result.clone()),
                     })
                 );
             } else {
@@ -217,6 +285,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 match expires_at {
                     Some(exp) => println!("token:      expires {exp} (unix)"),
                     None => println!("token:      unreadable — pair again with --force"),
+                }
+                match run {
+                    Some(run) => {
+                        println!(
+                            "tunnel:     {} since {} (unix), upstream {}",
+                            run.tunnel, run.tunnel_since, run.upstream
+                        );
+                        match (run.last_heartbeat_at, run.last_heartbeat_result) {
+                            (Some(at), Some(result)) => {
+                                println!("heartbeat:  {at} (unix), {result}")
+                            }
+                            _ => println!("heartbeat:  none yet"),
+                        }
+                    }
+                    None => println!("tunnel:     `phlix-agent run` has not run here"),
                 }
             }
             Ok(())

@@ -18,7 +18,37 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Sampler;
-use crate::state::{DataDir, Enrollment};
+use crate::state::{DataDir, Enrollment, RunState};
+
+/// Shared view of the running agent, written to `agent-state.json` for `status`.
+#[derive(Clone)]
+struct Reporter {
+    data: DataDir,
+    state: std::sync::Arc<std::sync::Mutex<RunState>>,
+}
+
+impl Reporter {
+    fn update(&self, change: impl FnOnce(&mut RunState)) {
+        let snapshot = {
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            change(&mut state);
+            state.clone()
+        };
+        if let Err(err) = self.data.save_run_state(&snapshot) {
+            tracing::debug!(error = format!("{err:#}"), "cannot write agent-state.json");
+        }
+    }
+
+    fn tunnel(&self, state: &str) {
+        self.update(|s| {
+            s.tunnel = state.to_owned();
+            s.tunnel_since = now();
+        });
+    }
+}
 
 /// What `run` needs.
 #[derive(Debug, Clone)]
@@ -65,14 +95,25 @@ pub async fn run(
     };
     tracing::info!(hub = %enrollment.hub_base_url, server_id = %enrollment.server_id, upstream = %options.upstream, "phlix-agent running");
     let (enrollment_tx, enrollment_rx) = watch::channel(enrollment);
+    let reporter = Reporter {
+        data: data.clone(),
+        state: std::sync::Arc::new(std::sync::Mutex::new(RunState {
+            upstream: options.upstream.clone(),
+            pid: std::process::id(),
+            ..RunState::default()
+        })),
+    };
+    reporter.tunnel("connecting");
     let heartbeats = tokio::spawn(heartbeat_loop(
         data.clone(),
         options.clone(),
         enrollment_tx,
+        reporter.clone(),
         shutdown.clone(),
     ));
-    tunnel_loop(&options, enrollment_rx, &shutdown).await;
+    tunnel_loop(&options, enrollment_rx, &reporter, &shutdown).await;
     let _ = heartbeats.await;
+    reporter.tunnel("stopped");
     tracing::info!("phlix-agent stopped");
     Ok(())
 }
@@ -94,6 +135,7 @@ async fn heartbeat_loop(
     data: DataDir,
     options: RunOptions,
     enrollment: watch::Sender<Enrollment>,
+    reporter: Reporter,
     shutdown: CancellationToken,
 ) {
     let Ok(http) = http_client() else { return };
@@ -116,6 +158,14 @@ async fn heartbeat_loop(
             .json(&body)
             .send()
             .await;
+        let outcome = match &result {
+            Ok(response) => response.status().as_u16().to_string(),
+            Err(_) => "unreachable".to_owned(),
+        };
+        reporter.update(|s| {
+            s.last_heartbeat_at = Some(now());
+            s.last_heartbeat_result = Some(outcome);
+        });
         match result {
             Ok(response) if response.status().is_success() => tracing::debug!("heartbeat sent"),
             Ok(response) => {
@@ -232,6 +282,7 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
 async fn tunnel_loop(
     options: &RunOptions,
     enrollment: watch::Receiver<Enrollment>,
+    reporter: &Reporter,
     shutdown: &CancellationToken,
 ) {
     let mut attempts: u32 = 0;
@@ -240,8 +291,9 @@ async fn tunnel_loop(
         let url = tunnel_url(options, &current).await;
         let outcome = tokio::select! {
             () = shutdown.cancelled() => return,
-            outcome = session(&url, &current, &options.upstream, shutdown) => outcome,
+            outcome = session(&url, &current, &options.upstream, reporter, shutdown) => outcome,
         };
+        reporter.tunnel("disconnected");
         match outcome {
             Ok(true) => {
                 attempts = 0;
@@ -273,6 +325,7 @@ async fn session(
     url: &str,
     enrollment: &Enrollment,
     upstream: &str,
+    reporter: &Reporter,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<bool> {
     let (ws, _) = tokio_tungstenite::connect_async(url)
@@ -297,6 +350,7 @@ async fn session(
         bail!("unexpected answer to HELLO: {ack}");
     }
     tracing::info!(relay_session_id = %ack["relay_session_id"], "tunnel open");
+    reporter.tunnel("connected");
 
     let (frames_tx, mut frames_rx) = mpsc::channel::<Frame>(WRITER_QUEUE);
     let writer = tokio::spawn(async move {

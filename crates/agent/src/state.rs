@@ -29,6 +29,23 @@ pub struct Enrollment {
     pub enrolled_at: i64,
 }
 
+/// File name of the live state `run` keeps for `status`.
+pub const RUN_STATE_FILE: &str = "agent-state.json";
+
+/// What `run` reports about itself (for `status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// `connecting`, `connected` or `disconnected`.
+    pub tunnel: String,
+    /// Unix seconds of the last tunnel state change.
+    pub tunnel_since: i64,
+    pub last_heartbeat_at: Option<i64>,
+    /// HTTP status of the last heartbeat, or `unreachable`.
+    pub last_heartbeat_result: Option<String>,
+    pub upstream: String,
+    pub pid: u32,
+}
+
 /// The agent's data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir(PathBuf);
@@ -101,6 +118,25 @@ impl DataDir {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
         }
+    }
+
+    /// The state the running agent last wrote, if any.
+    #[must_use]
+    pub fn run_state(&self) -> Option<RunState> {
+        std::fs::read_to_string(self.0.join(RUN_STATE_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+    }
+
+    /// Records the running agent's state.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn save_run_state(&self, state: &RunState) -> anyhow::Result<()> {
+        write_private(
+            &self.0.join(RUN_STATE_FILE),
+            serde_json::to_string_pretty(state)?.as_bytes(),
+        )
     }
 
     /// Stores the enrollment (0600, atomically).

@@ -322,3 +322,318 @@ async fn an_agent_serves_its_upstream_through_the_hub() {
     hub.stop().await;
     drop(owned);
 }
+
+fn connect_process(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+    let mut command = Command::new(AGENT);
+    command
+        .arg("connect")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines
+        .next()
+        .expect("connect prints where it listens")
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    (child, listening)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_turns_a_local_port_into_raw_channels() {
+    let hub = Hub::start_temp().await;
+    let token = hub.register("owner").await;
+    let (upstream_port, _upstream) = upstream().await;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let (base, dir) = (hub.base.clone(), agent_dir.path().to_path_buf());
+    let (mut pairing, code) = tokio::task::spawn_blocking(move || pair_process(&base, &dir))
+        .await
+        .unwrap();
+    hub.redeem(&token, &code).await;
+    assert!(
+        tokio::task::spawn_blocking(move || pairing.wait().unwrap())
+            .await
+            .unwrap()
+            .success()
+    );
+    let mut agent = run_agent(agent_dir.path(), upstream_port);
+    wait_until("the tunnel", Duration::from_secs(20), async || {
+        server_status(&hub, &token).await["relayActive"] == true
+    })
+    .await;
+    let server_id = server_status(&hub, &token).await["serverId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Raw channels are throttled to 3 Mbit/s by default: lift it for the owner (an admin).
+    let me: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", hub.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resp = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v1/admin/users/{}/throttle",
+            hub.base,
+            me["user"]["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"throttle_bps": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // --user: the agent logs in and mints relay tokens itself.
+    let password_file = agent_dir.path().join("password");
+    std::fs::write(&password_file, "password123\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (hub_base, sid, pw) = (
+        hub.base.clone(),
+        server_id.clone(),
+        password_file.to_str().unwrap().to_owned(),
+    );
+    let listen2 = listen.clone();
+    let (mut connect, listening) = tokio::task::spawn_blocking(move || {
+        connect_process(
+            &[
+                "--hub", &hub_base, "--server", &sid, "--user", "owner", "--listen", &listen2,
+            ],
+            &[("PHLIX_PASSWORD_FILE", &pw)],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(listening.contains(&listen), "{listening}");
+
+    // 100 MB down through the raw channel (HTTP bytes, never parsed by the hub).
+    let size = 100 * 1024 * 1024;
+    let client = reqwest::Client::new();
+    let mut resp = client
+        .get(format!("http://{listen}/bytes/{size}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut hasher = Sha256::new();
+    let mut received = 0;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        received += chunk.len();
+        hasher.update(&chunk);
+    }
+    assert_eq!(received, size);
+    assert_eq!(
+        hex::encode(hasher.finalize()),
+        hex::encode(Sha256::digest(pattern(size).collect::<Vec<u8>>()))
+    );
+    // And up.
+    let upload: Vec<u8> = pattern(20 * 1024 * 1024).collect();
+    let echo: Value = client
+        .post(format!("http://{listen}/echo"))
+        .body(upload.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["sha256"], hex::encode(Sha256::digest(&upload)));
+
+    // --token with a token minted beforehand; a bad token is refused at start.
+    let minted: Value = client
+        .post(format!(
+            "{}/api/v1/me/servers/{server_id}/relay-token",
+            hub.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let port2 = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen_b = format!("127.0.0.1:{port2}");
+    let (hub_base, sid, relay_token, listen_b2) = (
+        hub.base.clone(),
+        server_id.clone(),
+        minted["token"].as_str().unwrap().to_owned(),
+        listen_b.clone(),
+    );
+    let (mut with_token, _) = tokio::task::spawn_blocking(move || {
+        connect_process(
+            &[
+                "--hub",
+                &hub_base,
+                "--server",
+                &sid,
+                "--token",
+                &relay_token,
+                "--listen",
+                &listen_b2,
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let body = client
+        .get(format!("http://{listen_b}/bytes/4096"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), 4096);
+
+    connect.kill().unwrap();
+    with_token.kill().unwrap();
+    agent.kill().unwrap();
+    let _ = (connect.wait(), with_token.wait(), agent.wait());
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_enrollments_and_garbage_from_the_hub_never_crash_the_agent() {
+    // A corrupted enrollment file: one line, exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hub-enrollment.json"), "{not json").unwrap();
+    let out = Command::new(AGENT)
+        .args([
+            "run",
+            "--upstream",
+            "127.0.0.1:9",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("phlix-agent: ") && stderr.contains("corrupted"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+
+    // Not paired at all.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(AGENT)
+        .args([
+            "run",
+            "--upstream",
+            "127.0.0.1:9",
+            "--data-dir",
+            empty.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not paired"));
+
+    // A "hub" whose tunnel acknowledges the HELLO and then sends garbage frames: the agent
+    // logs, reconnects with its back-off, and keeps running.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tunnel_addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                use futures_util::{SinkExt, StreamExt};
+                use tokio_tungstenite::tungstenite::Message;
+                let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+                    return;
+                };
+                let _ = ws.next().await; // HELLO
+                let ack = json!({"type": "hello_ack", "relay_session_id": "r", "tunnel_id": "t"})
+                    .to_string();
+                let _ = ws.send(Message::Text(ack.into())).await;
+                let _ = ws
+                    .send(Message::Binary(Bytes::from_static(&[
+                        0, 0, 0, 1, 0x7F, 0, 0, 1, 2, 3,
+                    ])))
+                    .await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            });
+        }
+    });
+    let data = tempfile::tempdir().unwrap();
+    let enrollment = json!({
+        "enrollment_jwt": "not.a.jwt", "hub_jwks_url": "http://127.0.0.1:9/.well-known/jwks.json",
+        "server_id": "s-1", "hub_base_url": "http://127.0.0.1:9", "enrolled_at": 4_102_444_800i64,
+    });
+    std::fs::write(
+        data.path().join("hub-enrollment.json"),
+        enrollment.to_string(),
+    )
+    .unwrap();
+    let mut agent = Command::new(AGENT)
+        .args([
+            "run",
+            "--upstream",
+            "127.0.0.1:9",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--tunnel-url",
+            &format!("ws://{tunnel_addr}"),
+            "--reconnect-base",
+            "100ms",
+            "--heartbeat-interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "two connections (a reconnect)",
+        Duration::from_secs(15),
+        async || connections.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+    )
+    .await;
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "the agent must keep running"
+    );
+    // Its heartbeats fail (nothing listens on the hub URL) and status says so.
+    wait_until(
+        "a failed heartbeat in status",
+        Duration::from_secs(10),
+        async || {
+            let out = Command::new(AGENT)
+                .args([
+                    "status",
+                    "--json",
+                    "--data-dir",
+                    data.path().to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()["last_heartbeat_result"]
+                == "unreachable"
+        },
+    )
+    .await;
+    agent.kill().unwrap();
+    let _ = agent.wait();
+}
