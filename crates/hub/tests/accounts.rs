@@ -396,22 +396,7 @@ async fn the_session_cookie_authenticates_and_deleted_users_are_refused() {
     assert_eq!(resp.status(), 200);
     // A token for a user that no longer exists is refused with its own code.
     let store = hub.store().await;
-    match &store {
-        phlix_hub::store::Store::Sqlite(pool) => {
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(&auth.user.id)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-        phlix_hub::store::Store::Postgres(pool) => {
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(&auth.user.id)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-    }
+    common::execute(&store, "DELETE FROM users WHERE id = $1", &[&auth.user.id]).await;
     let (status, body) = me(&hub, &auth.access_token).await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "auth.user_not_found");

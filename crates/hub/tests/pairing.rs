@@ -475,11 +475,7 @@ async fn redemption_errors_are_404_410_409_400_and_401() {
     // Expire it in the database: 410, and the poll says expired.
     let store = hub.store().await;
     let sql = "UPDATE server_claims SET expires_at = 1";
-    match &store {
-        phlix_hub::store::Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-        phlix_hub::store::Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-    }
-    .unwrap();
+    common::execute(&store, sql, &[]).await;
     let (status, body) = redeem(&hub, &owner, &code).await;
     assert_eq!(status, 410, "{body}");
     assert_eq!(body["error"], "CLAIM_CODE_EXPIRED");
@@ -760,19 +756,7 @@ async fn silent_servers_go_offline_unless_a_relay_session_is_open() {
     assert_eq!(tunnelled.heartbeat(&[]).await.0, 200);
     let store = hub.store().await;
     let sql = "INSERT INTO relay_sessions (id, server_id, tunnel_id, worker_node, opened_at) VALUES ('r1', $1, 't1', 'test', 1)";
-    match &store {
-        phlix_hub::store::Store::Sqlite(pool) => sqlx::query(sql)
-            .bind(tunnelled.server_id())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        phlix_hub::store::Store::Postgres(pool) => sqlx::query(sql)
-            .bind(tunnelled.server_id())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-    }
-    .unwrap();
+    common::execute(&store, sql, &[&tunnelled.server_id()]).await;
     let status_of = |listing: &Value, id: &str| {
         listing["servers"]
             .as_array()

@@ -1004,19 +1004,7 @@ async fn sessions_are_recorded_and_reconciled_after_a_crash() {
     assert_eq!(row, ("test-node".to_owned(), true));
     // A row left open by a crashed run of this node is closed at the next start.
     let insert = "INSERT INTO relay_sessions (id, server_id, tunnel_id, worker_node, opened_at) VALUES ('crashed', $1, 't', 'test-node', 1)";
-    match &store {
-        phlix_hub::store::Store::Sqlite(pool) => sqlx::query(insert)
-            .bind(setup.server.server_id())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        phlix_hub::store::Store::Postgres(pool) => sqlx::query(insert)
-            .bind(setup.server.server_id())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-    }
-    .unwrap();
+    common::execute(&store, insert, &[&setup.server.server_id()]).await;
     store.close().await;
     let (dir, url) = setup.hub.stop().await;
     let hub = TestHub::start_on(dir, url).await;

@@ -23,7 +23,11 @@ use crate::store::{HeartbeatRow, LibraryRow, ServerRow, StoreError, UserLibraryR
 pub const RELAY_TOKEN_TTL_SECS: i64 = 3600;
 
 /// The server `id` if `user` owns it: 404 `server.not_found`, 403 `server.not_owned`.
-async fn owned_server(core: &Core, user: &CurrentUser, server_id: &str) -> ApiResult<ServerRow> {
+pub(crate) async fn owned_server(
+    core: &Core,
+    user: &CurrentUser,
+    server_id: &str,
+) -> ApiResult<ServerRow> {
     let server = core
         .store
         .server_by_id(server_id)

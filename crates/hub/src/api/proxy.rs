@@ -60,18 +60,6 @@ fn forwarded_proto(core: &Core) -> &'static str {
     }
 }
 
-async fn owned(core: &Core, user: &CurrentUser, server_id: &str) -> ApiResult<ServerRow> {
-    let server = core
-        .store
-        .server_by_id(server_id)
-        .await?
-        .ok_or(ApiError::NotFound("server.not_found"))?;
-    if server.user_id != user.user.id {
-        return Err(ApiError::Forbidden("server.not_owned"));
-    }
-    Ok(server)
-}
-
 /// `ANY /api/v1/servers/{id}/proxy/{path}`: owner only.
 pub async fn proxy_route(
     Ready(core): Ready,
@@ -91,7 +79,7 @@ pub async fn proxy_route(
         return ApiError::NotFound("not_found").into_response();
     };
     let raw_path = if tail.is_empty() { "/" } else { tail };
-    let server = match owned(&core, &user, server_id).await {
+    let server = match super::directory::owned_server(&core, &user, server_id).await {
         Ok(server) => server,
         Err(err) => return err.into_response(),
     };
@@ -115,7 +103,7 @@ pub async fn set_policy(
     Path(server_id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    owned(&core, &user, &server_id).await?;
+    super::directory::owned_server(&core, &user, &server_id).await?;
     let policy = body
         .get("policy")
         .and_then(Value::as_str)
@@ -188,7 +176,7 @@ pub async fn subdomain_ingress(
         let location = format!(
             "{}/app/login?next={}",
             core.config.public_url,
-            encode_query_value(&original)
+            super::percent_encode(&original)
         );
         let mut response = StatusCode::FOUND.into_response();
         if let Ok(value) = HeaderValue::from_str(&location) {
@@ -208,19 +196,6 @@ pub async fn subdomain_ingress(
         forwarded_proto: forwarded_proto(&core),
     };
     relay_request(&core, &server, request).await
-}
-
-fn encode_query_value(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -424,7 +424,7 @@ pub async fn client_signpost(
         "ws://{}:{}/client/{}",
         core.config.ws_host,
         core.client_port,
-        utf8_percent_path(&server_id)
+        super::percent_encode(&server_id)
     );
     signpost(
         is_websocket_upgrade(&headers),
@@ -432,20 +432,6 @@ pub async fn client_signpost(
         &endpoint,
         "The client mount",
     )
-}
-
-/// Percent-encodes everything but unreserved characters, for a path segment.
-fn utf8_percent_path(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -237,3 +237,23 @@ pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
         .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
     (status, body)
 }
+
+/// Runs one statement on whichever backend the store uses, binding `binds` as text in order.
+pub async fn execute(store: &phlix_hub::store::Store, sql: &'static str, binds: &[&str]) {
+    match store {
+        phlix_hub::store::Store::Sqlite(pool) => {
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = query.bind(*bind);
+            }
+            query.execute(pool).await.unwrap();
+        }
+        phlix_hub::store::Store::Postgres(pool) => {
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = query.bind(*bind);
+            }
+            query.execute(pool).await.unwrap();
+        }
+    }
+}
