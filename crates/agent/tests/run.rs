@@ -21,10 +21,35 @@ fn pattern(n: usize) -> impl Iterator<Item = u8> {
     (0..n).map(|i| (i % 251) as u8)
 }
 
+/// Set when the endless stream of `/forever` is dropped (its client went away).
+static FOREVER_DROPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+struct DropFlag;
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        FOREVER_DROPPED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The upstream: `GET /bytes/{n}` streams n bytes, `POST /echo` answers the body's length and
-/// SHA-256.
+/// SHA-256, `GET /forever` streams a chunk every 50 ms until its client goes away.
 async fn upstream() -> (u16, tokio::task::JoinHandle<()>) {
     let app = Router::new()
+        .route(
+            "/forever",
+            get(|| async {
+                let flag = DropFlag;
+                let stream = futures_util::stream::unfold(flag, |flag| async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from_static(b"tick\n")),
+                        flag,
+                    ))
+                });
+                Body::from_stream(stream)
+            }),
+        )
         .route(
             "/bytes/{n}",
             get(|Path(n): Path<usize>| async move {
@@ -242,6 +267,22 @@ async fn an_agent_serves_its_upstream_through_the_hub() {
     for (i, task) in tasks.into_iter().enumerate() {
         assert_eq!(task.await.unwrap(), 1000 + i);
     }
+
+    // A client that goes away: the hub sends HTTP_CANCEL, the agent aborts the upstream request.
+    let mut resp = client
+        .get(proxy("/forever"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.chunk().await.unwrap().unwrap().as_ref(), b"tick\n");
+    drop(resp);
+    wait_until(
+        "the upstream request to be aborted",
+        Duration::from_secs(10),
+        async || FOREVER_DROPPED.load(std::sync::atomic::Ordering::SeqCst),
+    )
+    .await;
 
     // The upstream goes down: a clean 502, and the tunnel stays up.
     upstream_task.abort();
