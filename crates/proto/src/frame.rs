@@ -297,6 +297,13 @@ impl FrameDecoder {
         Ok(())
     }
 
+    /// Frees a buffer grown by a burst once it holds nothing (idle tunnels stay small).
+    pub fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Bytes waiting for the rest of their frame.
     #[must_use]
     pub fn buffered(&self) -> usize {

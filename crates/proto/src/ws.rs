@@ -148,7 +148,7 @@ impl WsDecoder {
     #[must_use]
     pub fn new(max_frame: usize) -> Self {
         Self {
-            buf: BytesMut::with_capacity(16 * 1024),
+            buf: BytesMut::new(),
             max_frame: max_frame as u64,
         }
     }
@@ -156,6 +156,13 @@ impl WsDecoder {
     /// The buffer to read socket bytes into (append-only).
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
         &mut self.buf
+    }
+
+    /// Frees a buffer grown by a burst once it holds nothing (idle connections stay small).
+    pub fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = BytesMut::new();
+        }
     }
 
     /// Appends received bytes.

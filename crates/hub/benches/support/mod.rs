@@ -110,12 +110,49 @@ impl BenchHub {
         }
     }
 
+    /// Handle on a hub started elsewhere (another process) on SQLite in `data_dir`, for
+    /// `user` and `servers`; `stop` must not be called on it.
+    pub fn attach(base: &str, data_dir: &std::path::Path) -> BenchHubRef {
+        BenchHubRef {
+            base: base.to_owned(),
+            data_dir: data_dir.to_path_buf(),
+            database_url: format!("sqlite://{}", data_dir.join("hub.db").display()),
+        }
+    }
+
     /// Stops the hub.
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
     }
 
+    /// Registers a user; returns (user id, access token).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        self.as_ref().user(name).await
+    }
+
+    /// Inserts `count` servers owned by `user_id` and returns (id, enrollment token) pairs.
+    pub async fn servers(&self, user_id: &str, count: usize) -> Vec<(String, String)> {
+        self.as_ref().servers(user_id, count).await
+    }
+
+    fn as_ref(&self) -> BenchHubRef {
+        BenchHubRef {
+            base: self.base.clone(),
+            data_dir: self.data_dir.path().to_path_buf(),
+            database_url: self.database_url.clone(),
+        }
+    }
+}
+
+/// What `user` and `servers` need of a hub.
+pub struct BenchHubRef {
+    pub base: String,
+    pub data_dir: std::path::PathBuf,
+    pub database_url: String,
+}
+
+impl BenchHubRef {
     /// Registers a user; returns (user id, access token).
     pub async fn user(&self, name: &str) -> (String, String) {
         let resp: serde_json::Value = reqwest::Client::new()
@@ -140,7 +177,7 @@ impl BenchHub {
         )
         .await
         .unwrap();
-        let keys = phlix_hub::auth::keys::KeyRing::load_or_create(self.data_dir.path()).unwrap();
+        let keys = phlix_hub::auth::keys::KeyRing::load_or_create(&self.data_dir).unwrap();
         let now = phlix_hub::auth::now_unix();
         let ids: Vec<String> = (0..count)
             .map(|_| uuid::Uuid::new_v4().to_string())

@@ -306,7 +306,7 @@ async fn client_writer(
     mut pacing: super::throttle::TokenBucket,
     meter: std::sync::Arc<super::UserMeter>,
 ) {
-    let mut parts: Vec<Frame> = Vec::with_capacity(32);
+    let mut parts: Vec<Frame> = Vec::new();
     let mut ticker = tokio::time::interval_at(Instant::now() + ping, ping);
     loop {
         let frame = tokio::select! {

@@ -73,17 +73,21 @@ pub enum ResponseEvent {
     TunnelClosed,
 }
 
+/// A client asking to mount (boxed in [`TunnelCmd`] to keep every command small).
+#[derive(Debug)]
+pub struct MountRequest {
+    pub client_id: String,
+    pub tx: mpsc::Sender<Frame>,
+    /// Cancelled by the tunnel when it drops the client (stalled, teardown).
+    pub gone: CancellationToken,
+    pub reply: oneshot::Sender<Option<u32>>,
+}
+
 /// Commands to a tunnel actor.
 #[derive(Debug)]
 pub enum TunnelCmd {
     /// A client mounts; the reply is its channel id, or `None` when the tunnel is closing.
-    Mount {
-        client_id: String,
-        tx: mpsc::Sender<Frame>,
-        /// Cancelled by the tunnel when it drops the client (queue overflow, teardown).
-        gone: CancellationToken,
-        reply: oneshot::Sender<Option<u32>>,
-    },
+    Mount(Box<MountRequest>),
     /// A client went away.
     Unmount { channel: u32 },
     /// An HTTP-over-relay request starts; its response chunks go to `tx`.
@@ -115,7 +119,7 @@ pub struct TunnelHandle {
     pub session_id: String,
     pub cmd: mpsc::Sender<TunnelCmd>,
     /// Outbound control frames (HEARTBEAT, HTTP_CANCEL, CLIENT_CONNECT/DISCONNECT).
-    pub control: mpsc::Sender<Frame>,
+    pub control: mpsc::Sender<tunnel::Outbound>,
     /// Outbound data frames (client DATA, HTTP_REQUEST).
     pub data: mpsc::Sender<Frame>,
     pub counters: Arc<TunnelCounters>,

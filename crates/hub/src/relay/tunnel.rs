@@ -204,7 +204,6 @@ async fn handshake(
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
-    let (ws_tx, ws_rx) = mpsc::channel(8);
     let counters = Arc::new(TunnelCounters::default());
     counters
         .last_frame_at
@@ -224,20 +223,13 @@ async fn handshake(
     }
     relay.stats().tunnels_open.fetch_add(1, Ordering::Relaxed);
     tracing::info!(target: "relay", server_id = %hello.server_id, %tunnel_id, %peer, "tunnel open");
-    let writer_task = tokio::spawn(write_loop(
-        writer,
-        control_rx,
-        data_rx,
-        ws_rx,
-        counters.clone(),
-    ));
+    let writer_task = tokio::spawn(write_loop(writer, control_rx, data_rx, counters.clone()));
     let actor = TunnelActor {
         core: core.clone(),
         handle,
         reader,
         decoder: FrameDecoder::new(DEFAULT_DECODE_CAP),
         cmd_rx,
-        ws_tx,
         clients: HashMap::new(),
         next_channel: 1,
         requests: HashMap::new(),
@@ -262,62 +254,88 @@ async fn close_session(
     }
 }
 
-/// Instructions to the writer besides relay frames.
+/// What the tunnel writer sends ahead of data: control frames, pongs, and the final close.
 #[derive(Debug)]
-enum WsCmd {
+pub enum Outbound {
+    Frame(Frame),
     Pong(Bytes),
     Close(CloseReason),
 }
 
-/// Drains control frames before data frames and packs as many as are waiting (up to
-/// [`COALESCE_BYTES`]) into one binary WebSocket message.
+/// Takes the next queued control frame, else the next data frame, without waiting.
+fn next_queued(
+    control: &mut mpsc::Receiver<Outbound>,
+    data: &mut mpsc::Receiver<Frame>,
+) -> Option<Outbound> {
+    control
+        .try_recv()
+        .ok()
+        .or_else(|| data.try_recv().ok().map(Outbound::Frame))
+}
+
+/// Drains control before data and packs as many frames as are waiting (up to
+/// [`COALESCE_BYTES`]) into one binary WebSocket message; ends with the close frame.
 async fn write_loop(
     mut writer: WsWriter,
-    mut control: mpsc::Receiver<Frame>,
+    mut control: mpsc::Receiver<Outbound>,
     mut data: mpsc::Receiver<Frame>,
-    mut ws: mpsc::Receiver<WsCmd>,
     counters: Arc<TunnelCounters>,
 ) {
-    let mut parts: Vec<Frame> = Vec::with_capacity(64);
+    let mut parts: Vec<Frame> = Vec::new();
+    let mut pending: Option<Outbound> = None;
     loop {
-        let first = tokio::select! {
-            biased;
-            cmd = ws.recv() => match cmd {
-                Some(WsCmd::Pong(payload)) => {
-                    if writer.send(Opcode::Pong, &payload).await.is_err() { return; }
-                    continue;
-                }
-                Some(WsCmd::Close(reason)) => {
-                    // Flush what is queued (e.g. the last responses of a drained tunnel) first.
-                    let mut queued = Vec::new();
-                    while let Ok(frame) = control.try_recv().or_else(|_| data.try_recv()) {
-                        queued.push(frame);
-                    }
-                    if send_batched(&mut writer, queued).await.is_ok() {
-                        writer.close(reason.close_code(), reason.as_str()).await;
-                    }
+        let next = match pending.take() {
+            Some(out) => Some(out),
+            None => tokio::select! {
+                biased;
+                out = control.recv() => out,
+                frame = data.recv() => frame.map(Outbound::Frame),
+            },
+        };
+        match next {
+            None => return,
+            Some(Outbound::Pong(payload)) => {
+                if writer.send(Opcode::Pong, &payload).await.is_err() {
                     return;
                 }
-                None => return,
-            },
-            frame = control.recv() => frame,
-            frame = data.recv() => frame,
-        };
-        let Some(first) = first else { return };
-        let mut size = first.encoded_len();
-        parts.clear();
-        parts.push(first);
-        while size < COALESCE_BYTES {
-            let Ok(frame) = control.try_recv().or_else(|_| data.try_recv()) else {
-                break;
-            };
-            size += frame.encoded_len();
-            parts.push(frame);
+            }
+            Some(Outbound::Close(reason)) => {
+                // Flush what is queued (e.g. the last responses of a drained tunnel) first.
+                let mut queued = Vec::new();
+                while let Some(out) = next_queued(&mut control, &mut data) {
+                    if let Outbound::Frame(frame) = out {
+                        queued.push(frame);
+                    }
+                }
+                if send_batched(&mut writer, queued).await.is_ok() {
+                    writer.close(reason.close_code(), reason.as_str()).await;
+                }
+                return;
+            }
+            Some(Outbound::Frame(first)) => {
+                let mut size = first.encoded_len();
+                parts.clear();
+                parts.push(first);
+                while size < COALESCE_BYTES {
+                    match next_queued(&mut control, &mut data) {
+                        Some(Outbound::Frame(frame)) => {
+                            size += frame.encoded_len();
+                            parts.push(frame);
+                        }
+                        // A pong or the close: send the batch first, then handle it.
+                        Some(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if writer.send_frames(&parts).await.is_err() {
+                    return;
+                }
+                counters.bytes_out.fetch_add(size as u64, Ordering::Relaxed);
+            }
         }
-        if writer.send_frames(&parts).await.is_err() {
-            return;
-        }
-        counters.bytes_out.fetch_add(size as u64, Ordering::Relaxed);
     }
 }
 
@@ -333,7 +351,6 @@ struct TunnelActor {
     reader: WsReader,
     decoder: FrameDecoder,
     cmd_rx: mpsc::Receiver<TunnelCmd>,
-    ws_tx: mpsc::Sender<WsCmd>,
     clients: HashMap<u32, Client>,
     next_channel: u32,
     requests: HashMap<u32, mpsc::Sender<ResponseEvent>>,
@@ -351,10 +368,9 @@ impl TunnelActor {
         let timers = self.relay().timers();
         let mut heartbeat =
             tokio::time::interval_at(Instant::now() + timers.heartbeat, timers.heartbeat);
-        let mut check =
-            tokio::time::interval(Duration::from_millis(250).min(timers.stale_after / 4));
         let shutdown = self.relay().shutdown().clone();
         let reason = loop {
+            let next_check = self.next_check(timers.stale_after);
             // Commands first: a request is registered (its command sent) before its HEAD goes
             // out, so handling every queued command before reading guarantees that a response
             // never arrives ahead of its registration.
@@ -369,11 +385,13 @@ impl TunnelActor {
                     if let Some(reason) = self.inbound(event).await { break reason; }
                 }
                 _ = heartbeat.tick() => {
-                    if self.handle.control.try_send(Frame::empty(0, FrameType::Heartbeat)).is_err() {
+                    if self.handle.control.try_send(Outbound::Frame(Frame::empty(0, FrameType::Heartbeat))).is_err() {
                         break CloseReason::BackpressureOverflow;
                     }
                 }
-                _ = check.tick() => {
+                // One timer per tunnel, armed for the next moment something can be due (idle
+                // tunnels must not wake up several times a second).
+                () = tokio::time::sleep_until(next_check) => {
                     if self.last_inbound.elapsed() > timers.stale_after {
                         break CloseReason::Timeout;
                     }
@@ -388,6 +406,18 @@ impl TunnelActor {
             }
         };
         self.teardown(reason, writer_task).await;
+    }
+
+    /// When the stale check (and, while draining, the drain check) is next due.
+    fn next_check(&self, stale_after: Duration) -> Instant {
+        let stale = self.last_inbound + stale_after + Duration::from_millis(1);
+        match self.draining {
+            // While draining, look every 100 ms whether the last request has finished.
+            Some(deadline) => stale
+                .min(deadline)
+                .min(Instant::now() + Duration::from_millis(100)),
+            None => stale,
+        }
     }
 
     /// Handles every command already queued (see the loop in [`Self::run`]).
@@ -431,11 +461,12 @@ impl TunnelActor {
                 if self.decoder.check_overflow().is_err() {
                     return Some(CloseReason::FrameBufferOverflow);
                 }
+                self.decoder.release_if_empty();
                 None
             }
             Ok(WsEvent::Ping(payload)) => {
                 self.last_inbound = Instant::now();
-                let _ = self.ws_tx.try_send(WsCmd::Pong(payload));
+                let _ = self.handle.control.try_send(Outbound::Pong(payload));
                 None
             }
             Ok(WsEvent::Pong) => {
@@ -492,7 +523,7 @@ impl TunnelActor {
                     let _ = self
                         .handle
                         .control
-                        .try_send(Frame::empty(id, FrameType::HttpCancel));
+                        .try_send(Outbound::Frame(Frame::empty(id, FrameType::HttpCancel)));
                 }
                 None
             }
@@ -507,12 +538,13 @@ impl TunnelActor {
 
     fn command(&mut self, cmd: TunnelCmd) -> Option<CloseReason> {
         match cmd {
-            TunnelCmd::Mount {
-                client_id,
-                tx,
-                gone,
-                reply,
-            } => {
+            TunnelCmd::Mount(request) => {
+                let super::MountRequest {
+                    client_id,
+                    tx,
+                    gone,
+                    reply,
+                } = *request;
                 if self.draining.is_some() {
                     let _ = reply.send(None);
                     return None;
@@ -524,7 +556,7 @@ impl TunnelActor {
                     FrameType::ClientConnect,
                     control::client_connect(&client_id, ""),
                 )
-                .map(|frame| self.handle.control.try_send(frame).is_ok());
+                .map(|frame| self.handle.control.try_send(Outbound::Frame(frame)).is_ok());
                 match sent {
                     Ok(true) => {
                         self.clients.insert(
@@ -561,7 +593,7 @@ impl TunnelActor {
                     let _ = self
                         .handle
                         .control
-                        .try_send(Frame::empty(id, FrameType::HttpCancel));
+                        .try_send(Outbound::Frame(Frame::empty(id, FrameType::HttpCancel)));
                 }
                 None
             }
@@ -594,7 +626,7 @@ impl TunnelActor {
                     control::client_disconnect(&client.client_id),
                 )
             {
-                let _ = self.handle.control.try_send(frame);
+                let _ = self.handle.control.try_send(Outbound::Frame(frame));
             }
         }
     }
@@ -623,7 +655,11 @@ impl TunnelActor {
         for (_, tx) in self.requests.drain() {
             let _ = tx.try_send(ResponseEvent::TunnelClosed);
         }
-        let _ = self.ws_tx.send(WsCmd::Close(reason)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.handle.control.send(Outbound::Close(reason)),
+        )
+        .await;
         let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
         let counters = &self.handle.counters;
         let session = SessionCounters {
@@ -717,12 +753,12 @@ pub async fn mount(
     let (reply_tx, reply_rx) = oneshot::channel();
     tunnel
         .cmd
-        .send(TunnelCmd::Mount {
+        .send(TunnelCmd::Mount(Box::new(super::MountRequest {
             client_id,
             tx,
             gone,
             reply: reply_tx,
-        })
+        })))
         .await
         .ok()?;
     reply_rx.await.ok().flatten()

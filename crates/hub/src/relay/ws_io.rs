@@ -117,10 +117,14 @@ impl WsStream {
         let mut decoder = WsDecoder::new(MAX_WS_FRAME);
         decoder.push(already_read);
         Self {
-            reader: WsReader { io: read, decoder },
+            reader: WsReader {
+                io: read,
+                decoder,
+                busy: false,
+            },
             writer: WsWriter {
                 io: write,
-                buf: BytesMut::with_capacity(64 * 1024),
+                buf: BytesMut::new(),
                 mask: false,
             },
         }
@@ -155,6 +159,8 @@ pub enum ReadError {
 pub struct WsReader {
     io: BoxRead,
     decoder: WsDecoder,
+    /// The last read filled the buffer: more is probably waiting.
+    busy: bool,
 }
 
 impl WsReader {
@@ -175,11 +181,18 @@ impl WsReader {
                     Opcode::Text | Opcode::Binary | Opcode::Continuation => WsEvent::Data(frame),
                 });
             }
+            // Idle connections keep a small buffer; one that just filled it gets a large one.
+            if !self.busy {
+                self.decoder.release_if_empty();
+            }
             let buf = self.decoder.buffer_mut();
-            buf.reserve(64 * 1024);
-            if self.io.read_buf(buf).await? == 0 {
+            buf.reserve(if self.busy { 64 * 1024 } else { 1024 });
+            let spare = buf.capacity() - buf.len();
+            let read = self.io.read_buf(buf).await?;
+            if read == 0 {
                 return Err(ReadError::Eof);
             }
+            self.busy = read == spare;
         }
     }
 
@@ -258,9 +271,7 @@ impl WsWriter {
             ws::apply_mask(&mut self.buf[start..], key, 0);
         }
         self.io.write_all(&self.buf).await?;
-        if self.buf.capacity() > 1024 * 1024 {
-            self.buf = BytesMut::with_capacity(64 * 1024);
-        }
+        self.release();
         Ok(())
     }
 
@@ -284,10 +295,15 @@ impl WsWriter {
             ws::apply_mask(&mut self.buf[start..], key, 0);
         }
         self.io.write_all(&self.buf).await?;
-        if self.buf.capacity() > 1024 * 1024 {
-            self.buf = BytesMut::with_capacity(64 * 1024);
-        }
+        self.release();
         Ok(())
+    }
+
+    /// Drops a buffer grown by a burst, so idle connections hold little memory.
+    fn release(&mut self) {
+        if self.buf.capacity() > 64 * 1024 {
+            self.buf = BytesMut::new();
+        }
     }
 
     /// Sends one message.
@@ -334,7 +350,32 @@ pub async fn connect_client(
     path: &str,
     extra: &[(&str, &str)],
 ) -> io::Result<Connected> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    connect_client_from(None, addr, path, extra).await
+}
+
+/// [`connect_client`] from a chosen local address (load generators spread their connections
+/// over many loopback addresses, as agents come from many hosts).
+///
+/// # Errors
+/// I/O errors and a malformed HTTP answer.
+pub async fn connect_client_from(
+    local: Option<std::net::IpAddr>,
+    addr: std::net::SocketAddr,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> io::Result<Connected> {
+    let mut stream = match local {
+        Some(ip) => {
+            let socket = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await?
+        }
+        None => tokio::net::TcpStream::connect(addr).await?,
+    };
     stream.set_nodelay(true)?;
     let key = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
