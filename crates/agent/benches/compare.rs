@@ -1,0 +1,530 @@
+//! Side by side in one run (the benchmark issue): raw-channel throughput and HTTP small-response
+//! rate through phlix (client → `phlix-agent connect` → hub → `phlix-agent run` → upstream),
+//! against direct loopback TCP/HTTP, rathole and bore in the same topology. Run it through
+//! `scripts/bench`, which builds the release binaries and installs the comparison tools into
+//! `PHLIX_BENCH_TOOLS` (their `bin/` must hold `rathole`, `bore` and `oha`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const REPS: usize = 5;
+const STREAM_BYTES: u64 = 1 << 30;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn median(samples: &mut [f64]) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    (
+        samples[samples.len() / 2],
+        samples[0],
+        samples[samples.len() - 1],
+    )
+}
+
+/// Kills the child when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &Path, args: &[&str], envs: &[(&str, String)]) -> Proc {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    Proc(
+        command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", program.display())),
+    )
+}
+
+async fn wait_port(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The upstream for raw streams: `U` + u64 n → reads n bytes, answers one byte; `D` + u64 n →
+/// writes n bytes.
+async fn stream_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = socket.set_nodelay(true);
+                let mut head = [0u8; 9];
+                if socket.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let n = u64::from_be_bytes(head[1..].try_into().unwrap());
+                let mut buf = vec![0u8; 256 * 1024];
+                if head[0] == b'U' {
+                    let mut left = n;
+                    while left > 0 {
+                        let Ok(read) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        left -= read as u64;
+                    }
+                    let _ = socket.write_all(b"k").await;
+                } else {
+                    let mut left = n;
+                    while left > 0 {
+                        let chunk = left.min(buf.len() as u64) as usize;
+                        if socket.write_all(&buf[..chunk]).await.is_err() {
+                            return;
+                        }
+                        left -= chunk as u64;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// MB/s of one upload and one download of [`STREAM_BYTES`] through `entry`.
+async fn stream_once(entry: SocketAddr, upload: bool) -> f64 {
+    let mut socket = TcpStream::connect(entry).await.unwrap();
+    socket.set_nodelay(true).unwrap();
+    let mut head = vec![if upload { b'U' } else { b'D' }];
+    head.extend_from_slice(&STREAM_BYTES.to_be_bytes());
+    let start = Instant::now();
+    socket.write_all(&head).await.unwrap();
+    let mut buf = vec![0x5Au8; 256 * 1024];
+    if upload {
+        let mut left = STREAM_BYTES;
+        while left > 0 {
+            let chunk = left.min(buf.len() as u64) as usize;
+            socket.write_all(&buf[..chunk]).await.unwrap();
+            left -= chunk as u64;
+        }
+        let mut ack = [0u8; 1];
+        socket.read_exact(&mut ack).await.unwrap();
+    } else {
+        let mut left = STREAM_BYTES;
+        while left > 0 {
+            let read = socket.read(&mut buf).await.unwrap();
+            assert!(read > 0, "stream ended early");
+            left -= read as u64;
+        }
+    }
+    STREAM_BYTES as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// The HTTP upstream: `/1k` answers 1 KiB.
+async fn http_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/1k", axum::routing::get(|| async { vec![b'x'; 1024] }));
+    tokio::spawn(async move {
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// (requests/s, p50 ms, p99 ms) from oha.
+fn oha(tools: &Path, url: &str, concurrency: usize, auth: Option<&str>) -> (f64, f64, f64) {
+    let mut command = Command::new(tools.join("bin/oha"));
+    command.args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "-z",
+        "3s",
+        "-c",
+        &concurrency.to_string(),
+        url,
+    ]);
+    if let Some(token) = auth {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let out = command.output().expect("oha runs");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("oha output: {}", String::from_utf8_lossy(&out.stdout)));
+    let summary = &report["summary"];
+    let ok = summary["successRate"].as_f64().unwrap_or(0.0);
+    assert!(ok > 0.99, "oha success rate {ok} for {url}: {report}");
+    let p = |k: &str| report["latencyPercentiles"][k].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    (
+        summary["requestsPerSec"].as_f64().unwrap(),
+        p("p50"),
+        p("p99"),
+    )
+}
+
+struct Phlix {
+    _hub: Proc,
+    _agent: Proc,
+    _connect: Proc,
+    base: String,
+    token: String,
+    server_id: String,
+    connect: SocketAddr,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn phlix(release: &Path, agent: &Path, upstream: SocketAddr) -> Phlix {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let (http, tunnel, client) = (free_port(), free_port(), free_port());
+    let hub = spawn(
+        &release.join("phlix-hub"),
+        &["serve"],
+        &[
+            ("HUB_DATA_DIR", hub_dir.path().display().to_string()),
+            ("HUB_HTTP_ADDR", format!("127.0.0.1:{http}")),
+            ("HUB_TUNNEL_ADDR", format!("127.0.0.1:{tunnel}")),
+            ("HUB_CLIENT_ADDR", format!("127.0.0.1:{client}")),
+            ("HUB_PUBLIC_URL", format!("http://127.0.0.1:{http}")),
+            ("HUB_PROXY_REQUESTS_PER_MINUTE", "0".into()),
+            ("HUB_LOG", "warn".into()),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{http}");
+    let http_client = reqwest::Client::new();
+    while !http_client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let auth: Value = http_client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"username": "bench", "email": "bench@example.com", "password": "benchmark-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = auth["access_token"].as_str().unwrap().to_owned();
+    let user_id = auth["user"]["id"].as_str().unwrap().to_owned();
+    // Enroll the agent directly in the hub's database (pairing is not what is measured).
+    let server_id = uuid::Uuid::new_v4().to_string();
+    let store = phlix_hub::store::Store::connect(
+        &phlix_hub::config::DatabaseUrl::parse(&format!(
+            "sqlite://{}",
+            hub_dir.path().join("hub.db").display()
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    if let phlix_hub::store::Store::Sqlite(pool) = &store {
+        sqlx::query(
+            "INSERT INTO servers (id, user_id, server_name, version, public_key_jwk, hostname_candidates_json, status, last_seen_at, enrolled_at, created_at, updated_at) \
+             VALUES ($1, $2, 'bench', '0', '{}', '[]', 'online', 1, 1, 1, 1)",
+        )
+        .bind(&server_id)
+        .bind(&user_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    store.close().await;
+    let keys = phlix_hub::auth::keys::KeyRing::load_or_create(hub_dir.path()).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let jwt = phlix_hub::auth::enrollment::mint(&keys, &server_id, &base, 3600, now);
+    let agent_dir = tempfile::tempdir().unwrap();
+    let enrollment = json!({"enrollment_jwt": jwt, "hub_jwks_url": format!("{base}/.well-known/jwks.json"),
+        "server_id": server_id, "hub_base_url": base, "enrolled_at": now});
+    std::fs::write(
+        agent_dir.path().join("hub-enrollment.json"),
+        enrollment.to_string(),
+    )
+    .unwrap();
+    let agent_run = spawn(
+        agent,
+        &[
+            "run",
+            "--upstream",
+            &upstream.to_string(),
+            "--data-dir",
+            agent_dir.path().to_str().unwrap(),
+        ],
+        &[("PHLIX_AGENT_LOG", "warn".into())],
+    );
+    for (path, body) in [
+        (
+            format!("/api/v1/admin/users/{user_id}/throttle"),
+            json!({"throttle_bps": 0}),
+        ),
+        (
+            format!("/api/v1/me/servers/{server_id}/proxy-policy"),
+            json!({"policy": "all"}),
+        ),
+    ] {
+        let resp = http_client
+            .put(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let servers: Value = http_client
+            .get(format!("{base}/api/v1/me/servers"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if servers["servers"][0]["relayActive"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent's tunnel never opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let relay: Value = http_client
+        .post(format!("{base}/api/v1/me/servers/{server_id}/relay-token"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connect_port = free_port();
+    let connect = spawn(
+        agent,
+        &[
+            "connect",
+            "--hub",
+            &base,
+            "--server",
+            &server_id,
+            "--token",
+            relay["token"].as_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{connect_port}"),
+        ],
+        &[("PHLIX_AGENT_LOG", "warn".into())],
+    );
+    let connect_addr = SocketAddr::from(([127, 0, 0, 1], connect_port));
+    wait_port(connect_addr).await;
+    Phlix {
+        _hub: hub,
+        _agent: agent_run,
+        _connect: connect,
+        base,
+        token,
+        server_id,
+        connect: connect_addr,
+        _dirs: (hub_dir, agent_dir),
+    }
+}
+
+/// rathole server + client forwarding `upstream`; returns the public entry.
+async fn rathole(
+    tools: &Path,
+    dir: &Path,
+    upstream: SocketAddr,
+    name: &str,
+) -> (Proc, Proc, SocketAddr) {
+    let (control, entry) = (free_port(), free_port());
+    let server = dir.join(format!("{name}-server.toml"));
+    std::fs::write(
+        &server,
+        format!("[server]\nbind_addr = \"127.0.0.1:{control}\"\n[server.transport]\ntype = \"tcp\"\n[server.services.{name}]\ntoken = \"bench\"\nbind_addr = \"127.0.0.1:{entry}\"\n"),
+    )
+    .unwrap();
+    let client = dir.join(format!("{name}-client.toml"));
+    std::fs::write(
+        &client,
+        format!("[client]\nremote_addr = \"127.0.0.1:{control}\"\n[client.transport]\ntype = \"tcp\"\n[client.services.{name}]\ntoken = \"bench\"\nlocal_addr = \"{upstream}\"\n"),
+    )
+    .unwrap();
+    let s = spawn(
+        &tools.join("bin/rathole"),
+        &["--server", server.to_str().unwrap()],
+        &[],
+    );
+    wait_port(SocketAddr::from(([127, 0, 0, 1], control))).await;
+    let c = spawn(
+        &tools.join("bin/rathole"),
+        &["--client", client.to_str().unwrap()],
+        &[],
+    );
+    let entry = SocketAddr::from(([127, 0, 0, 1], entry));
+    wait_port(entry).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // let the client's data channels warm up
+    (s, c, entry)
+}
+
+/// bore server + `bore local`; returns the public entry.
+async fn bore(tools: &Path, upstream: SocketAddr) -> (Proc, Proc, SocketAddr) {
+    let port = free_port();
+    let s = spawn(
+        &tools.join("bin/bore"),
+        &[
+            "server",
+            "--min-port",
+            &port.to_string(),
+            "--max-port",
+            &port.to_string(),
+        ],
+        &[],
+    );
+    wait_port(SocketAddr::from(([127, 0, 0, 1], 7835))).await;
+    let c = spawn(
+        &tools.join("bin/bore"),
+        &[
+            "local",
+            &upstream.port().to_string(),
+            "--local-host",
+            "127.0.0.1",
+            "--to",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ],
+        &[],
+    );
+    let entry = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_port(entry).await;
+    (s, c, entry)
+}
+
+async fn run() {
+    let tools = PathBuf::from(
+        std::env::var("PHLIX_BENCH_TOOLS").expect("PHLIX_BENCH_TOOLS (scripts/bench sets it)"),
+    );
+    let agent = PathBuf::from(env!("CARGO_BIN_EXE_phlix-agent"));
+    let release = agent.parent().unwrap().to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let streams = stream_upstream().await;
+    let http = http_upstream().await;
+
+    let phlix_streams = phlix(&release, &agent, streams).await;
+    let (_rs1, _rc1, rathole_streams) = rathole(&tools, work.path(), streams, "streams").await;
+    let (_bs, _bc, bore_streams) = bore(&tools, streams).await;
+    let paths = [
+        ("direct loopback TCP", streams),
+        ("phlix (connect → hub → agent)", phlix_streams.connect),
+        ("rathole 0.5 (TCP)", rathole_streams),
+        ("bore 0.6", bore_streams),
+    ];
+    println!(
+        "### Raw channel throughput, one stream, 1 GiB each way (MB/s, median of {REPS}, min–max)\n"
+    );
+    println!("| path | client → upstream | upstream → client |");
+    println!("|---|---|---|");
+    let mut phlix_row = (0.0, 0.0);
+    let mut baseline = (0.0, 0.0);
+    let mut rathole_row = (0.0, 0.0);
+    for (name, entry) in paths {
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        for _ in 0..REPS {
+            up.push(stream_once(entry, true).await);
+            down.push(stream_once(entry, false).await);
+        }
+        let (up, down) = (median(&mut up), median(&mut down));
+        println!(
+            "| {name} | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) |",
+            up.0, up.1, up.2, down.0, down.1, down.2
+        );
+        match name {
+            n if n.starts_with("direct") => baseline = (up.0, down.0),
+            n if n.starts_with("phlix") => phlix_row = (up.0, down.0),
+            n if n.starts_with("rathole") => rathole_row = (up.0, down.0),
+            _ => {}
+        }
+    }
+    println!(
+        "\nphlix ÷ direct TCP: {:.2}× up, {:.2}× down; phlix ÷ rathole: {:.2}× up, {:.2}× down.\n",
+        phlix_row.0 / baseline.0,
+        phlix_row.1 / baseline.1,
+        phlix_row.0 / rathole_row.0,
+        phlix_row.1 / rathole_row.1
+    );
+    drop(phlix_streams);
+
+    let phlix_http = phlix(&release, &agent, http).await;
+    let (_rs2, _rc2, rathole_http) = rathole(&tools, work.path(), http, "http").await;
+    let proxy = format!(
+        "{}/api/v1/servers/{}/proxy/1k",
+        phlix_http.base, phlix_http.server_id
+    );
+    let targets = [
+        ("direct HTTP", format!("http://{http}/1k"), None),
+        (
+            "phlix HTTP-over-relay",
+            proxy,
+            Some(phlix_http.token.clone()),
+        ),
+        (
+            "rathole 0.5 (TCP)",
+            format!("http://{rathole_http}/1k"),
+            None,
+        ),
+    ];
+    println!("### HTTP, 1 KiB responses, 3 s per run with oha (median of {REPS})\n");
+    println!("| path | concurrency | req/s (min–max) | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    for concurrency in [1usize, 16, 64] {
+        for (name, url, auth) in &targets {
+            let (mut rates, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..REPS {
+                let (rate, a, b) = oha(&tools, url, concurrency, auth.as_deref());
+                rates.push(rate);
+                p50.push(a);
+                p99.push(b);
+            }
+            let rate = median(&mut rates);
+            println!(
+                "| {name} | {concurrency} | {:.0} ({:.0}–{:.0}) | {:.2} ms | {:.2} ms |",
+                rate.0,
+                rate.1,
+                rate.2,
+                median(&mut p50).0,
+                median(&mut p99).0
+            );
+        }
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
