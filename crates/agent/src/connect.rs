@@ -201,7 +201,7 @@ async fn serve(mut socket: TcpStream, url: &str, token: &str) -> anyhow::Result<
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
-    let (ws, _) = tokio_tungstenite::connect_async(request)
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
         .with_context(|| format!("mounting {url}"))?;
     let (mut sink, mut stream) = ws.split();

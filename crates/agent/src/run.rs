@@ -338,7 +338,7 @@ async fn session(
     reporter: &Reporter,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<bool> {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .with_context(|| format!("connecting to {url}"))?;
     let (mut sink, mut stream) = ws.split();
