@@ -260,19 +260,12 @@ impl WsWriter {
     /// I/O errors.
     pub async fn send_parts(&mut self, opcode: Opcode, parts: &[Bytes]) -> io::Result<()> {
         let len: usize = parts.iter().map(Bytes::len).sum();
-        self.buf.clear();
-        let mask = self.mask_key();
-        ws::encode_header(true, opcode, len, mask, &mut self.buf);
-        let start = self.buf.len();
-        for part in parts {
-            self.buf.extend_from_slice(part);
-        }
-        if let Some(key) = mask {
-            ws::apply_mask(&mut self.buf[start..], key, 0);
-        }
-        self.io.write_all(&self.buf).await?;
-        self.release();
-        Ok(())
+        self.write_message(opcode, len, |buf| {
+            for part in parts {
+                buf.extend_from_slice(part);
+            }
+        })
+        .await
     }
 
     /// Sends relay frames coalesced into one binary message, copying each payload once.
@@ -284,13 +277,27 @@ impl WsWriter {
             .iter()
             .map(phlix_proto::frame::Frame::encoded_len)
             .sum();
+        self.write_message(Opcode::Binary, len, |buf| {
+            for frame in frames {
+                frame.encode_into(buf);
+            }
+        })
+        .await
+    }
+
+    /// Frames one message of `len` payload bytes that `fill` appends to the buffer (masked in
+    /// the client role) and writes it.
+    async fn write_message(
+        &mut self,
+        opcode: Opcode,
+        len: usize,
+        fill: impl FnOnce(&mut BytesMut),
+    ) -> io::Result<()> {
         self.buf.clear();
         let mask = self.mask_key();
-        ws::encode_header(true, Opcode::Binary, len, mask, &mut self.buf);
+        ws::encode_header(true, opcode, len, mask, &mut self.buf);
         let start = self.buf.len();
-        for frame in frames {
-            frame.encode_into(&mut self.buf);
-        }
+        fill(&mut self.buf);
         if let Some(key) = mask {
             ws::apply_mask(&mut self.buf[start..], key, 0);
         }
@@ -311,7 +318,7 @@ impl WsWriter {
     /// # Errors
     /// I/O errors.
     pub async fn send(&mut self, opcode: Opcode, payload: &[u8]) -> io::Result<()> {
-        self.send_parts(opcode, &[Bytes::copy_from_slice(payload)])
+        self.write_message(opcode, payload.len(), |buf| buf.extend_from_slice(payload))
             .await
     }
 
