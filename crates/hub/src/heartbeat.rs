@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{EventBus, HubEvent};
 use crate::store::{HeartbeatRecord, Store, StoreError};
 
 /// Most heartbeats stored in one transaction.
@@ -35,11 +36,12 @@ impl HeartbeatSink {
     #[must_use]
     pub fn spawn(
         store: Store,
+        events: EventBus,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 8);
-        tracker.spawn(writer(store, rx, shutdown));
+        tracker.spawn(writer(store, events, rx, shutdown));
         Self { jobs }
     }
 
@@ -57,7 +59,12 @@ impl HeartbeatSink {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+async fn writer(
+    store: Store,
+    events: EventBus,
+    mut rx: mpsc::Receiver<Job>,
+    shutdown: CancellationToken,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = tokio::select! {
@@ -75,13 +82,14 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, shutdown: Cancellatio
         let records: Vec<HeartbeatRecord> =
             batch.iter().map(|(record, _)| record.clone()).collect();
         match store.write_heartbeats(&records).await {
-            Ok(found) => {
-                for ((_, reply), found) in batch.drain(..).zip(found) {
-                    let _ = reply.send(if found {
-                        HeartbeatAck::Stored
-                    } else {
-                        HeartbeatAck::UnknownServer
-                    });
+            Ok(outcomes) => {
+                for ((record, reply), outcome) in batch.drain(..).zip(outcomes) {
+                    let Some(outcome) = outcome else {
+                        let _ = reply.send(HeartbeatAck::UnknownServer);
+                        continue;
+                    };
+                    let _ = reply.send(HeartbeatAck::Stored);
+                    publish(&events, &record, &outcome.owner_id, outcome.came_online);
                 }
             }
             Err(err) => {
@@ -93,4 +101,24 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, shutdown: Cancellatio
             }
         }
     }
+}
+
+/// The live events of one committed heartbeat.
+fn publish(events: &EventBus, record: &HeartbeatRecord, owner_id: &str, came_online: bool) {
+    if came_online {
+        events.publish(HubEvent::status(
+            owner_id,
+            &record.server_id,
+            true,
+            Some(record.received_at),
+        ));
+    }
+    events.publish(HubEvent::heartbeat(
+        owner_id,
+        &record.server_id,
+        record.received_at,
+        &record.version,
+        record.active_sessions,
+        record.host_metrics_json.as_deref(),
+    ));
 }

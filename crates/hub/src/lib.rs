@@ -7,13 +7,16 @@
 //! - [`api`]: the axum router, JSON errors and extractors;
 //! - [`store`]: SQLite/PostgreSQL persistence with per-dialect migrations;
 //! - [`auth`]: Argon2id passwords and HS256 session tokens; [`accounts`]: account rules;
-//! - [`health`]: readiness and the database probe; [`relay`]: the WebSocket listeners.
+//! - [`health`]: readiness and the database probe; [`relay`]: the WebSocket listeners;
+//! - [`events`]: the live-event bus behind `GET /api/v1/me/events`;
+//! - [`web`]: the server-rendered pages under `/app/…` (askama templates, embedded assets).
 
 pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod health;
 pub mod heartbeat;
 pub mod metrics;
@@ -24,3 +27,4 @@ pub mod settings;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod web;

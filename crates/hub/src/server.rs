@@ -20,6 +20,7 @@ use crate::auth::keys::KeyStore;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::session::SessionKeys;
 use crate::config::Config;
+use crate::events::{EventBus, HubEvent};
 use crate::health::{Health, HealthState};
 use crate::heartbeat::HeartbeatSink;
 use crate::relay::Relay;
@@ -240,13 +241,15 @@ async fn start(
         ),
         Err(err) => tracing::warn!(error = %err, "cannot reconcile relay sessions"),
     }
+    let events = EventBus::new();
     let core = Core {
         config: Arc::new(config.clone()),
         store: store.clone(),
         sessions,
         passwords: PasswordHasherPool::default(),
         keys,
-        heartbeats: HeartbeatSink::spawn(store.clone(), shutdown.clone(), tracker),
+        heartbeats: HeartbeatSink::spawn(store.clone(), events.clone(), shutdown.clone(), tracker),
+        events,
         limits: Arc::new(Limits::new(config)),
         relay,
         tunnel_port,
@@ -329,8 +332,13 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
             .reap_offline_servers(now - offline_after, now)
             .await
         {
-            Ok(ids) if !ids.is_empty() => tracing::info!(servers = ?ids, "servers went offline"),
-            Ok(_) => {}
+            Ok(flipped) => {
+                for (server_id, owner_id) in &flipped {
+                    tracing::info!(%server_id, "server went offline");
+                    core.events
+                        .publish(HubEvent::status(owner_id, server_id, false, None));
+                }
+            }
             Err(err) => tracing::warn!(error = %err, "server reaper failed; will retry"),
         }
         let results = [

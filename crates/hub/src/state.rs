@@ -6,6 +6,7 @@ use crate::auth::keys::KeyStore;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::session::SessionKeys;
 use crate::config::Config;
+use crate::events::EventBus;
 use crate::health::Health;
 use crate::heartbeat::HeartbeatSink;
 use crate::ratelimit::WindowLimiter;
@@ -21,6 +22,8 @@ pub struct Core {
     /// The Ed25519 key ring for enrollment tokens and the JWKS.
     pub keys: KeyStore,
     pub heartbeats: HeartbeatSink,
+    /// Live events for `GET /api/v1/me/events`.
+    pub events: EventBus,
     pub limits: Arc<Limits>,
     /// Tunnels and client mounts of this node.
     pub relay: crate::relay::Relay,

@@ -5,7 +5,7 @@
 mod common;
 
 use phlix_hub::config::DatabaseUrl;
-use phlix_hub::store::{AuditEntry, NewUser, Store, StoreError};
+use phlix_hub::store::{AuditEntry, HeartbeatOutcome, NewUser, Store, StoreError};
 
 async fn fresh_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -427,7 +427,17 @@ async fn heartbeat_batches_update_servers_libraries_and_are_pruned() {
         ])
         .await
         .unwrap();
-    assert_eq!(found, vec![true, false, true]);
+    let came_online = |found: &[Option<HeartbeatOutcome>]| {
+        found
+            .iter()
+            .map(|o| o.as_ref().map(|o| (o.owner_id == owner.id, o.came_online)))
+            .collect::<Vec<_>>()
+    };
+    // A claimed server starts online (SPEC C.2): neither heartbeat brings it online.
+    assert_eq!(
+        came_online(&found),
+        vec![Some((true, false)), None, Some((true, false))]
+    );
     let server = store.server_by_id("s1").await.unwrap().unwrap();
     assert_eq!(
         (
@@ -466,21 +476,25 @@ async fn heartbeat_batches_update_servers_libraries_and_are_pruned() {
     // Reaper: silent and no tunnel → offline, once.
     assert_eq!(
         store.reap_offline_servers(22, 100).await.unwrap(),
-        Vec::<String>::new(),
+        Vec::<(String, String)>::new(),
         "heard from at 22"
     );
     assert_eq!(
         store.reap_offline_servers(23, 100).await.unwrap(),
-        vec!["s1".to_owned()]
+        vec![("s1".to_owned(), owner.id.clone())]
     );
     assert_eq!(
         store.reap_offline_servers(23, 101).await.unwrap(),
-        Vec::<String>::new()
+        Vec::<(String, String)>::new()
     );
 
-    // Retention: older than the cut-off, and beyond `keep` per server.
+    // Retention: older than the cut-off, and beyond `keep` per server. The first heartbeat
+    // after the reaper brings the server back online, the others of the batch do not.
     let many: Vec<_> = (100..110).map(|t| heartbeat("s1", t, None)).collect();
-    store.write_heartbeats(&many).await.unwrap();
+    let found = store.write_heartbeats(&many).await.unwrap();
+    let mut expected = vec![Some((true, false)); 10];
+    expected[0] = Some((true, true));
+    assert_eq!(came_online(&found), expected);
     assert_eq!(store.prune_heartbeats(50, 4).await.unwrap(), 3 + 6);
     let left: Vec<i64> = store
         .recent_heartbeats("s1", 50)

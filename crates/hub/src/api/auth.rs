@@ -23,7 +23,7 @@ pub const LOGIN_MAX_FAILURES: i64 = 5;
 pub const LOGIN_WINDOW_SECS: i64 = 900;
 
 /// Mints an access/refresh pair with the TTLs in force now.
-async fn issue_tokens(core: &Core, user: &UserRow) -> ApiResult<AuthResponse> {
+pub(crate) async fn issue_tokens(core: &Core, user: &UserRow) -> ApiResult<AuthResponse> {
     let access_ttl = ACCESS_TTL.get(&core.store).await?;
     let refresh_ttl = REFRESH_TTL.get(&core.store).await?;
     let (access_token, claims) = core
@@ -44,7 +44,7 @@ async fn issue_tokens(core: &Core, user: &UserRow) -> ApiResult<AuthResponse> {
     })
 }
 
-fn audit_entry(
+pub(crate) fn audit_entry(
     event: &str,
     client: &ClientInfo,
     user_id: Option<&str>,
@@ -73,7 +73,22 @@ pub async fn register(
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
-    let registration = accounts::validate(&request).map_err(|message| ApiError::Validation {
+    let user = create_account(&core, &client, &request).await?;
+    let body = issue_tokens(&core, &user).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Validates and creates an account (the first one becomes admin) with its audit row; shared
+/// by the JSON API and the sign-up form.
+///
+/// # Errors
+/// 400 on invalid fields, 409 when the username or e-mail is taken.
+pub(crate) async fn create_account(
+    core: &Core,
+    client: &ClientInfo,
+    request: &RegisterRequest,
+) -> ApiResult<UserRow> {
+    let registration = accounts::validate(request).map_err(|message| ApiError::Validation {
         code: "invalid_request",
         message,
     })?;
@@ -86,15 +101,14 @@ pub async fn register(
     core.store
         .audit(&audit_entry(
             "auth.register",
-            &client,
+            client,
             Some(&user.id),
             true,
             None,
         ))
         .await?;
     tracing::info!(user_id = %user.id, is_admin = user.is_admin, "user registered");
-    let body = issue_tokens(&core, &user).await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(user)
 }
 
 /// `POST /api/v1/auth/login` → 200 `AuthResponse`; 401 on bad credentials; 429 after
@@ -105,6 +119,22 @@ pub async fn login(
     client: ClientInfo,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Json<AuthResponse>> {
+    let login = request.username.or(request.email).unwrap_or_default();
+    let user = authenticate(&core, &client, &login, request.password.unwrap_or_default()).await?;
+    Ok(Json(issue_tokens(&core, &user).await?))
+}
+
+/// Checks a login (username or e-mail) and password, with the per-IP failure limit and the
+/// audit rows; shared by the JSON API and the login form.
+///
+/// # Errors
+/// 400 when a field is empty, 401 on bad credentials, 429 while the IP is locked out.
+pub(crate) async fn authenticate(
+    core: &Core,
+    client: &ClientInfo,
+    login: &str,
+    password: String,
+) -> ApiResult<UserRow> {
     let rate_key = format!("login:ip:{}", client.ip);
     let now = now_unix();
     if let Some(retry_after) = core
@@ -116,27 +146,23 @@ pub async fn login(
             retry_after: u64::try_from(retry_after).unwrap_or(1).max(1),
         });
     }
-    let login = request
-        .username
-        .or(request.email)
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| ApiError::Validation {
+    let login = login.trim();
+    if login.is_empty() {
+        return Err(ApiError::Validation {
             code: "invalid_request",
             message: "username or email is required".into(),
-        })?;
-    let password =
-        request
-            .password
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| ApiError::Validation {
-                code: "invalid_request",
-                message: "password is required".into(),
-            })?;
+        });
+    }
+    if password.is_empty() {
+        return Err(ApiError::Validation {
+            code: "invalid_request",
+            message: "password is required".into(),
+        });
+    }
     if login.len() > 255 || password.len() > accounts::PASSWORD_MAX {
         return Err(ApiError::InvalidCredentials);
     }
-    let user = core.store.user_by_login(&login).await?;
+    let user = core.store.user_by_login(login).await?;
     let verified = core
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
@@ -147,13 +173,13 @@ pub async fn login(
             core.store
                 .audit(&audit_entry(
                     "auth.login.success",
-                    &client,
+                    client,
                     Some(&user.id),
                     true,
                     None,
                 ))
                 .await?;
-            Ok(Json(issue_tokens(&core, &user).await?))
+            Ok(user)
         }
         user => {
             core.store
@@ -166,7 +192,7 @@ pub async fn login(
             };
             let mut entry = audit_entry(
                 "auth.login.failure",
-                &client,
+                client,
                 user.as_ref().map(|u| u.id.as_str()),
                 false,
                 Some(reason),
@@ -199,9 +225,18 @@ pub async fn refresh(
         code: "auth.refresh_token_required",
         message: "refresh_token is required".into(),
     })?;
+    Ok(Json(rotate_refresh(&core, &token).await?))
+}
+
+/// Spends a refresh token: verifies it, revokes its `jti` (so it works exactly once) and
+/// mints a new access and refresh pair. Shared by the API and the pages' session renewal.
+///
+/// # Errors
+/// 401 `auth.invalid_refresh_token` for a forged, expired, revoked or orphaned token.
+pub(crate) async fn rotate_refresh(core: &Core, token: &str) -> ApiResult<AuthResponse> {
     let claims = core
         .sessions
-        .verify(&token, TokenKind::Refresh)
+        .verify(token, TokenKind::Refresh)
         .map_err(|_| ApiError::InvalidRefreshToken)?;
     let jti = claims.jti.as_deref().ok_or(ApiError::InvalidRefreshToken)?;
     let user = core
@@ -217,7 +252,7 @@ pub async fn refresh(
         tracing::warn!(user_id = %user.id, "refresh token presented again after rotation or logout");
         return Err(ApiError::InvalidRefreshToken);
     }
-    Ok(Json(issue_tokens(&core, &user).await?))
+    issue_tokens(core, &user).await
 }
 
 /// `POST /api/v1/auth/logout` → 204 and cleared cookies; the presented refresh token (body or

@@ -11,9 +11,10 @@ use tracing::instrument;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ClientInfo, CurrentUser, Json, Path, PhlixProtocol, Ready};
 use crate::auth::{enrollment, now_unix};
+use crate::events::HubEvent;
 use crate::settings::ENROLLMENT_TTL;
 use crate::state::Core;
-use crate::store::{AuditEntry, ClaimRow, PollOutcome, Redemption, StoreError};
+use crate::store::{AuditEntry, ClaimRow, PollOutcome, Redemption, StoreError, UserRow};
 
 /// Lifetime of a claim code.
 pub const CLAIM_TTL_SECS: i64 = 600;
@@ -275,6 +276,28 @@ pub async fn redeem(
         .and_then(Value::as_str)
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::BadRequest("claim_code is required".into()))?;
+    let server_id = redeem_code(&core, &current.user, client, code).await?;
+    Ok(Json(EnrollmentGrant {
+        status: None,
+        enrollment_jwt: mint_enrollment(&core, &server_id).await?,
+        hub_jwks_url: core.jwks_url(),
+        server_id,
+    }))
+}
+
+/// Redeems a typed claim code for `user` (SPEC C.2): the new server's id, with its audit row
+/// and a `server.online` event (a claimed server starts online). Shared by the JSON API and
+/// the claim form.
+///
+/// # Errors
+/// 404 `CLAIM_CODE_NOT_FOUND` (also for text that cannot be a code), 410
+/// `CLAIM_CODE_EXPIRED`, 409 `CLAIM_CODE_ALREADY_CLAIMED`.
+pub(crate) async fn redeem_code(
+    core: &Core,
+    user: &UserRow,
+    client: ClientInfo,
+    code: &str,
+) -> ApiResult<String> {
     let not_found = ApiError::Claim {
         status: StatusCode::NOT_FOUND,
         code: "CLAIM_CODE_NOT_FOUND",
@@ -285,14 +308,14 @@ pub async fn redeem(
     let now = now_unix();
     match core
         .store
-        .redeem_claim(&code, &current.user.id, &server_id, now)
+        .redeem_claim(&code, &user.id, &server_id, now)
         .await?
     {
         Redemption::Paired { server_id } => {
             core.store
                 .audit(&AuditEntry {
                     event: "server.claimed".into(),
-                    user_id: Some(current.user.id.clone()),
+                    user_id: Some(user.id.clone()),
                     resource: Some(format!("server:{server_id}")),
                     action: Some("claim".into()),
                     success: true,
@@ -303,12 +326,9 @@ pub async fn redeem(
                 })
                 .await?;
             tracing::info!(%server_id, "server paired");
-            Ok(Json(EnrollmentGrant {
-                status: None,
-                enrollment_jwt: mint_enrollment(&core, &server_id).await?,
-                hub_jwks_url: core.jwks_url(),
-                server_id,
-            }))
+            core.events
+                .publish(HubEvent::status(&user.id, &server_id, true, Some(now)));
+            Ok(server_id)
         }
         Redemption::NotFound => Err(ApiError::Claim {
             status: StatusCode::NOT_FOUND,

@@ -22,10 +22,10 @@ use crate::store::{HeartbeatRow, LibraryRow, ServerRow, StoreError, UserLibraryR
 /// Lifetime of a client relay token.
 pub const RELAY_TOKEN_TTL_SECS: i64 = 3600;
 
-/// The server `id` if `user` owns it: 404 `server.not_found`, 403 `server.not_owned`.
+/// The server `server_id` if `user_id` owns it: 404 `server.not_found`, 403 `server.not_owned`.
 pub(crate) async fn owned_server(
     core: &Core,
-    user: &CurrentUser,
+    user_id: &str,
     server_id: &str,
 ) -> ApiResult<ServerRow> {
     let server = core
@@ -33,7 +33,7 @@ pub(crate) async fn owned_server(
         .server_by_id(server_id)
         .await?
         .ok_or(ApiError::NotFound("server.not_found"))?;
-    if server.user_id != user.user.id {
+    if server.user_id != user_id {
         return Err(ApiError::Forbidden("server.not_owned"));
     }
     Ok(server)
@@ -101,7 +101,7 @@ pub async fn detail(
     user: CurrentUser,
     Path(server_id): Path<String>,
 ) -> ApiResult<Json<ServerDetail>> {
-    let server = owned_server(&core, &user, &server_id).await?;
+    let server = owned_server(&core, &user.user.id, &server_id).await?;
     let libraries = core.store.libraries_of_server(&server_id).await?;
     let recent_heartbeats = core
         .store
@@ -126,7 +126,7 @@ pub async fn remove(
     user: CurrentUser,
     Path(server_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    owned_server(&core, &user, &server_id).await?;
+    owned_server(&core, &user.user.id, &server_id).await?;
     core.store.delete_server(&server_id).await?;
     tracing::info!("server removed by its owner");
     Ok(StatusCode::NO_CONTENT)
@@ -139,7 +139,7 @@ pub async fn access_info(
     user: CurrentUser,
     Path(server_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let server = owned_server(&core, &user, &server_id).await?;
+    let server = owned_server(&core, &user.user.id, &server_id).await?;
     let config = &core.config;
     let subdomain_url = match (&config.public_domain, &server.subdomain) {
         (Some(domain), Some(sub)) => {
@@ -184,18 +184,33 @@ pub async fn relay_token(
     client: ClientInfo,
     Path(server_id): Path<String>,
 ) -> ApiResult<Response> {
-    owned_server(&core, &user, &server_id).await?;
+    owned_server(&core, &user.user.id, &server_id).await?;
+    let (token, expires_at) = mint_relay_token(&core, &user.user.id, &server_id, &client).await?;
+    let body = json!({"token": token, "expires_at": expires_at, "server_id": server_id});
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// Mints a client relay token for a server the caller has checked `user_id` may use: the
+/// token (shown once) and its expiry. Only its SHA-256 is stored.
+///
+/// # Errors
+/// Database failures only.
+pub(crate) async fn mint_relay_token(
+    core: &Core,
+    user_id: &str,
+    server_id: &str,
+    client: &ClientInfo,
+) -> ApiResult<(String, i64)> {
     let token = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<32>());
     let hash = hex::encode(Sha256::digest(token.as_bytes()));
     let now = now_unix();
     let expires_at = now + RELAY_TOKEN_TTL_SECS;
     let id = uuid::Uuid::new_v4().to_string();
     core.store
-        .insert_relay_token(&id, &hash, &user.user.id, &server_id, expires_at, now)
+        .insert_relay_token(&id, &hash, user_id, server_id, expires_at, now)
         .await?;
-    tracing::info!(target: "audit", event = "relay.token.minted", ip = %client.ip, "audit");
-    let body = json!({"token": token, "expires_at": expires_at, "server_id": server_id});
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    tracing::info!(target: "audit", event = "relay.token.minted", %server_id, ip = %client.ip, "audit");
+    Ok((token, expires_at))
 }
 
 /// `GET /.well-known/jwks.json` → the Ed25519 keys that verify enrollment tokens now (the
@@ -281,6 +296,15 @@ pub async fn put_settings(
             })?;
         updates.push((setting.key, number));
     }
+    save_settings(&core, &updates).await?;
+    Ok(Json(settings_document(&core).await?))
+}
+
+/// Writes already-validated setting values.
+///
+/// # Errors
+/// Database failures only.
+pub(crate) async fn save_settings(core: &Core, updates: &[(&'static str, i64)]) -> ApiResult<()> {
     let now = now_unix();
     for (key, value) in updates {
         core.store
@@ -289,5 +313,5 @@ pub async fn put_settings(
             .map_err(|e: StoreError| ApiError::from(e))?;
         tracing::info!(target: "audit", event = "settings.changed", key, value, "audit");
     }
-    Ok(Json(settings_document(&core).await?))
+    Ok(())
 }

@@ -5,6 +5,7 @@ pub mod bandwidth;
 pub mod claims;
 pub mod directory;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod proxy;
 pub mod servers;
@@ -54,6 +55,8 @@ pub fn router(state: AppState) -> Router {
             get(directory::detail).delete(directory::remove),
         )
         .route("/me/servers/{id}/access-info", get(directory::access_info))
+        .route("/me/servers/{id}/metrics", get(events::metrics))
+        .route("/me/events", get(events::stream))
         .route("/me/servers/{id}/relay-token", post(directory::relay_token))
         .route("/me/libraries", get(directory::libraries))
         .route(
@@ -106,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::loopback))
         .route("/client/{server_id}", get(servers::client_signpost))
         .nest("/api/v1", api)
+        .merge(crate::web::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -79,7 +79,7 @@ pub async fn proxy_route(
         return ApiError::NotFound("not_found").into_response();
     };
     let raw_path = if tail.is_empty() { "/" } else { tail };
-    let server = match super::directory::owned_server(&core, &user, server_id).await {
+    let server = match super::directory::owned_server(&core, &user.user.id, server_id).await {
         Ok(server) => server,
         Err(err) => return err.into_response(),
     };
@@ -103,7 +103,7 @@ pub async fn set_policy(
     Path(server_id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    super::directory::owned_server(&core, &user, &server_id).await?;
+    super::directory::owned_server(&core, &user.user.id, &server_id).await?;
     let policy = body
         .get("policy")
         .and_then(Value::as_str)

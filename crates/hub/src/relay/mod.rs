@@ -116,6 +116,8 @@ pub struct TunnelCounters {
 pub struct TunnelHandle {
     pub tunnel_id: String,
     pub server_id: String,
+    /// The user who owns the server (for live events).
+    pub owner_id: String,
     pub session_id: String,
     pub cmd: mpsc::Sender<TunnelCmd>,
     /// Outbound control frames (HEARTBEAT, HTTP_CANCEL, CLIENT_CONNECT/DISCONNECT).

@@ -24,6 +24,7 @@ use super::{
     TunnelCounters, TunnelHandle,
 };
 use crate::auth::{enrollment, now_unix};
+use crate::events::HubEvent;
 use crate::state::AppState;
 use crate::store::SessionCounters;
 
@@ -156,13 +157,13 @@ async fn handshake(
     let authorised = enrollment::verify(&core.keys.current(), &hello.enrollment_jwt, now)
         .ok()
         .filter(|claims| claims.server_id == hello.server_id);
-    let exists = match &authorised {
-        Some(_) => core.store.server_exists(&hello.server_id).await,
-        None => Ok(false),
+    let owner = match &authorised {
+        Some(_) => core.store.server_owner(&hello.server_id).await,
+        None => Ok(None),
     };
-    match exists {
-        Ok(true) => {}
-        Ok(false) => {
+    let owner_id = match owner {
+        Ok(Some(owner_id)) => owner_id,
+        Ok(None) => {
             tracing::info!(target: "relay", server_id = %hello.server_id, %peer, "HELLO refused: unauthorized");
             writer.close(close_code::UNAUTHORIZED, "unauthorized").await;
             return;
@@ -172,7 +173,7 @@ async fn handshake(
             writer.close(close_code::INTERNAL, "internal_error").await;
             return;
         }
-    }
+    };
     let session_id = uuid::Uuid::new_v4().to_string();
     let tunnel_id = uuid::Uuid::new_v4().to_string();
     if let Err(err) = core
@@ -211,6 +212,7 @@ async fn handshake(
     let handle = TunnelHandle {
         tunnel_id: tunnel_id.clone(),
         server_id: hello.server_id.clone(),
+        owner_id,
         session_id: session_id.clone(),
         cmd: cmd_tx,
         control: control_tx,
@@ -222,6 +224,8 @@ async fn handshake(
         let _ = old.cmd.try_send(TunnelCmd::Displace);
     }
     relay.stats().tunnels_open.fetch_add(1, Ordering::Relaxed);
+    core.events
+        .publish(HubEvent::relay(&handle.owner_id, &hello.server_id, true));
     tracing::info!(target: "relay", server_id = %hello.server_id, %tunnel_id, %peer, "tunnel open");
     let writer_task = tokio::spawn(write_loop(writer, control_rx, data_rx, counters.clone()));
     let actor = TunnelActor {
@@ -679,6 +683,14 @@ impl TunnelActor {
         relay.stats().tunnels_open.fetch_sub(1, Ordering::Relaxed);
         relay.stats().count_close(reason.as_str());
         close_session(&self.core, &self.handle.session_id, reason, session).await;
+        // A displaced tunnel closes after its successor opened: the relay is still active.
+        if relay.tunnel(&self.handle.server_id).is_none() {
+            self.core.events.publish(HubEvent::relay(
+                &self.handle.owner_id,
+                &self.handle.server_id,
+                false,
+            ));
+        }
         tracing::info!(target: "relay", server_id = %self.handle.server_id, tunnel_id = %self.handle.tunnel_id, reason = reason.as_str(), "tunnel closed");
     }
 }

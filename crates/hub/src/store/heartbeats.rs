@@ -33,16 +33,48 @@ pub fn library_hash(libraries: &[LibraryRow]) -> String {
     hex::encode(Sha256::digest(json))
 }
 
+/// What storing one heartbeat changed, for the live events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    pub owner_id: String,
+    /// The server was not `online` before this heartbeat.
+    pub came_online: bool,
+}
+
 impl Store {
-    /// Stores a batch of heartbeats in one transaction. For each record, `true` when its server
-    /// exists (and was updated), `false` when it does not (nothing written for it).
+    /// Stores a batch of heartbeats in one transaction. For each record, its outcome when its
+    /// server exists (and was updated), `None` when it does not (nothing written for it).
     ///
     /// # Errors
     /// Database failures: then nothing of the batch is written.
-    pub async fn write_heartbeats(&self, batch: &[HeartbeatRecord]) -> StoreResult<Vec<bool>> {
+    pub async fn write_heartbeats(
+        &self,
+        batch: &[HeartbeatRecord],
+    ) -> StoreResult<Vec<Option<HeartbeatOutcome>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut found = Vec::with_capacity(batch.len());
+        let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+        let before_sql = format!(
+            "SELECT id, user_id, status FROM servers WHERE id IN ({})",
+            placeholders.join(", ")
+        );
         dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let mut before_query = sqlx::query_as::<_, (String, String, String)>(
+                // Only `$n` placeholders are spliced in; every value is bound.
+                sqlx::AssertSqlSafe(before_sql.clone()),
+            );
+            for hb in batch {
+                before_query = before_query.bind(&hb.server_id);
+            }
+            let mut before: std::collections::HashMap<String, (String, bool)> = before_query
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(id, owner, status)| (id, (owner, status == "online")))
+                .collect();
             for hb in batch {
                 let updated = sqlx::query(
                     "UPDATE servers SET status = 'online', last_seen_at = $1, version = $2, \
@@ -56,10 +88,18 @@ impl Store {
                 .await?
                 .rows_affected();
                 if updated == 0 {
-                    found.push(false);
+                    found.push(None);
                     continue;
                 }
-                found.push(true);
+                let (owner_id, was_online) = before.get(&hb.server_id).cloned().unwrap_or_default();
+                found.push(Some(HeartbeatOutcome {
+                    owner_id,
+                    came_online: !was_online,
+                }));
+                // A second heartbeat of the same server in this batch finds it online.
+                if let Some(entry) = before.get_mut(&hb.server_id) {
+                    entry.1 = true;
+                }
                 sqlx::query(
                     "INSERT INTO server_heartbeats (server_id, version, uptime_seconds, active_sessions, active_transcodes, \
                      hostname_candidates_json, host_metrics_json, received_at, sent_at) \

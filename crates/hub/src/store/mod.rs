@@ -28,10 +28,10 @@ use crate::config::DatabaseUrl;
 
 pub use audit::AuditEntry;
 pub use claims::{ClaimRow, PollOutcome, Redemption};
-pub use heartbeats::{HeartbeatRecord, library_hash};
+pub use heartbeats::{HeartbeatOutcome, HeartbeatRecord, library_hash};
 pub use quotas::{Bandwidth, DEFAULT_THROTTLE_BPS, period_start};
 pub use relay::{RelayTokenGrant, SessionCounters};
-pub use servers::{HeartbeatRow, LibraryRow, ServerRow, UserLibraryRow};
+pub use servers::{HeartbeatRow, LibraryRow, RelaySessionRow, ServerRow, UserLibraryRow};
 pub use users::{NewUser, UserRow};
 
 /// Expands `$body` once for each backend with `$pool` bound to that backend's pool.

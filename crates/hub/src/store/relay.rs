@@ -138,18 +138,18 @@ impl Store {
         })
     }
 
-    /// Whether a server row exists (a tunnel may only open for one).
+    /// The owner of a server, `None` when the row does not exist (a tunnel may only open for
+    /// an existing server).
     ///
     /// # Errors
     /// Database failures only.
-    pub async fn server_exists(&self, server_id: &str) -> StoreResult<bool> {
+    pub async fn server_owner(&self, server_id: &str) -> StoreResult<Option<String>> {
         dispatch!(self, |pool| {
             Ok(
-                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM servers WHERE id = $1")
+                sqlx::query_scalar::<_, String>("SELECT user_id FROM servers WHERE id = $1")
                     .bind(server_id)
-                    .fetch_one(pool)
-                    .await?
-                    > 0,
+                    .fetch_optional(pool)
+                    .await?,
             )
         })
     }

@@ -83,6 +83,17 @@ pub struct HeartbeatRow {
     pub sent_at: Option<i64>,
 }
 
+/// One relay session of a server, for its detail page.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct RelaySessionRow {
+    pub worker_node: String,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub close_reason: Option<String>,
+}
+
 impl Store {
     /// One server by id.
     ///
@@ -168,6 +179,52 @@ impl Store {
         })
     }
 
+    /// Heartbeats received at or after `since`, oldest first, at most `limit` (the newest).
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn heartbeats_since(
+        &self,
+        server_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<HeartbeatRow>> {
+        let mut rows = dispatch!(self, |pool| {
+            sqlx::query_as::<_, HeartbeatRow>(
+                "SELECT version, uptime_seconds, active_sessions, active_transcodes, host_metrics_json, received_at, sent_at \
+                 FROM server_heartbeats WHERE server_id = $1 AND received_at >= $2 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(server_id)
+            .bind(since)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The newest relay sessions of a server, newest first.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn relay_sessions_of_server(
+        &self,
+        server_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<RelaySessionRow>> {
+        dispatch!(self, |pool| {
+            Ok(sqlx::query_as::<_, RelaySessionRow>(
+                "SELECT worker_node, opened_at, closed_at, bytes_in, bytes_out, close_reason \
+                 FROM relay_sessions WHERE server_id = $1 ORDER BY opened_at DESC, id LIMIT $2",
+            )
+            .bind(server_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
     /// Sets a server's subdomain (`None` clears it).
     ///
     /// # Errors
@@ -230,7 +287,7 @@ impl Store {
     }
 
     /// Marks servers offline that have not been heard from since `stale_before` and hold no
-    /// open relay session. Returns the ids flipped.
+    /// open relay session. Returns the `(server id, owner id)` pairs flipped.
     ///
     /// # Errors
     /// Database failures only.
@@ -238,13 +295,13 @@ impl Store {
         &self,
         stale_before: i64,
         now: i64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<(String, String)>> {
         dispatch!(self, |pool| {
-            Ok(sqlx::query_scalar::<_, String>(
+            Ok(sqlx::query_as::<_, (String, String)>(
                 "UPDATE servers SET status = 'offline', updated_at = $2 \
                  WHERE status <> 'offline' AND (last_seen_at IS NULL OR last_seen_at < $1) \
                  AND NOT EXISTS (SELECT 1 FROM relay_sessions r WHERE r.server_id = servers.id AND r.closed_at IS NULL) \
-                 RETURNING id",
+                 RETURNING id, user_id",
             )
             .bind(stale_before)
             .bind(now)

@@ -5,6 +5,7 @@
 
 pub mod fake_server;
 pub mod fake_tunnel;
+pub mod web_client;
 pub mod ws_client;
 
 use std::net::SocketAddr;

@@ -1,0 +1,154 @@
+// Phlix Hub pages: live server state over server-sent events, relative times, copy buttons
+// and confirmations. Everything works without this script; it only makes pages live.
+"use strict";
+
+(function () {
+  const rtf = typeof Intl !== "undefined" && Intl.RelativeTimeFormat
+    ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
+
+  function relative(iso) {
+    const then = Date.parse(iso);
+    if (Number.isNaN(then)) return null;
+    const seconds = Math.round((then - Date.now()) / 1000);
+    const abs = Math.abs(seconds);
+    if (!rtf) return null;
+    if (abs < 60) return rtf.format(seconds, "second");
+    if (abs < 3600) return rtf.format(Math.round(seconds / 60), "minute");
+    if (abs < 86400) return rtf.format(Math.round(seconds / 3600), "hour");
+    return rtf.format(Math.round(seconds / 86400), "day");
+  }
+
+  function refreshTimes() {
+    document.querySelectorAll("time[data-field='last-seen']").forEach((el) => {
+      const iso = el.getAttribute("datetime");
+      if (!iso) return;
+      const text = relative(iso);
+      if (text) {
+        el.textContent = text;
+        el.title = new Date(iso).toLocaleString();
+      }
+    });
+  }
+
+  function flash(el) {
+    el.classList.remove("flash");
+    void el.offsetWidth;
+    el.classList.add("flash");
+  }
+
+  function setField(root, name, apply) {
+    root.querySelectorAll("[data-field='" + name + "']").forEach((el) => { apply(el); flash(el); });
+  }
+
+  function rowsOf(serverId) {
+    return Array.from(document.querySelectorAll("[data-server-id]"))
+      .filter((el) => el.getAttribute("data-server-id") === serverId);
+  }
+
+  let refreshing = false;
+  // A server this page does not show yet (a new claim): fetch the page again and swap <main>.
+  async function refreshMain() {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = doc.getElementById("main");
+      const main = document.getElementById("main");
+      if (fresh && main) {
+        main.innerHTML = fresh.innerHTML;
+        refreshTimes();
+      }
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  function onStatus(data) {
+    const rows = rowsOf(data.serverId);
+    if (rows.length === 0) { if (document.getElementById("server-table") || document.querySelector(".empty")) refreshMain(); return; }
+    rows.forEach((row) => {
+      setField(row, "status", (el) => { el.textContent = data.status; el.setAttribute("data-status", data.status); });
+      if (data.lastSeenAt) {
+        setField(row, "last-seen", (el) => { el.setAttribute("datetime", new Date(data.lastSeenAt * 1000).toISOString()); });
+      }
+    });
+    refreshTimes();
+  }
+
+  function onHeartbeat(data) {
+    const rows = rowsOf(data.serverId);
+    if (rows.length === 0) return;
+    rows.forEach((row) => {
+      setField(row, "last-seen", (el) => { el.setAttribute("datetime", new Date(data.lastSeenAt * 1000).toISOString()); });
+      if (data.version) setField(row, "version", (el) => { el.textContent = data.version; });
+    });
+    refreshTimes();
+    // The detail page redraws its charts and history from the server.
+    if (document.getElementById("live-region") && data.hostMetrics) refreshMain();
+  }
+
+  function onRelay(data) {
+    rowsOf(data.serverId).forEach((row) => {
+      setField(row, "relay", (el) => {
+        el.textContent = data.relayActive ? "active" : "idle";
+        el.setAttribute("data-active", data.relayActive ? "1" : "0");
+      });
+    });
+  }
+
+  function live() {
+    if (!document.body.hasAttribute("data-live") || typeof EventSource === "undefined") return;
+    const state = document.getElementById("live-state");
+    const show = (s, text) => { if (state) { state.setAttribute("data-state", s); state.textContent = text; } };
+    const source = new EventSource("/api/v1/me/events");
+    const handle = (fn) => (event) => { try { fn(JSON.parse(event.data)); } catch (e) { /* ignore a malformed event */ } };
+    source.addEventListener("open", () => show("open", "Live"));
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        show("closed", "Live updates stopped — reload the page");
+      } else {
+        show("connecting", "Reconnecting…");
+      }
+    });
+    source.addEventListener("server.online", handle(onStatus));
+    source.addEventListener("server.offline", handle(onStatus));
+    source.addEventListener("server.heartbeat", handle(onHeartbeat));
+    source.addEventListener("relay.opened", handle(onRelay));
+    source.addEventListener("relay.closed", handle(onRelay));
+    window.addEventListener("pagehide", () => source.close());
+  }
+
+  function copyButtons() {
+    document.addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-copy]");
+      if (!button) return;
+      const input = document.getElementById(button.getAttribute("data-copy"));
+      if (!input) return;
+      try {
+        await navigator.clipboard.writeText(input.value);
+      } catch (e) {
+        input.select();
+        document.execCommand("copy");
+      }
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = "Copy"; }, 2000);
+    });
+  }
+
+  function confirmations() {
+    document.addEventListener("submit", (event) => {
+      const message = event.target.getAttribute("data-confirm");
+      if (message && !window.confirm(message)) event.preventDefault();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    refreshTimes();
+    setInterval(refreshTimes, 10000);
+    live();
+    copyButtons();
+    confirmations();
+  });
+})();

@@ -1,0 +1,124 @@
+//! `GET /api/v1/me/events` (SPEC J.4): the user's live events as server-sent events, and
+//! `GET /api/v1/me/servers/{id}/metrics` (J.5): the host-metrics history of one server.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::directory::owned_server;
+use super::error::{ApiError, ApiResult};
+use super::extract::{CurrentUser, Json, Path, Ready};
+use crate::auth::now_unix;
+
+/// Interval of the `: keep-alive` comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Most points `…/metrics` returns.
+pub const METRICS_LIMIT: i64 = 1440;
+
+/// `GET /api/v1/me/events` → `text/event-stream`. The stream ends when the access token
+/// expires (the browser's `EventSource` reconnects with its renewed cookie) and when the hub
+/// shuts down.
+pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
+    let user_id = current.user.id;
+    let lifetime = u64::try_from(current.claims.exp - now_unix()).unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(lifetime);
+    let shutdown = core.relay.shutdown().clone();
+    let rx = core.events.subscribe();
+    tracing::debug!(%user_id, "event stream opened");
+    let events = futures_util::stream::unfold(rx, move |mut rx| {
+        let user_id = user_id.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            loop {
+                let received = tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep_until(deadline) => return None,
+                    received = rx.recv() => received,
+                };
+                match received {
+                    Ok(event) if event.owner_id == user_id => {
+                        let sse = Event::default().event(event.kind.name()).data(&event.data);
+                        return Some((Ok::<_, Infallible>(sse), rx));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "event stream lagged; events skipped");
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    sse_response(events)
+}
+
+fn sse_response(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Reverse proxies such as nginx must not buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Query of `…/metrics`.
+#[derive(Debug, Default, Deserialize)]
+pub struct MetricsQuery {
+    /// Unix seconds; default: the last 24 hours.
+    pub since: Option<i64>,
+}
+
+/// `GET /api/v1/me/servers/{id}/metrics?since=<unix>` → `{"serverId","since","points":[{
+/// "receivedAt", "activeSessions", "hostMetrics"?}]}`, oldest first, at most
+/// [`METRICS_LIMIT`] points.
+pub async fn metrics(
+    Ready(core): Ready,
+    user: CurrentUser,
+    Path(server_id): Path<String>,
+    query: Result<axum::extract::Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let query = query.map_err(|rejection| ApiError::Invalid {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        code: "invalid_query",
+        message: format!(
+            "since must be a unix time in seconds ({})",
+            rejection.body_text()
+        ),
+    })?;
+    owned_server(&core, &user.user.id, &server_id).await?;
+    let since = query.since.unwrap_or_else(|| now_unix() - 86_400);
+    let points: Vec<Value> = core
+        .store
+        .heartbeats_since(&server_id, since, METRICS_LIMIT)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let mut point = json!({
+                "receivedAt": row.received_at,
+                "activeSessions": row.active_sessions,
+                "activeTranscodes": row.active_transcodes,
+            });
+            if let Some(metrics) = row
+                .host_metrics_json
+                .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+            {
+                point["hostMetrics"] = metrics;
+            }
+            point
+        })
+        .collect();
+    Ok(Json(
+        json!({"serverId": server_id, "since": since, "points": points}),
+    ))
+}

@@ -1,0 +1,180 @@
+//! Live events (SPEC J.4): what changes about a server, published once by whoever changes it
+//! (heartbeat writer, reaper, tunnel) and fanned out to every open `GET /api/v1/me/events`
+//! stream of its owner.
+//!
+//! The bus is a bounded `broadcast` channel of this node: publishing never blocks and a
+//! subscriber that falls behind skips what it missed (its page then resynchronises itself).
+//! Events are per node; with several nodes behind one database a browser sees the events of
+//! the node it is connected to (documented in README).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// Events kept for a slow subscriber before it starts to miss some.
+pub const BUS_CAPACITY: usize = 1024;
+
+/// The event names of SPEC J.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    ServerOnline,
+    ServerOffline,
+    ServerHeartbeat,
+    RelayOpened,
+    RelayClosed,
+}
+
+impl EventKind {
+    /// The SSE `event:` name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServerOnline => "server.online",
+            Self::ServerOffline => "server.offline",
+            Self::ServerHeartbeat => "server.heartbeat",
+            Self::RelayOpened => "relay.opened",
+            Self::RelayClosed => "relay.closed",
+        }
+    }
+}
+
+/// One event: who may see it and its JSON `data:` line, serialised once for every subscriber.
+#[derive(Debug, Clone)]
+pub struct HubEvent {
+    pub kind: EventKind,
+    /// The owner of the server; only this user's streams receive it.
+    pub owner_id: String,
+    pub server_id: String,
+    pub data: String,
+}
+
+impl HubEvent {
+    fn new(kind: EventKind, owner_id: &str, server_id: &str, data: &Value) -> Self {
+        Self {
+            kind,
+            owner_id: owner_id.to_owned(),
+            server_id: server_id.to_owned(),
+            data: data.to_string(),
+        }
+    }
+
+    /// `server.online` / `server.offline`: `{"serverId","status","lastSeenAt"}`.
+    #[must_use]
+    pub fn status(
+        owner_id: &str,
+        server_id: &str,
+        online: bool,
+        last_seen_at: Option<i64>,
+    ) -> Self {
+        let (kind, status) = if online {
+            (EventKind::ServerOnline, "online")
+        } else {
+            (EventKind::ServerOffline, "offline")
+        };
+        let data = json!({"serverId": server_id, "status": status, "lastSeenAt": last_seen_at});
+        Self::new(kind, owner_id, server_id, &data)
+    }
+
+    /// `server.heartbeat`: `{"serverId","lastSeenAt","hostMetrics"?, …}`.
+    #[must_use]
+    pub fn heartbeat(
+        owner_id: &str,
+        server_id: &str,
+        last_seen_at: i64,
+        version: &str,
+        active_sessions: i64,
+        host_metrics: Option<&str>,
+    ) -> Self {
+        let mut data = json!({
+            "serverId": server_id,
+            "lastSeenAt": last_seen_at,
+            "version": version,
+            "activeSessions": active_sessions,
+        });
+        if let Some(metrics) = host_metrics.and_then(|m| serde_json::from_str::<Value>(m).ok()) {
+            data["hostMetrics"] = metrics;
+        }
+        Self::new(EventKind::ServerHeartbeat, owner_id, server_id, &data)
+    }
+
+    /// `relay.opened` / `relay.closed`: `{"serverId","relayActive"}`.
+    #[must_use]
+    pub fn relay(owner_id: &str, server_id: &str, active: bool) -> Self {
+        let kind = if active {
+            EventKind::RelayOpened
+        } else {
+            EventKind::RelayClosed
+        };
+        let data = json!({"serverId": server_id, "relayActive": active});
+        Self::new(kind, owner_id, server_id, &data)
+    }
+}
+
+/// The node's event bus. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<HubEvent>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    /// A bus with [`BUS_CAPACITY`] slots.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            tx: broadcast::channel(BUS_CAPACITY).0,
+        }
+    }
+
+    /// Publishes an event; without subscribers it is dropped at once.
+    pub fn publish(&self, event: HubEvent) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(Arc::new(event));
+        }
+    }
+
+    /// A new subscription that sees every event published from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
+        self.tx.subscribe()
+    }
+
+    /// Open subscriptions (for `/metrics`).
+    #[must_use]
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_events_carry_the_metrics_object() {
+        let event = HubEvent::heartbeat("u", "s", 10, "1.0", 2, Some(r#"{"cpuPercent":12.5}"#));
+        let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
+        assert_eq!(data["serverId"], "s");
+        assert_eq!(data["lastSeenAt"], 10);
+        assert_eq!(data["hostMetrics"]["cpuPercent"], 12.5);
+        let bare = HubEvent::heartbeat("u", "s", 10, "1.0", 2, None);
+        assert!(!bare.data.contains("hostMetrics"), "{}", bare.data);
+    }
+
+    #[tokio::test]
+    async fn subscribers_receive_what_is_published_after_they_subscribe() {
+        let bus = EventBus::new();
+        bus.publish(HubEvent::relay("u", "before", true));
+        let mut rx = bus.subscribe();
+        bus.publish(HubEvent::status("u", "after", false, Some(5)));
+        let event = rx.recv().await.ok();
+        assert_eq!(event.as_ref().map(|e| e.server_id.as_str()), Some("after"));
+        assert_eq!(event.map(|e| e.kind), Some(EventKind::ServerOffline));
+    }
+}

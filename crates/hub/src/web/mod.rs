@@ -1,0 +1,157 @@
+//! The web UI: server-rendered pages under `/app/…` (askama templates checked at compile
+//! time), our own small CSS and JS embedded in the binary, cookie sessions and CSRF-protected
+//! forms. The pages call the same functions as the JSON API, so both enforce the same rules.
+//!
+//! - [`session`]: cookies, the page gate (redirect to `/app/login?next=…`), silent session
+//!   renewal from the refresh cookie, the CSRF token and the form extractor;
+//! - [`pages`]: the handlers; [`sparkline`]: inline SVG charts; [`assets`]: CSS/JS.
+
+pub mod assets;
+pub mod pages;
+pub mod session;
+pub mod sparkline;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// Routes of the web UI, including the PHP hub's redirects and legacy page paths (SPEC E.2).
+pub fn router(state: AppState) -> Router<AppState> {
+    let app = Router::new()
+        .route("/app", get(|| async { found("/app/servers") }))
+        .route("/app/", get(|| async { found("/app/servers") }))
+        .route("/app/login", get(pages::login_page).post(pages::login))
+        .route("/app/signup", get(pages::signup_page).post(pages::signup))
+        .route("/app/logout", post(pages::logout))
+        .route("/app/servers", get(pages::servers))
+        .route("/app/servers/{id}", get(pages::server_detail))
+        .route("/app/servers/{id}/relay-token", post(pages::mint_token))
+        .route("/app/servers/{id}/proxy-policy", post(pages::set_policy))
+        .route("/app/servers/{id}/remove", post(pages::remove_server))
+        .route(
+            "/app/claim-server",
+            get(pages::claim_page).post(pages::claim),
+        )
+        .route(
+            "/app/settings",
+            get(pages::settings_page).post(pages::save_settings),
+        )
+        .route("/app/invite/{token}", get(pages::invite))
+        .route("/app/{*rest}", get(pages::not_found))
+        .route(
+            "/login",
+            get(redirect_keeping_query("/app/login")).post(pages::login),
+        )
+        .route(
+            "/signup",
+            get(redirect_keeping_query("/app/signup")).post(pages::signup),
+        )
+        .route("/logout", post(pages::logout))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::renew_session,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            session::csrf_cookie,
+        ))
+        .layer(axum::middleware::from_fn(security_headers));
+    Router::new()
+        .merge(app)
+        .route("/app/assets/{file}", get(assets::serve))
+        .route("/", get(|| async { found("/app/servers") }))
+        .route(
+            "/invite/{token}",
+            get(
+                |axum::extract::Path(token): axum::extract::Path<String>| async move {
+                    found(&format!(
+                        "/app/invite/{}",
+                        crate::api::percent_encode(&token)
+                    ))
+                },
+            ),
+        )
+        .route("/my-servers", get(|| async { found("/app/servers") }))
+        .route(
+            "/claim-server",
+            get(|| async { found("/app/claim-server") }),
+        )
+        .route("/hub-settings", get(|| async { found("/app/settings") }))
+        .route(
+            "/servers/{id}",
+            get(
+                |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    found(&format!("/app/servers/{}", crate::api::percent_encode(&id)))
+                },
+            ),
+        )
+}
+
+/// A GET handler that redirects to `target` with the request's query string.
+fn redirect_keeping_query(
+    target: &'static str,
+) -> impl Fn(axum::http::Uri) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |uri: axum::http::Uri| {
+        std::future::ready(match uri.query() {
+            Some(query) => found(&format!("{target}?{query}")),
+            None => found(target),
+        })
+    }
+}
+
+/// `302 Found` to a local path: the PHP hub's redirects are 302 (SPEC E.1, E.2). Form posts
+/// answer `303 See Other` instead.
+#[must_use]
+pub fn found(target: &str) -> Response {
+    match HeaderValue::from_str(target) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// The content security policy of every page: only our own scripts, styles and endpoints.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Middleware: security headers on every page; pages are never cached (they show a session).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A rendered page with its status.
+pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+    match body {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "template rendering failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>The page could not be rendered.</p>"),
+            )
+                .into_response()
+        }
+    }
+}

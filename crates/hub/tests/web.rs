@@ -1,0 +1,812 @@
+//! The web UI over real HTTP, as a browser without JavaScript uses it: redirects, cookie
+//! sessions, CSRF, every form and its error pages, the live-event stream and the metrics
+//! history. The real-browser journey is in `browser.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestHub;
+use common::fake_server::FakePhlixServer;
+use common::web_client::WebClient;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// A fake server that asked for a claim code (not yet redeemed).
+async fn waiting_server(hub: &TestHub, name: &str) -> FakePhlixServer {
+    let mut server = FakePhlixServer::new(&hub.url(""), name);
+    let (status, body) = server.request_claim().await;
+    assert_eq!(status, 200, "{body}");
+    server
+}
+
+/// Claims `server` through the form and lets it collect its enrollment.
+async fn claim_via_form(web: &mut WebClient, server: &mut FakePhlixServer) -> String {
+    let code = server.claim_code.clone().unwrap();
+    let page = web.submit("/app/claim-server", &[("code", &code)]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&server.name), "{}", page.body);
+    assert_eq!(server.poll().await["status"], "claimed");
+    server.server_id()
+}
+
+#[tokio::test]
+async fn redirects_follow_the_php_hub() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    for (path, target) in [
+        ("/", "/app/servers"),
+        ("/app", "/app/servers"),
+        ("/login", "/app/login"),
+        (
+            "/login?next=%2Fapp%2Fsettings",
+            "/app/login?next=%2Fapp%2Fsettings",
+        ),
+        ("/signup", "/app/signup"),
+        ("/invite/abc.def", "/app/invite/abc.def"),
+        ("/my-servers", "/app/servers"),
+        ("/claim-server", "/app/claim-server"),
+        ("/hub-settings", "/app/settings"),
+        ("/servers/s-1", "/app/servers/s-1"),
+        ("/app/servers", "/app/login?next=%2Fapp%2Fservers"),
+        (
+            "/app/servers/x?tab=1",
+            "/app/login?next=%2Fapp%2Fservers%2Fx%3Ftab%3D1",
+        ),
+        ("/app/claim-server", "/app/login?next=%2Fapp%2Fclaim-server"),
+        ("/app/settings", "/app/login?next=%2Fapp%2Fsettings"),
+    ] {
+        let page = web.get(path).await;
+        assert_eq!(page.status, 302, "{path}");
+        assert_eq!(page.location.as_deref(), Some(target), "{path}");
+    }
+    // The API keeps answering JSON.
+    let page = web.get("/api/v1/me/servers").await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("auth.required"), "{}", page.body);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn sign_up_sign_out_and_sign_in_with_session_cookies() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    let page = web.get("/app/signup?next=%2Fapp%2Fclaim-server").await;
+    assert_eq!(page.status, 200);
+    let csrf = page.cookie_line("phlix_hub_csrf").expect("a CSRF cookie");
+    assert!(
+        csrf.contains("HttpOnly") && csrf.contains("SameSite=Lax"),
+        "{csrf}"
+    );
+    let token = web.cookies["phlix_hub_csrf"].clone();
+    assert!(
+        page.body
+            .contains(&format!(r#"name="_csrf" value="{token}""#)),
+        "the form repeats the cookie's token"
+    );
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+
+    let page = web
+        .submit(
+            "/app/signup",
+            &[
+                ("username", "alice"),
+                ("email", "alice@example.com"),
+                ("password", "correct horse"),
+                ("next", "/app/claim-server"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/app/claim-server"));
+    for name in ["phlix_hub_token", "phlix_hub_refresh"] {
+        let line = page
+            .cookie_line(name)
+            .unwrap_or_else(|| panic!("{name} set"));
+        assert!(line.contains("HttpOnly"), "{line}");
+        assert!(line.contains("SameSite=Lax"), "{line}");
+        assert!(line.contains("Path=/"), "{line}");
+        assert!(!line.contains("Secure"), "plain-http hub: {line}");
+    }
+    assert!(
+        page.cookie_line("phlix_hub_token")
+            .unwrap()
+            .contains("Max-Age=3600")
+    );
+    let page = web.get("/app/servers").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("alice"), "the header names the user");
+    assert!(page.body.contains("No servers yet"), "{}", page.body);
+    // The first account is the admin: it sees the settings link.
+    assert!(page.body.contains(r#"href="/app/settings""#));
+    // The login page sends a signed-in visitor on.
+    assert_eq!(web.get("/app/login").await.status, 302);
+
+    let refresh = web.cookies["phlix_hub_refresh"].clone();
+    let page = web.submit("/app/logout", &[]).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/app/login?signed_out=1"));
+    assert!(!web.cookies.contains_key("phlix_hub_token"));
+    assert!(!web.cookies.contains_key("phlix_hub_refresh"));
+    assert!(
+        web.get("/app/login?signed_out=1")
+            .await
+            .body
+            .contains("You are signed out.")
+    );
+    assert_eq!(web.get("/app/servers").await.status, 302);
+    // Logging out revoked the refresh token.
+    let (status, _) = hub
+        .post("/api/v1/auth/refresh", &json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(status, 401);
+
+    // Signing in again, by e-mail, lands on `next`.
+    let page = web
+        .submit(
+            "/app/login",
+            &[
+                ("login", "alice@example.com"),
+                ("password", "correct horse"),
+                ("next", "/app/settings"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/app/settings"));
+    assert_eq!(web.get("/app/settings").await.status, 200);
+    // `next` never leaves the hub.
+    let mut other = WebClient::new(&hub.url(""));
+    let page = other
+        .submit(
+            "/app/login",
+            &[
+                ("login", "alice"),
+                ("password", "correct horse"),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/app/servers"));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn sign_up_and_login_errors_re_render_the_form() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    web.sign_up("alice", "correct horse").await;
+    let mut guest = WebClient::new(&hub.url(""));
+    let page = guest
+        .submit(
+            "/app/signup",
+            &[
+                ("username", "alice"),
+                ("email", "a2@example.com"),
+                ("password", "long enough"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 409);
+    assert!(
+        page.body.contains("This username is taken"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"value="a2@example.com""#),
+        "the form keeps what was typed"
+    );
+    let page = guest
+        .submit(
+            "/app/signup",
+            &[
+                ("username", "bob"),
+                ("email", "bob@example.com"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains(r#"role="alert""#), "{}", page.body);
+    assert!(!guest.cookies.contains_key("phlix_hub_token"));
+
+    let page = guest
+        .submit(
+            "/app/login",
+            &[("login", "alice"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert!(
+        page.body.contains("Wrong username or password."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"value="alice""#));
+    for _ in 0..4 {
+        guest
+            .submit(
+                "/app/login",
+                &[("login", "alice"), ("password", "wrong password")],
+            )
+            .await;
+    }
+    let page = guest
+        .submit(
+            "/app/login",
+            &[("login", "alice"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(page.status, 429, "five failures lock the address out");
+    assert!(page.headers.contains_key("retry-after"));
+    assert!(
+        page.body.contains("Too many failed sign-ins"),
+        "{}",
+        page.body
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn forms_without_a_matching_csrf_token_or_from_another_origin_are_refused() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    web.sign_up("alice", "correct horse").await;
+    let mut server = waiting_server(&hub, "NAS").await;
+    let code = server.claim_code.clone().unwrap();
+
+    // No token at all, a token that is not the cookie's, a token without a cookie.
+    let page = web.post_form("/app/claim-server", &[("code", &code)]).await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Form refused"), "{}", page.body);
+    let page = web
+        .post_form(
+            "/app/claim-server",
+            &[("_csrf", "x".repeat(43).as_str()), ("code", &code)],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    let csrf = web.cookies.remove("phlix_hub_csrf").unwrap();
+    let page = web
+        .post_form("/app/claim-server", &[("_csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(page.status, 403);
+    web.cookies.insert("phlix_hub_csrf".into(), csrf);
+    // The right token sent from a foreign page.
+    web.origin = Some("http://evil.example".into());
+    let page = web.submit("/app/claim-server", &[("code", &code)]).await;
+    assert_eq!(page.status, 403);
+    // Nothing was claimed by the refused posts.
+    assert_eq!(server.poll().await["status"], "pending");
+    // The hub's own origin passes.
+    web.origin = Some(hub.url(""));
+    claim_via_form(&mut web, &mut server).await;
+    // Logout needs the token too: without it the session survives.
+    web.origin = None;
+    assert_eq!(web.post_form("/app/logout", &[]).await.status, 403);
+    assert_eq!(web.get("/app/servers").await.status, 200);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn cookies_are_secure_behind_an_https_public_url() {
+    let hub = TestHub::start_with(|args| args.public_url = "https://hub.example.com".into()).await;
+    let mut web = WebClient::new(&hub.url(""));
+    let page = web.sign_up("alice", "correct horse").await;
+    for name in ["phlix_hub_token", "phlix_hub_refresh"] {
+        assert!(
+            page.cookie_line(name).unwrap().contains("; Secure"),
+            "{name}"
+        );
+    }
+    // The public origin is the hub's own.
+    web.origin = Some("https://hub.example.com".into());
+    assert_eq!(web.submit("/app/logout", &[]).await.status, 303);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_access_cookie_is_renewed_from_the_refresh_cookie() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    web.sign_up("alice", "correct horse").await;
+    let old_refresh = web.cookies["phlix_hub_refresh"].clone();
+    // The browser dropped the access cookie when it expired.
+    web.cookies.remove("phlix_hub_token");
+    let page = web.get("/app/servers").await;
+    assert_eq!(page.status, 200, "renewed silently");
+    assert!(page.cookie_line("phlix_hub_token").is_some());
+    assert_ne!(web.cookies["phlix_hub_refresh"], old_refresh, "rotated");
+    // The spent refresh token works no more.
+    let mut thief = WebClient::new(&hub.url(""));
+    thief
+        .cookies
+        .insert("phlix_hub_refresh".into(), old_refresh);
+    assert_eq!(thief.get("/app/servers").await.status, 302);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_claim_form_normalises_codes_and_explains_failures() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    web.sign_up("alice", "correct horse").await;
+    let mut server = waiting_server(&hub, "Alice's NAS").await;
+    let typed = server
+        .claim_code
+        .clone()
+        .unwrap()
+        .to_lowercase()
+        .replace('-', "");
+    let page = web.submit("/app/claim-server", &[("code", &typed)]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Server paired"), "{}", page.body);
+    assert!(
+        page.body.contains("Alice&#39;s NAS") || page.body.contains("Alice&#x27;s NAS"),
+        "escaped name: {}",
+        page.body
+    );
+    // Until the server collects its enrollment, the code reads as used; then it is gone.
+    let page = web.submit("/app/claim-server", &[("code", &typed)]).await;
+    assert_eq!(page.status, 409);
+    assert!(page.body.contains("already been used"), "{}", page.body);
+    assert_eq!(server.poll().await["status"], "claimed");
+    assert_eq!(
+        web.submit("/app/claim-server", &[("code", &typed)])
+            .await
+            .status,
+        404
+    );
+    let page = web
+        .submit("/app/claim-server", &[("code", "ZZZZ-ZZZZ")])
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("No server is waiting"), "{}", page.body);
+    assert!(
+        page.body.contains(r#"value="ZZZZ-ZZZZ""#),
+        "the field keeps the code"
+    );
+    let page = web.submit("/app/claim-server", &[("code", "  ")]).await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("Enter the code"), "{}", page.body);
+
+    let late = waiting_server(&hub, "Late NAS").await;
+    let store = hub.store().await;
+    common::execute(
+        &store,
+        "UPDATE server_claims SET expires_at = 1 WHERE claim_code = $1",
+        &[late.claim_code.as_deref().unwrap()],
+    )
+    .await;
+    store.close().await;
+    let page = web
+        .submit(
+            "/app/claim-server",
+            &[("code", late.claim_code.as_deref().unwrap())],
+        )
+        .await;
+    assert_eq!(page.status, 410);
+    assert!(page.body.contains("has expired"), "{}", page.body);
+    hub.stop().await;
+}
+
+fn metrics_heartbeat(server: &FakePhlixServer, cpu: f64, used: i64) -> Value {
+    let mut body = server.heartbeat_body(&[("1", "Movies"), ("2", "Shows")]);
+    body["hostMetrics"] = json!({
+        "cpuPercent": cpu, "memUsedBytes": used, "memTotalBytes": 8_i64 << 30,
+        "diskUsedBytes": 1, "diskTotalBytes": 2, "load1": 0.5, "netRxBytes": 1, "netTxBytes": 1,
+    });
+    body
+}
+
+#[tokio::test]
+async fn server_detail_shows_history_and_charts_and_its_buttons_work() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    web.sign_up("alice", "correct horse").await;
+    let mut server = waiting_server(&hub, "NAS").await;
+    let id = claim_via_form(&mut web, &mut server).await;
+    let detail = format!("/app/servers/{id}");
+    let page = web.get(&detail).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("No heartbeat received yet"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<svg"), "no metrics, no chart");
+
+    for (cpu, used) in [(12.5, 2_i64 << 30), (40.0, 3 << 30), (25.0, 4 << 30)] {
+        let (status, body) = server
+            .send_heartbeat(&metrics_heartbeat(&server, cpu, used))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let page = web.get(&detail).await;
+    assert_eq!(
+        page.body.matches(r#"<svg class="sparkline""#).count(),
+        2,
+        "CPU and memory"
+    );
+    assert!(page.body.contains("CPU: latest 25.0 %"), "{}", page.body);
+    assert!(page.body.contains("4.0 GiB of 8.0 GiB"), "{}", page.body);
+    assert!(page.body.contains("Movies, Shows"));
+    assert!(page.body.contains("12.5 %"), "history lists each heartbeat");
+
+    // A relay token, shown once.
+    let page = web.submit(&format!("{detail}/relay-token"), &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = page
+        .body
+        .split(r#"id="relay-token" type="text" readonly value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the token is on the page")
+        .to_owned();
+    assert_eq!(token.len(), 43);
+    assert!(
+        !web.get(&detail).await.body.contains(&token),
+        "shown only once"
+    );
+    let store = hub.store().await;
+    let grant = store
+        .relay_token_grant(&phlix_hub_token_hash(&token), phlix_hub::auth::now_unix())
+        .await
+        .unwrap()
+        .expect("the shown token is a valid relay token");
+    assert_eq!(grant.server_id, id);
+
+    // Proxy policy.
+    let page = web
+        .submit(&format!("{detail}/proxy-policy"), &[("policy", "all")])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("{detail}?saved=policy").as_str())
+    );
+    let page = web.get(&format!("{detail}?saved=policy")).await;
+    assert!(
+        page.body.contains(r#"value="all" checked"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("The proxy policy was saved."));
+    let page = web
+        .submit(
+            &format!("{detail}/proxy-policy"),
+            &[("policy", "everything")],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+
+    // Another user cannot see or touch it.
+    let mut bob = WebClient::new(&hub.url(""));
+    bob.sign_up("bob", "correct horse").await;
+    assert_eq!(bob.get(&detail).await.status, 403);
+    assert_eq!(
+        bob.submit(&format!("{detail}/remove"), &[("confirm", "1")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(bob.get("/app/servers/no-such-server").await.status, 404);
+    assert!(!bob.get("/app/servers").await.body.contains("NAS"));
+    assert_eq!(bob.get("/app/settings").await.status, 403, "not an admin");
+
+    // Removal needs the confirmation box.
+    let page = web.submit(&format!("{detail}/remove"), &[]).await;
+    assert_eq!(page.status, 422);
+    assert!(store.server_by_id(&id).await.unwrap().is_some());
+    let page = web
+        .submit(&format!("{detail}/remove"), &[("confirm", "1")])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/app/servers?removed=NAS"));
+    assert!(store.server_by_id(&id).await.unwrap().is_none());
+    store.close().await;
+    hub.stop().await;
+}
+
+fn phlix_hub_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+#[tokio::test]
+async fn settings_are_saved_all_or_nothing() {
+    let hub = TestHub::start().await;
+    let mut admin = WebClient::new(&hub.url(""));
+    admin.sign_up("root", "correct horse").await;
+    let page = admin.get("/app/settings").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"name="auth.access_ttl""#),
+        "{}",
+        page.body
+    );
+    let page = admin
+        .submit(
+            "/app/settings",
+            &[
+                ("server.enrollment_ttl", "86400"),
+                ("auth.access_ttl", "12"),
+                ("auth.refresh_ttl", "7200"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("Nothing was saved"), "{}", page.body);
+    assert!(page.body.contains("from 300 to 86400"), "{}", page.body);
+    let (_, settings) = common::status_json(
+        hub.http_client
+            .get(hub.url("/api/v1/me/hub-settings"))
+            .bearer_auth(login_token(&hub, "root").await)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        settings["settings"]["server.enrollment_ttl"], 604_800,
+        "unchanged"
+    );
+
+    let page = admin
+        .submit(
+            "/app/settings",
+            &[
+                ("server.enrollment_ttl", "86400"),
+                ("auth.access_ttl", "900"),
+                ("auth.refresh_ttl", "7200"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = admin.get("/app/settings?saved=1").await;
+    assert!(page.body.contains("Settings saved."));
+    assert!(page.body.contains(r#"value="900""#));
+    hub.stop().await;
+}
+
+async fn login_token(hub: &TestHub, username: &str) -> String {
+    let (status, body) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": username, "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn unknown_pages_invites_and_assets() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    web.sign_up("alice", "correct horse").await;
+    let page = web.get("/app/nothing-here").await;
+    assert_eq!(page.status, 404);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = web.get("/app/invite/some-token").await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("invite links"), "{}", page.body);
+
+    let page = web.get("/app/assets/app.css").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert!(page.body.contains("prefers-color-scheme: dark"));
+    let etag = page.headers["etag"].to_str().unwrap().to_owned();
+    let cached = reqwest::Client::new()
+        .get(hub.url("/app/assets/app.js"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    assert_eq!(web.get("/app/assets/other.js").await.status, 404);
+    hub.stop().await;
+}
+
+/// Reads SSE events (`event:` + `data:`) from a response until `want` of them arrived.
+async fn read_events(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+    want: usize,
+    within: Duration,
+) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while events.len() < want {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let name = block.lines().find_map(|l| {
+                l.strip_prefix("event: ")
+                    .or_else(|| l.strip_prefix("event:"))
+            });
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")));
+            if let (Some(name), Some(data)) = (name, data) {
+                events.push((name.to_owned(), serde_json::from_str(data).unwrap()));
+            }
+        }
+        if events.len() >= want {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(chunk)) => buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+            Ok(None) => panic!("event stream ended"),
+            Err(_) => break,
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn the_event_stream_carries_only_the_owners_server_events() {
+    let hub = TestHub::start_with(|args| {
+        args.reaper_interval = Duration::from_millis(300);
+        args.offline_after = Duration::from_secs(1);
+    })
+    .await;
+    let mut alice = WebClient::new(&hub.url(""));
+    alice.sign_up("alice", "correct horse").await;
+    let mut bob = WebClient::new(&hub.url(""));
+    bob.sign_up("bob", "correct horse").await;
+    let mut nas = waiting_server(&hub, "Alice NAS").await;
+    let nas_id = claim_via_form(&mut alice, &mut nas).await;
+    let mut pi = waiting_server(&hub, "Bob Pi").await;
+    let pi_id = claim_via_form(&mut bob, &mut pi).await;
+
+    // Alice listens with her cookie (as EventSource does), Bob with a bearer token.
+    let response = reqwest::Client::new()
+        .get(hub.url("/api/v1/me/events"))
+        .header(
+            "Cookie",
+            format!("phlix_hub_token={}", alice.cookies["phlix_hub_token"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut alice_events = response.bytes_stream();
+    let response = reqwest::Client::new()
+        .get(hub.url("/api/v1/me/events"))
+        .bearer_auth(login_token(&hub, "bob").await)
+        .send()
+        .await
+        .unwrap();
+    let mut bob_events = response.bytes_stream();
+    let (mut alice_buf, mut bob_buf) = (String::new(), String::new());
+
+    // Both servers go silent: the reaper marks them offline.
+    let events = read_events(
+        &mut alice_events,
+        &mut alice_buf,
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(events.len(), 1, "alice sees her server go offline");
+    assert_eq!(events[0].0, "server.offline");
+    assert_eq!(events[0].1["serverId"], nas_id.as_str());
+    assert_eq!(events[0].1["status"], "offline");
+    let events = read_events(&mut bob_events, &mut bob_buf, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1["serverId"].as_str()),
+        ("server.offline", Some(pi_id.as_str()))
+    );
+
+    // A heartbeat brings Alice's server online; Bob hears nothing of it.
+    let (status, _) = nas
+        .send_heartbeat(&metrics_heartbeat(&nas, 33.0, 1 << 30))
+        .await;
+    assert_eq!(status, 200);
+    let events = read_events(&mut alice_events, &mut alice_buf, 2, Duration::from_secs(5)).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["server.online", "server.heartbeat"]);
+    assert_eq!(events[1].1["serverId"], nas_id.as_str());
+    assert_eq!(events[1].1["hostMetrics"]["cpuPercent"], 33.0);
+    assert!(events[1].1["lastSeenAt"].as_i64().unwrap() > 0);
+
+    // A tunnel opens and closes.
+    let enrollment = nas.enrollment.clone().unwrap();
+    let (ws, _ack) =
+        common::fake_tunnel::open(hub.tunnel, &nas_id, &enrollment.enrollment_jwt).await;
+    let events = read_events(&mut alice_events, &mut alice_buf, 1, Duration::from_secs(5)).await;
+    assert_eq!(events[0].0, "relay.opened");
+    assert_eq!(
+        events[0].1,
+        json!({"serverId": nas_id, "relayActive": true})
+    );
+    drop(ws);
+    let events = read_events(&mut alice_events, &mut alice_buf, 1, Duration::from_secs(5)).await;
+    assert_eq!(events[0].0, "relay.closed");
+
+    // Bob's stream got nothing of Alice's: his next event is his own server's heartbeat.
+    let (status, _) = pi.heartbeat(&[]).await;
+    assert_eq!(status, 200);
+    let events = read_events(&mut bob_events, &mut bob_buf, 2, Duration::from_secs(5)).await;
+    for (name, data) in &events {
+        assert_eq!(data["serverId"], pi_id.as_str(), "{name}: {data}");
+    }
+
+    // Without a session there is no stream.
+    let response = reqwest::get(hub.url("/api/v1/me/events")).await.unwrap();
+    assert_eq!(response.status(), 401);
+    drop((alice_events, bob_events));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_history_lists_host_metrics_oldest_first() {
+    let hub = TestHub::start().await;
+    let mut web = WebClient::new(&hub.url(""));
+    web.sign_up("alice", "correct horse").await;
+    let mut server = waiting_server(&hub, "NAS").await;
+    let id = claim_via_form(&mut web, &mut server).await;
+    for cpu in [10.0, 20.0] {
+        server
+            .send_heartbeat(&metrics_heartbeat(&server, cpu, 1 << 30))
+            .await;
+    }
+    server.heartbeat(&[]).await;
+    let token = login_token(&hub, "alice").await;
+    let get = |path: String| {
+        hub.http_client
+            .get(hub.url(&path))
+            .bearer_auth(&token)
+            .send()
+    };
+    let (status, body) = common::status_json(
+        get(format!("/api/v1/me/servers/{id}/metrics?since=0"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let points = body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[0]["hostMetrics"]["cpuPercent"], 10.0);
+    assert_eq!(points[1]["hostMetrics"]["cpuPercent"], 20.0);
+    assert!(
+        points[2].get("hostMetrics").is_none(),
+        "a heartbeat without metrics"
+    );
+    let (status, body) = common::status_json(
+        get(format!("/api/v1/me/servers/{id}/metrics?since=yesterday"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "invalid_query");
+    let (status, _) =
+        common::status_json(get("/api/v1/me/servers/nope/metrics".into()).await.unwrap()).await;
+    assert_eq!(status, 404);
+    hub.stop().await;
+}
