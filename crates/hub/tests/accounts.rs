@@ -342,7 +342,7 @@ async fn malformed_requests_get_json_errors_never_500() {
             404,
             "not_found",
         ),
-        (client.get(hub.url("/")), 404, "not_found"),
+        (client.get(hub.url("/no-such-page")), 404, "not_found"),
         (
             client.delete(hub.url("/api/v1/auth/login")),
             405,
