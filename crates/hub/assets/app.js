@@ -83,6 +83,9 @@
     rows.forEach((row) => {
       setField(row, "last-seen", (el) => { el.setAttribute("datetime", new Date(data.lastSeenAt * 1000).toISOString()); });
       if (data.version) setField(row, "version", (el) => { el.textContent = data.version; });
+      if (typeof data.libraryCount === "number") {
+        row.querySelectorAll("[data-field='libraries']").forEach((el) => { el.textContent = String(data.libraryCount); });
+      }
     });
     refreshTimes();
     // The detail page redraws its charts and history from the server.

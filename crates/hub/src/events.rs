@@ -76,7 +76,8 @@ impl HubEvent {
         Self::new(kind, owner_id, server_id, &data)
     }
 
-    /// `server.heartbeat`: `{"serverId","lastSeenAt","hostMetrics"?, …}`.
+    /// `server.heartbeat`: `{"serverId","lastSeenAt","version","activeSessions",
+    /// "libraryCount"?,"hostMetrics"?}`.
     #[must_use]
     pub fn heartbeat(
         owner_id: &str,
@@ -84,6 +85,7 @@ impl HubEvent {
         last_seen_at: i64,
         version: &str,
         active_sessions: i64,
+        library_count: Option<usize>,
         host_metrics: Option<&str>,
     ) -> Self {
         let mut data = json!({
@@ -92,6 +94,9 @@ impl HubEvent {
             "version": version,
             "activeSessions": active_sessions,
         });
+        if let Some(count) = library_count {
+            data["libraryCount"] = json!(count);
+        }
         if let Some(metrics) = host_metrics.and_then(|m| serde_json::from_str::<Value>(m).ok()) {
             data["hostMetrics"] = metrics;
         }
@@ -158,13 +163,23 @@ mod tests {
 
     #[test]
     fn heartbeat_events_carry_the_metrics_object() {
-        let event = HubEvent::heartbeat("u", "s", 10, "1.0", 2, Some(r#"{"cpuPercent":12.5}"#));
+        let event = HubEvent::heartbeat(
+            "u",
+            "s",
+            10,
+            "1.0",
+            2,
+            Some(3),
+            Some(r#"{"cpuPercent":12.5}"#),
+        );
         let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
         assert_eq!(data["serverId"], "s");
         assert_eq!(data["lastSeenAt"], 10);
         assert_eq!(data["hostMetrics"]["cpuPercent"], 12.5);
-        let bare = HubEvent::heartbeat("u", "s", 10, "1.0", 2, None);
+        assert_eq!(data["libraryCount"], 3);
+        let bare = HubEvent::heartbeat("u", "s", 10, "1.0", 2, None, None);
         assert!(!bare.data.contains("hostMetrics"), "{}", bare.data);
+        assert!(!bare.data.contains("libraryCount"), "{}", bare.data);
     }
 
     #[tokio::test]

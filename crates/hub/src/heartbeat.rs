@@ -119,6 +119,7 @@ fn publish(events: &EventBus, record: &HeartbeatRecord, owner_id: &str, came_onl
         record.received_at,
         &record.version,
         record.active_sessions,
+        record.libraries.as_ref().map(Vec::len),
         record.host_metrics_json.as_deref(),
     ));
 }

@@ -581,6 +581,7 @@ struct ServerPage {
     cpu_chart: Option<String>,
     memory_chart: Option<String>,
     memory_caption: String,
+    cpu_caption: String,
     sessions: Vec<SessionLine>,
     token: Option<MintedToken>,
     notice: Option<String>,
@@ -677,6 +678,7 @@ async fn render_server(
             human_bytes(*total as i64)
         )
     });
+    let cpu_caption = cpu.last().map_or_else(String::new, |c| format!("{c:.1} %"));
     let config = &core.config;
     let page = ServerPage {
         layout: {
@@ -699,6 +701,7 @@ async fn render_server(
         cpu_chart: sparkline::render(&cpu, 100.0, "CPU", " %"),
         memory_chart: sparkline::render(&memory_percent, 100.0, "Memory in use", " %"),
         memory_caption,
+        cpu_caption,
         sessions: sessions
             .into_iter()
             .map(|s| SessionLine {

@@ -3,6 +3,7 @@
 //! with `PHLIX_TEST_POSTGRES_URL` naming a server where databases may be created).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod fake_server;
 pub mod fake_tunnel;
 pub mod web_client;
