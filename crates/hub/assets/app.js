@@ -105,22 +105,30 @@
     if (!document.body.hasAttribute("data-live") || typeof EventSource === "undefined") return;
     const state = document.getElementById("live-state");
     const show = (s, text) => { if (state) { state.setAttribute("data-state", s); state.textContent = text; } };
-    const source = new EventSource("/api/v1/me/events");
     const handle = (fn) => (event) => { try { fn(JSON.parse(event.data)); } catch (e) { /* ignore a malformed event */ } };
-    source.addEventListener("open", () => show("open", "Live"));
-    source.addEventListener("error", () => {
-      if (source.readyState === EventSource.CLOSED) {
-        show("closed", "Live updates stopped — reload the page");
-      } else {
+    let renewals = 0;
+    let source = null;
+    function connect() {
+      source = new EventSource("/api/v1/me/events");
+      source.addEventListener("open", () => { renewals = 0; show("open", "Live"); });
+      source.addEventListener("error", async () => {
+        if (source.readyState !== EventSource.CLOSED) { show("connecting", "Reconnecting…"); return; }
+        // Refused (the access cookie expired): loading a page renews the session from the
+        // refresh cookie, then the stream can reopen. Give up after a few tries.
+        if (renewals >= 3) { show("closed", "Live updates stopped — reload the page"); return; }
+        renewals += 1;
         show("connecting", "Reconnecting…");
-      }
-    });
-    source.addEventListener("server.online", handle(onStatus));
-    source.addEventListener("server.offline", handle(onStatus));
-    source.addEventListener("server.heartbeat", handle(onHeartbeat));
-    source.addEventListener("relay.opened", handle(onRelay));
-    source.addEventListener("relay.closed", handle(onRelay));
-    window.addEventListener("pagehide", () => source.close());
+        try { await fetch("/app/servers", { credentials: "same-origin", redirect: "manual" }); } catch (e) { /* offline */ }
+        setTimeout(connect, 1000 * renewals);
+      });
+      source.addEventListener("server.online", handle(onStatus));
+      source.addEventListener("server.offline", handle(onStatus));
+      source.addEventListener("server.heartbeat", handle(onHeartbeat));
+      source.addEventListener("relay.opened", handle(onRelay));
+      source.addEventListener("relay.closed", handle(onRelay));
+    }
+    connect();
+    window.addEventListener("pagehide", () => { if (source) source.close(); });
   }
 
   function copyButtons() {

@@ -61,7 +61,18 @@ async fn redirects_follow_the_php_hub() {
         assert_eq!(page.status, 302, "{path}");
         assert_eq!(page.location.as_deref(), Some(target), "{path}");
     }
-    // The API keeps answering JSON.
+    // A JSON client of a page gets the API's 401 (SPEC E.1), and the API keeps answering JSON.
+    let response = reqwest::Client::new()
+        .get(hub.url("/app/servers"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::status_json(response).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("auth.required"))
+    );
     let page = web.get("/api/v1/me/servers").await;
     assert_eq!(page.status, 401);
     assert!(page.body.contains("auth.required"), "{}", page.body);

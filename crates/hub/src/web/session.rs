@@ -231,6 +231,10 @@ impl FromRequestParts<AppState> for Viewer {
         let csrf = csrf_of(parts);
         match signed_in(&core, &parts.headers).await {
             Some(user) => Ok(Self { core, user, csrf }),
+            // A JSON client gets the API's answer (SPEC E.1), not a redirect.
+            None if wants_json(&parts.headers) => Err(axum::response::IntoResponse::into_response(
+                crate::api::error::ApiError::AuthRequired,
+            )),
             None => {
                 let here = parts
                     .uri
@@ -241,6 +245,13 @@ impl FromRequestParts<AppState> for Viewer {
             }
         }
     }
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json") && !accept.contains("text/html"))
 }
 
 /// The visitor of the login and sign-up pages: maybe signed in already.
