@@ -11,6 +11,7 @@
 //! - [`events`]: the live-event bus behind `GET /api/v1/me/events`;
 //! - [`web`]: the server-rendered pages under `/app/…` (askama templates, embedded assets).
 
+pub mod access;
 pub mod accounts;
 pub mod api;
 pub mod auth;

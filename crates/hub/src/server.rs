@@ -250,6 +250,7 @@ async fn start(
         keys,
         heartbeats: HeartbeatSink::spawn(store.clone(), events.clone(), shutdown.clone(), tracker),
         events,
+        access: Arc::default(),
         limits: Arc::new(Limits::new(config)),
         relay,
         tunnel_port,
@@ -341,6 +342,7 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
             }
             Err(err) => tracing::warn!(error = %err, "server reaper failed; will retry"),
         }
+        core.access.prune();
         let results = [
             core.store
                 .prune_heartbeats(now - HEARTBEAT_RETENTION_SECS, HEARTBEATS_KEPT_PER_SERVER)
@@ -363,11 +365,12 @@ async fn flush_usage(core: &Core, now: i64) {
             i64::try_from(bytes_in).unwrap_or(i64::MAX),
             i64::try_from(bytes_out).unwrap_or(i64::MAX),
         );
-        if let Err(err) = core
+        let flushed = core
             .store
             .add_relay_usage(&user, &period, bytes_in, bytes_out, now)
-            .await
-        {
+            .await;
+        core.access.forget_usage(&user);
+        if let Err(err) = flushed {
             tracing::warn!(error = %err, "cannot flush relay usage; it is counted again next time");
             let meter = core.relay.meter(&user);
             meter.bytes_in.fetch_add(

@@ -22,6 +22,8 @@ pub struct Core {
     /// The Ed25519 key ring for enrollment tokens and the JWKS.
     pub keys: KeyStore,
     pub heartbeats: HeartbeatSink,
+    /// Users, servers and usage as the proxy path checks them (≤ 5 s old).
+    pub access: Arc<crate::access::AccessCache>,
     /// Live events for `GET /api/v1/me/events`.
     pub events: EventBus,
     pub limits: Arc<Limits>,

@@ -512,6 +512,17 @@ async fn server_detail_shows_history_and_charts_and_its_buttons_work() {
     assert!(!bob.get("/app/servers").await.body.contains("NAS"));
     assert_eq!(bob.get("/app/settings").await.status, 403, "not an admin");
 
+    // The proxy route knows the server (no tunnel: 503) — and forgets it the moment it is
+    // removed, although it caches what it checks.
+    let token = login_token(&hub, "alice").await;
+    let proxy = |hub: &TestHub| {
+        hub.http_client
+            .get(hub.url(&format!("/api/v1/servers/{id}/proxy/api/v1/health")))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(proxy(&hub).await.unwrap().status(), 503);
+
     // Removal needs the confirmation box.
     let page = web.submit(&format!("{detail}/remove"), &[]).await;
     assert_eq!(page.status, 422);
@@ -522,6 +533,7 @@ async fn server_detail_shows_history_and_charts_and_its_buttons_work() {
     assert_eq!(page.status, 303);
     assert_eq!(page.location.as_deref(), Some("/app/servers?removed=NAS"));
     assert!(store.server_by_id(&id).await.unwrap().is_none());
+    assert_eq!(proxy(&hub).await.unwrap().status(), 404);
     store.close().await;
     hub.stop().await;
 }

@@ -117,6 +117,7 @@ pub async fn set_quota(
             now,
         )
         .await?;
+    core.access.forget_usage(&user_id);
     tracing::info!(target: "audit", event = "relay.quota.set", admin = %admin.0.user.id, %user_id, "audit");
     Ok(Json(document(&core, &user_id).await?))
 }

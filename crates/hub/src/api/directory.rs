@@ -28,11 +28,12 @@ pub(crate) async fn owned_server(
     user_id: &str,
     server_id: &str,
 ) -> ApiResult<ServerRow> {
-    let server = core
-        .store
-        .server_by_id(server_id)
-        .await?
-        .ok_or(ApiError::NotFound("server.not_found"))?;
+    owner_check(core.store.server_by_id(server_id).await?, user_id)
+}
+
+/// 404 `server.not_found` for no server, 403 `server.not_owned` for another user's.
+pub(crate) fn owner_check(server: Option<ServerRow>, user_id: &str) -> ApiResult<ServerRow> {
+    let server = server.ok_or(ApiError::NotFound("server.not_found"))?;
     if server.user_id != user_id {
         return Err(ApiError::Forbidden("server.not_owned"));
     }
@@ -128,6 +129,7 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     owned_server(&core, &user.user.id, &server_id).await?;
     core.store.delete_server(&server_id).await?;
+    core.access.forget_server(&server_id);
     tracing::info!("server removed by its owner");
     Ok(StatusCode::NO_CONTENT)
 }

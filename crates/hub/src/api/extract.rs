@@ -159,6 +159,30 @@ impl FromRequestParts<AppState> for CurrentUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Ready(core) = Ready::from_request_parts(parts, state).await?;
+        Self::resolve(parts, &core, false).await
+    }
+}
+
+/// The same gate as [`CurrentUser`], with the user row read through the access cache (at most
+/// `access::TTL` old): for the relay's proxy route, where a database round trip per request
+/// would dominate.
+#[derive(Debug, Clone)]
+pub struct CachedUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for CachedUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ready(core) = Ready::from_request_parts(parts, state).await?;
+        CurrentUser::resolve(parts, &core, true).await.map(Self)
+    }
+}
+
+impl CurrentUser {
+    async fn resolve(parts: &Parts, core: &Core, cached: bool) -> Result<Self, ApiError> {
         let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let cookie_allowed = !(mutating && parts.uri.path().starts_with("/api/"));
         let token = match bearer_token(parts) {
@@ -174,11 +198,12 @@ impl FromRequestParts<AppState> for CurrentUser {
             .sessions
             .verify(&token, TokenKind::Access)
             .map_err(|_: TokenError| ApiError::InvalidToken)?;
-        let user = core
-            .store
-            .user_by_id(&claims.sub)
-            .await?
-            .ok_or(ApiError::UserNotFound)?;
+        let user = if cached {
+            core.access.user(&core.store, &claims.sub).await?
+        } else {
+            core.store.user_by_id(&claims.sub).await?
+        };
+        let user = user.ok_or(ApiError::UserNotFound)?;
         Ok(Self { user, claims })
     }
 }

@@ -10,7 +10,7 @@ use axum_extra::extract::CookieJar;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ACCESS_COOKIE, ClientInfo, CurrentUser, Json, Path, Ready};
+use super::extract::{ACCESS_COOKIE, CachedUser, ClientInfo, CurrentUser, Json, Path, Ready};
 use crate::auth::now_unix;
 use crate::auth::session::TokenKind;
 use crate::relay::proxy::{self, ProxyError, ProxyRequest};
@@ -63,7 +63,7 @@ fn forwarded_proto(core: &Core) -> &'static str {
 /// `ANY /api/v1/servers/{id}/proxy/{path}`: owner only.
 pub async fn proxy_route(
     Ready(core): Ready,
-    user: CurrentUser,
+    CachedUser(user): CachedUser,
     client: ClientInfo,
     OriginalUri(uri): OriginalUri,
     method: Method,
@@ -79,7 +79,11 @@ pub async fn proxy_route(
         return ApiError::NotFound("not_found").into_response();
     };
     let raw_path = if tail.is_empty() { "/" } else { tail };
-    let server = match super::directory::owned_server(&core, &user.user.id, server_id).await {
+    let server = match core.access.server(&core.store, server_id).await {
+        Ok(server) => server,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let server = match super::directory::owner_check(server, &user.user.id) {
         Ok(server) => server,
         Err(err) => return err.into_response(),
     };
@@ -115,6 +119,7 @@ pub async fn set_policy(
     core.store
         .set_proxy_policy(&server_id, policy, now_unix())
         .await?;
+    core.access.forget_server(&server_id);
     Ok(Json(json!({"server_id": server_id, "policy": policy})))
 }
 
@@ -152,7 +157,7 @@ pub async fn subdomain_ingress(
         }
         .into_response();
     };
-    let server = match core.store.server_by_subdomain(&label).await {
+    let server = match core.access.server_by_subdomain(&core.store, &label).await {
         Ok(Some(server)) => server,
         Ok(None) => return ApiError::NotFound("server.not_found").into_response(),
         Err(err) => return ApiError::from(err).into_response(),

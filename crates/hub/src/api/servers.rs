@@ -238,6 +238,7 @@ pub async fn deregister(
     Path(server_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     server.require_server(&server_id)?;
+    core.access.forget_server(&server_id);
     if !core.store.delete_server(&server_id).await? {
         return Err(ApiError::ServerNotFound);
     }
@@ -319,6 +320,7 @@ pub async fn claim_subdomain(
         .store
         .set_subdomain(&server_id, Some(&subdomain), now_unix())
         .await
+        .inspect(|_| core.access.forget_server(&server_id))
     {
         Ok(_) => {}
         Err(StoreError::Conflict(_)) => {
@@ -349,11 +351,12 @@ pub async fn release_subdomain(
     Path(server_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     server.require_server(&server_id)?;
-    if !core
+    let released = core
         .store
         .set_subdomain(&server_id, None, now_unix())
-        .await?
-    {
+        .await?;
+    core.access.forget_server(&server_id);
+    if !released {
         return Err(ApiError::ServerNotFound);
     }
     Ok(StatusCode::NO_CONTENT)

@@ -374,8 +374,8 @@ pub async fn check_quota(
 ) -> Result<Option<QuotaRefusal>, crate::store::StoreError> {
     let now = crate::auth::now_unix();
     let bandwidth = core
-        .store
-        .bandwidth(user_id, &crate::store::period_start(now))
+        .access
+        .bandwidth(&core.store, user_id, &crate::store::period_start(now))
         .await?;
     let meter = core.relay.meter(user_id);
     let used_in = bandwidth

@@ -5,7 +5,7 @@
 use super::{Store, StoreResult, dispatch};
 
 /// A user's bandwidth for one month.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Bandwidth {
     pub bytes_in: i64,
     pub bytes_out: i64,

@@ -808,6 +808,7 @@ pub async fn set_policy(
         .store
         .set_proxy_policy(&server_id, &form.policy, now_unix())
         .await
+        .inspect(|_| viewer.core.access.forget_server(&server_id))
     {
         Ok(_) => Redirect::to(&format!(
             "/app/servers/{}?saved=policy",
@@ -842,7 +843,9 @@ pub async fn remove_server(
             "Tick the confirmation box to remove the server.",
         );
     }
-    match viewer.core.store.delete_server(&server_id).await {
+    let deleted = viewer.core.store.delete_server(&server_id).await;
+    viewer.core.access.forget_server(&server_id);
+    match deleted {
         Ok(_) => {
             tracing::info!(user_id = %viewer.user.id, %server_id, "server removed by its owner");
             Redirect::to(&format!(
