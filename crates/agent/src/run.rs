@@ -713,10 +713,18 @@ async fn upstream_request(
             request = request.header(name, value);
         }
     }
-    let stream = futures_util::stream::unfold(body, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+    // The hub sends END right behind the HEAD of a request without a body: wait for the first
+    // chunk, so such a request goes out without a body instead of as an empty chunked one.
+    let mut body = body;
+    let Some(first) = body.recv().await else {
+        return Ok(request.send().await?);
+    };
+    let stream = futures_util::stream::unfold((Some(first), body), |(first, mut rx)| async move {
+        let next = match first {
+            Some(first) => Some(first),
+            None => rx.recv().await,
+        };
+        next.map(|b| (Ok::<Bytes, std::io::Error>(b), (None, rx)))
     });
     Ok(request
         .body(reqwest::Body::wrap_stream(stream))

@@ -64,6 +64,21 @@ async fn upstream() -> (u16, tokio::task::JoinHandle<()>) {
             }),
         )
         .route(
+            "/framing",
+            axum::routing::any(|headers: axum::http::HeaderMap| async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                axum::Json(json!({
+                    "transfer_encoding": header("transfer-encoding"),
+                    "content_length": header("content-length"),
+                }))
+            }),
+        )
+        .route(
             "/echo",
             post(|body: Bytes| async move {
                 axum::Json(json!({"len": body.len(), "sha256": hex::encode(Sha256::digest(&body))}))
@@ -235,6 +250,18 @@ async fn an_agent_serves_its_upstream_through_the_hub() {
         hex::encode(hasher.finalize()),
         hex::encode(Sha256::digest(pattern(size).collect::<Vec<u8>>()))
     );
+
+    // A request without a body reaches the upstream without one (not as an empty chunked body).
+    let framing: Value = client
+        .post(proxy("/framing"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(framing["transfer_encoding"], Value::Null, "{framing}");
 
     // 20 MB up.
     let upload: Vec<u8> = pattern(20 * 1024 * 1024).collect();
