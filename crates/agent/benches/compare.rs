@@ -3,6 +3,10 @@
 //! against direct loopback TCP/HTTP, rathole and bore in the same topology. Run it through
 //! `scripts/bench`, which builds the release binaries and installs the comparison tools into
 //! `PHLIX_BENCH_TOOLS` (their `bin/` must hold `rathole`, `bore` and `oha`).
+//!
+//! One more baseline has the same hop count as phlix: three plain TCP forwarders in a chain
+//! (this bench binary started again in forwarder mode, `copy_bidirectional` per connection),
+//! the ceiling for any relay whose bytes cross four loopback connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -16,6 +20,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 const REPS: usize = 5;
 const STREAM_BYTES: u64 = 1 << 30;
+/// Size of the single large HTTP response.
+const LARGE_BYTES: usize = 512 << 20;
+/// Repetitions of the large response.
+const LARGE_REPS: usize = 3;
+/// Environment variable that turns this binary into a forwarder: `LISTEN_PORT,TARGET_ADDR`.
+const FORWARD_ENV: &str = "PHLIX_BENCH_FORWARD";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -140,11 +150,30 @@ async fn stream_once(entry: SocketAddr, upload: bool) -> f64 {
     STREAM_BYTES as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
-/// The HTTP upstream: `/1k` answers 1 KiB.
+/// The HTTP upstream: `/1k` answers 1 KiB, `/large` 512 MiB (known length, streamed in
+/// 256 KiB chunks).
 async fn http_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route("/1k", axum::routing::get(|| async { vec![b'x'; 1024] }));
+    let chunk = bytes::Bytes::from(vec![b'y'; 256 * 1024]);
+    let app = axum::Router::new()
+        .route("/1k", axum::routing::get(|| async { vec![b'x'; 1024] }))
+        .route(
+            "/large",
+            axum::routing::get(move || {
+                let chunk = chunk.clone();
+                async move {
+                    let chunks = LARGE_BYTES / chunk.len();
+                    let stream = futures_util::stream::iter(
+                        (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+                    );
+                    (
+                        [(axum::http::header::CONTENT_LENGTH, LARGE_BYTES.to_string())],
+                        axum::body::Body::from_stream(stream),
+                    )
+                }
+            }),
+        );
     tokio::spawn(async move {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut TcpStream| {
             let _ = tcp.set_nodelay(true);
@@ -182,6 +211,56 @@ fn oha(tools: &Path, url: &str, concurrency: usize, auth: Option<&str>) -> (f64,
         p("p50"),
         p("p99"),
     )
+}
+
+/// MB/s of one GET of the large response through `url`.
+async fn large_once(client: &reqwest::Client, url: &str, token: Option<&str>) -> f64 {
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let start = Instant::now();
+    let mut response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    let mut received = 0usize;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        received += chunk.len();
+    }
+    assert_eq!(received, LARGE_BYTES, "{url}");
+    LARGE_BYTES as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// Forwarder mode: accept on `listen`, pipe each connection to `target`.
+async fn forward(listen: u16, target: SocketAddr) {
+    let listener = TcpListener::bind(("127.0.0.1", listen)).await.unwrap();
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let Ok(mut outbound) = TcpStream::connect(target).await else {
+                return;
+            };
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
+    }
+}
+
+/// Three forwarder processes in a chain in front of `upstream`; returns them and the entry.
+async fn forwarder_chain(upstream: SocketAddr) -> (Vec<Proc>, SocketAddr) {
+    let exe = std::env::current_exe().unwrap();
+    let mut target = upstream;
+    let mut procs = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        procs.push(spawn(
+            &exe,
+            &[],
+            &[(FORWARD_ENV, format!("{port},{target}"))],
+        ));
+        target = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_port(target).await;
+    }
+    (procs, target)
 }
 
 struct Phlix {
@@ -433,11 +512,24 @@ async fn run() {
     let streams = stream_upstream().await;
     let http = http_upstream().await;
 
-    let phlix_streams = phlix(&release, &agent, streams).await;
-    let (_rs1, _rc1, rathole_streams) = rathole(&tools, work.path(), streams, "streams").await;
-    let (_bs, _bc, bore_streams) = bore(&tools, streams).await;
+    // `PHLIX_COMPARE=raw,http,large` picks parts (default: all), e.g. to profile one.
+    let parts = std::env::var("PHLIX_COMPARE").unwrap_or_else(|_| "raw,http,large".into());
+    if parts.split(',').any(|p| p == "raw") {
+        raw_streams(&tools, &release, &agent, work.path(), streams).await;
+    }
+    if parts.split(',').any(|p| p == "http" || p == "large") {
+        http_scenarios(&tools, &release, &agent, work.path(), http, &parts).await;
+    }
+}
+
+async fn raw_streams(tools: &Path, release: &Path, agent: &Path, work: &Path, streams: SocketAddr) {
+    let phlix_streams = phlix(release, agent, streams).await;
+    let (_rs1, _rc1, rathole_streams) = rathole(tools, work, streams, "streams").await;
+    let (_bs, _bc, bore_streams) = bore(tools, streams).await;
+    let (_chain, chain_streams) = forwarder_chain(streams).await;
     let paths = [
         ("direct loopback TCP", streams),
+        ("3 plain TCP forwarders (phlix's hop count)", chain_streams),
         ("phlix (connect → hub → agent)", phlix_streams.connect),
         ("rathole 0.5 (TCP)", rathole_streams),
         ("bore 0.6", bore_streams),
@@ -450,6 +542,7 @@ async fn run() {
     let mut phlix_row = (0.0, 0.0);
     let mut baseline = (0.0, 0.0);
     let mut rathole_row = (0.0, 0.0);
+    let mut chain_row = (0.0, 0.0);
     for (name, entry) in paths {
         let (mut up, mut down) = (Vec::new(), Vec::new());
         for _ in 0..REPS {
@@ -465,45 +558,64 @@ async fn run() {
             n if n.starts_with("direct") => baseline = (up.0, down.0),
             n if n.starts_with("phlix") => phlix_row = (up.0, down.0),
             n if n.starts_with("rathole") => rathole_row = (up.0, down.0),
+            n if n.starts_with("3 plain") => chain_row = (up.0, down.0),
             _ => {}
         }
     }
     println!(
-        "\nphlix ÷ direct TCP: {:.2}× up, {:.2}× down; phlix ÷ rathole: {:.2}× up, {:.2}× down.\n",
+        "\nphlix ÷ direct TCP: {:.2}× up, {:.2}× down; phlix ÷ rathole: {:.2}× up, {:.2}× down; \
+         phlix ÷ 3 plain forwarders: {:.2}× up, {:.2}× down.\n",
         phlix_row.0 / baseline.0,
         phlix_row.1 / baseline.1,
         phlix_row.0 / rathole_row.0,
-        phlix_row.1 / rathole_row.1
+        phlix_row.1 / rathole_row.1,
+        phlix_row.0 / chain_row.0,
+        phlix_row.1 / chain_row.1
     );
     drop(phlix_streams);
+}
 
-    let phlix_http = phlix(&release, &agent, http).await;
-    let (_rs2, _rc2, rathole_http) = rathole(&tools, work.path(), http, "http").await;
+async fn http_scenarios(
+    tools: &Path,
+    release: &Path,
+    agent: &Path,
+    work: &Path,
+    http: SocketAddr,
+    parts: &str,
+) {
+    let phlix_http = phlix(release, agent, http).await;
+    let (_rs2, _rc2, rathole_http) = rathole(tools, work, http, "http").await;
     let proxy = format!(
-        "{}/api/v1/servers/{}/proxy/1k",
+        "{}/api/v1/servers/{}/proxy",
         phlix_http.base, phlix_http.server_id
     );
     let targets = [
-        ("direct HTTP", format!("http://{http}/1k"), None),
+        ("direct HTTP", format!("http://{http}"), None),
         (
             "phlix HTTP-over-relay",
             proxy,
             Some(phlix_http.token.clone()),
         ),
-        (
-            "rathole 0.5 (TCP)",
-            format!("http://{rathole_http}/1k"),
-            None,
-        ),
+        ("rathole 0.5 (TCP)", format!("http://{rathole_http}"), None),
     ];
+    if parts.split(',').any(|p| p == "http") {
+        small_responses(tools, &targets);
+    }
+    if parts.split(',').any(|p| p == "large") {
+        large_response(&targets).await;
+    }
+}
+
+fn small_responses(tools: &Path, targets: &[(&str, String, Option<String>)]) {
     println!("### HTTP, 1 KiB responses, 3 s per run with oha (median of {REPS})\n");
     println!("| path | concurrency | req/s (min–max) | p50 | p99 |");
     println!("|---|---|---|---|---|");
     for concurrency in [1usize, 16, 64] {
-        for (name, url, auth) in &targets {
+        for (name, url, auth) in targets {
+            let url = &format!("{url}/1k");
             let (mut rates, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..REPS {
-                let (rate, a, b) = oha(&tools, url, concurrency, auth.as_deref());
+                let (rate, a, b) = oha(tools, url, concurrency, auth.as_deref());
                 rates.push(rate);
                 p50.push(a);
                 p99.push(b);
@@ -521,10 +633,32 @@ async fn run() {
     }
 }
 
+async fn large_response(targets: &[(&str, String, Option<String>)]) {
+    println!(
+        "\n### HTTP, one 512 MiB response (MB/s, median of {LARGE_REPS}, min–max; reqwest client)\n"
+    );
+    println!("| path | MB/s |");
+    println!("|---|---|");
+    let client = reqwest::Client::new();
+    for (name, url, auth) in targets {
+        let mut rates = Vec::new();
+        for _ in 0..LARGE_REPS {
+            rates.push(large_once(&client, &format!("{url}/large"), auth.as_deref()).await);
+        }
+        let rate = median(&mut rates);
+        println!("| {name} | {:.0} ({:.0}–{:.0}) |", rate.0, rate.1, rate.2);
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    if let Ok(spec) = std::env::var(FORWARD_ENV) {
+        let (listen, target) = spec.split_once(',').expect("LISTEN_PORT,TARGET_ADDR");
+        runtime.block_on(forward(listen.parse().unwrap(), target.parse().unwrap()));
+        return;
+    }
     runtime.block_on(run());
 }

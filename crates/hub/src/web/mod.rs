@@ -110,7 +110,12 @@ fn redirect_keeping_query(
 pub fn found(target: &str) -> Response {
     match HeaderValue::from_str(target) {
         Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+        // Only our own percent-encoded paths get here; never answer a bare error.
+        Err(_) => (
+            StatusCode::FOUND,
+            [(header::LOCATION, HeaderValue::from_static("/app/servers"))],
+        )
+            .into_response(),
     }
 }
 
