@@ -33,7 +33,7 @@ async fn owner_token(base: &str) -> String {
 }
 
 /// Starts `phlix-agent pair` and returns the child and the claim code it printed.
-fn start_pair(hub: &str, data_dir: &std::path::Path) -> (std::process::Child, String) {
+fn start_pair(hub: &str, data_dir: &std::path::Path) -> (common::Running, String) {
     let mut child = Command::new(AGENT)
         .args([
             "pair",
@@ -59,7 +59,7 @@ fn start_pair(hub: &str, data_dir: &std::path::Path) -> (std::process::Child, St
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, code)
+    (common::Running(child), code)
 }
 
 fn wait(child: &mut std::process::Child) -> (i32, String) {

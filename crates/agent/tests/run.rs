@@ -6,14 +6,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::routing::{get, post};
-use common::{AGENT, Hub};
+use common::{AGENT, Hub, Running};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -95,7 +95,7 @@ async fn upstream() -> (u16, tokio::task::JoinHandle<()>) {
     )
 }
 
-fn pair_process(hub: &str, data_dir: &std::path::Path) -> (Child, String) {
+fn pair_process(hub: &str, data_dir: &std::path::Path) -> (Running, String) {
     let mut child = Command::new(AGENT)
         .args([
             "pair",
@@ -118,10 +118,10 @@ fn pair_process(hub: &str, data_dir: &std::path::Path) -> (Child, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, code)
+    (Running(child), code)
 }
 
-fn run_agent(data_dir: &std::path::Path, upstream_port: u16) -> Child {
+fn run_agent(data_dir: &std::path::Path, upstream_port: u16) -> Running {
     Command::new(AGENT)
         .args([
             "run",
@@ -139,6 +139,7 @@ fn run_agent(data_dir: &std::path::Path, upstream_port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap()
 }
 
@@ -391,7 +392,7 @@ async fn an_agent_serves_its_upstream_through_the_hub() {
     drop(owned);
 }
 
-fn connect_process(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+fn connect_process(args: &[&str], envs: &[(&str, &str)]) -> (Running, String) {
     let mut command = Command::new(AGENT);
     command
         .arg("connect")
@@ -408,7 +409,7 @@ fn connect_process(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
         .expect("connect prints where it listens")
         .unwrap();
     std::thread::spawn(move || for _ in lines {});
-    (child, listening)
+    (Running(child), listening)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,6 +673,7 @@ async fn bad_enrollments_and_garbage_from_the_hub_never_crash_the_agent() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Running)
         .unwrap();
     wait_until(
         "two connections (a reconnect)",

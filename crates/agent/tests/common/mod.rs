@@ -11,6 +11,29 @@ use tokio_util::sync::CancellationToken;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_phlix-agent");
 
+/// A child process that is killed when dropped, so a failing test leaves nothing running.
+pub struct Running(pub std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct Hub {
     pub base: String,
     pub port: u16,
