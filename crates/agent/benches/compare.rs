@@ -5,7 +5,8 @@
 //! `PHLIX_BENCH_TOOLS` (their `bin/` must hold `rathole`, `bore` and `oha`).
 //!
 //! One more baseline has the same hop count as phlix: three plain TCP forwarders in a chain
-//! (this bench binary started again in forwarder mode, `copy_bidirectional` per connection),
+//! (this bench binary started again in forwarder mode, `copy_bidirectional_with_sizes` with
+//! 256 KiB buffers per connection),
 //! the ceiling for any relay whose bytes cross four loopback connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -240,7 +241,14 @@ async fn forward(listen: u16, target: SocketAddr) {
             };
             let _ = inbound.set_nodelay(true);
             let _ = outbound.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            // 256 KiB buffers each way (the default 8 KiB would make it a poor ceiling).
+            let _ = tokio::io::copy_bidirectional_with_sizes(
+                &mut inbound,
+                &mut outbound,
+                256 * 1024,
+                256 * 1024,
+            )
+            .await;
         });
     }
 }

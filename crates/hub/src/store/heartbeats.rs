@@ -41,9 +41,85 @@ pub struct HeartbeatOutcome {
     pub came_online: bool,
 }
 
+/// `($1, $2, …)` groups of `width` placeholders for `rows` rows, numbered from 1.
+fn placeholder_rows(rows: usize, width: usize, cast: &[&str]) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (0..width)
+                .map(|col| {
+                    let n = row * width + col + 1;
+                    match cast.get(col).copied().filter(|c| !c.is_empty()) {
+                        Some(ty) => format!("CAST(${n} AS {ty})"),
+                        None => format!("${n}"),
+                    }
+                })
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The statements of one batch, built once per batch (only placeholders are spliced in).
+struct BatchSql {
+    lock: String,
+    update: String,
+    insert: String,
+    hashes: Option<String>,
+}
+
+impl BatchSql {
+    fn new(servers: usize, rows: usize, with_libraries: usize, postgres: bool) -> Self {
+        let ids = placeholder_rows(servers, 1, &[]).replace(['(', ')'], "");
+        Self {
+            // Locks the rows (PostgreSQL) so a concurrent delete cannot slip in between.
+            lock: format!(
+                "SELECT id, user_id, status FROM servers WHERE id IN ({ids}){}",
+                if postgres { " FOR UPDATE" } else { "" }
+            ),
+            // `SELECT … UNION ALL` rather than `VALUES … AS v (cols)`: SQLite has no column
+            // list on a derived table.
+            update: format!(
+                "UPDATE servers SET status = 'online', last_seen_at = v.seen, version = v.version, \
+                 hostname_candidates_json = COALESCE(v.hosts, servers.hostname_candidates_json), \
+                 updated_at = v.seen \
+                 FROM ({}) AS v WHERE servers.id = v.id",
+                (0..servers)
+                    .map(|row| {
+                        let n = row * 4;
+                        format!(
+                            "SELECT CAST(${} AS TEXT) AS id, CAST(${} AS BIGINT) AS seen, \
+                             CAST(${} AS TEXT) AS version, CAST(${} AS TEXT) AS hosts",
+                            n + 1,
+                            n + 2,
+                            n + 3,
+                            n + 4
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
+            ),
+            insert: format!(
+                "INSERT INTO server_heartbeats (server_id, version, uptime_seconds, active_sessions, \
+                 active_transcodes, hostname_candidates_json, host_metrics_json, received_at, sent_at) \
+                 VALUES {}",
+                placeholder_rows(rows, 9, &[])
+            ),
+            hashes: (with_libraries > 0).then(|| {
+                format!(
+                    "SELECT server_id, hash FROM server_library_hashes WHERE server_id IN ({})",
+                    placeholder_rows(with_libraries, 1, &[]).replace(['(', ')'], "")
+                )
+            }),
+        }
+    }
+}
+
 impl Store {
-    /// Stores a batch of heartbeats in one transaction. For each record, its outcome when its
-    /// server exists (and was updated), `None` when it does not (nothing written for it).
+    /// Stores a batch of heartbeats in one transaction, with a fixed number of statements per
+    /// batch (lock, one multi-row `UPDATE … FROM (VALUES …)`, one multi-row `INSERT`, one hash
+    /// lookup) plus the library rewrites of servers whose list changed. For each record, its
+    /// outcome when its server exists, `None` when it does not (nothing written for it).
     ///
     /// # Errors
     /// Database failures: then nothing of the batch is written.
@@ -51,113 +127,160 @@ impl Store {
         &self,
         batch: &[HeartbeatRecord],
     ) -> StoreResult<Vec<Option<HeartbeatOutcome>>> {
+        use std::collections::HashMap;
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut found = Vec::with_capacity(batch.len());
-        let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
-        let before_sql = format!(
-            "SELECT id, user_id, status FROM servers WHERE id IN ({})",
-            placeholders.join(", ")
-        );
+        // Distinct servers, in order of first appearance.
+        let mut servers: Vec<&str> = Vec::new();
+        for hb in batch {
+            if !servers.contains(&hb.server_id.as_str()) {
+                servers.push(&hb.server_id);
+            }
+        }
+        let postgres = matches!(self, Store::Postgres(_));
+        let lock_sql = BatchSql::new(servers.len(), 0, 0, postgres).lock;
         dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let mut before_query = sqlx::query_as::<_, (String, String, String)>(
+            let mut lock = sqlx::query_as::<_, (String, String, String)>(
                 // Only `$n` placeholders are spliced in; every value is bound.
-                sqlx::AssertSqlSafe(before_sql.clone()),
+                sqlx::AssertSqlSafe(lock_sql.clone()),
             );
-            for hb in batch {
-                before_query = before_query.bind(&hb.server_id);
+            for id in &servers {
+                lock = lock.bind(*id);
             }
-            let mut before: std::collections::HashMap<String, (String, bool)> = before_query
+            let mut known: HashMap<String, (String, bool)> = lock
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
                 .map(|(id, owner, status)| (id, (owner, status == "online")))
                 .collect();
+            // What each record did, and the rows to write.
+            let mut outcomes = Vec::with_capacity(batch.len());
+            let mut rows: Vec<&HeartbeatRecord> = Vec::with_capacity(batch.len());
+            let mut latest: HashMap<&str, (&HeartbeatRecord, Option<&str>)> = HashMap::new();
+            let mut libraries: HashMap<&str, &Vec<LibraryRow>> = HashMap::new();
             for hb in batch {
-                let updated = sqlx::query(
-                    "UPDATE servers SET status = 'online', last_seen_at = $1, version = $2, \
-                     hostname_candidates_json = COALESCE($3, hostname_candidates_json), updated_at = $1 WHERE id = $4",
-                )
-                .bind(hb.received_at)
-                .bind(&hb.version)
-                .bind(&hb.hostname_candidates_json)
-                .bind(&hb.server_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
-                    found.push(None);
-                    continue;
-                }
-                let (owner_id, was_online) = before.get(&hb.server_id).cloned().unwrap_or_default();
-                found.push(Some(HeartbeatOutcome {
-                    owner_id,
-                    came_online: !was_online,
-                }));
-                // A second heartbeat of the same server in this batch finds it online.
-                if let Some(entry) = before.get_mut(&hb.server_id) {
-                    entry.1 = true;
-                }
-                sqlx::query(
-                    "INSERT INTO server_heartbeats (server_id, version, uptime_seconds, active_sessions, active_transcodes, \
-                     hostname_candidates_json, host_metrics_json, received_at, sent_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&hb.server_id)
-                .bind(&hb.version)
-                .bind(hb.uptime_seconds)
-                .bind(hb.active_sessions)
-                .bind(hb.active_transcodes)
-                .bind(hb.hostname_candidates_json.as_deref().unwrap_or("[]"))
-                .bind(&hb.host_metrics_json)
-                .bind(hb.received_at)
-                .bind(hb.sent_at)
-                .execute(&mut *tx)
-                .await?;
-                let Some(libraries) = &hb.libraries else {
+                let Some((owner_id, online)) = known.get_mut(&hb.server_id) else {
+                    outcomes.push(None);
                     continue;
                 };
-                let hash = library_hash(libraries);
-                let stored: Option<String> = sqlx::query_scalar(
-                    "SELECT hash FROM server_library_hashes WHERE server_id = $1",
-                )
-                .bind(&hb.server_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if stored.as_deref() == Some(hash.as_str()) {
-                    continue;
+                outcomes.push(Some(HeartbeatOutcome {
+                    owner_id: owner_id.clone(),
+                    came_online: !*online,
+                }));
+                // A later heartbeat of the same server in this batch finds it online.
+                *online = true;
+                rows.push(hb);
+                let hosts = hb.hostname_candidates_json.as_deref().or_else(|| {
+                    latest
+                        .get(hb.server_id.as_str())
+                        .and_then(|(_, hosts)| *hosts)
+                });
+                latest.insert(&hb.server_id, (hb, hosts));
+                if let Some(list) = &hb.libraries {
+                    libraries.insert(&hb.server_id, list);
                 }
-                sqlx::query("DELETE FROM server_libraries WHERE server_id = $1")
-                    .bind(&hb.server_id)
-                    .execute(&mut *tx)
-                    .await?;
-                for library in libraries {
-                    sqlx::query(
-                        "INSERT INTO server_libraries (server_id, library_id, library_name, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $4) ON CONFLICT (server_id, library_id) DO UPDATE SET \
-                         library_name = excluded.library_name, updated_at = excluded.updated_at",
-                    )
-                    .bind(&hb.server_id)
-                    .bind(&library.library_id)
-                    .bind(&library.library_name)
+            }
+            if rows.is_empty() {
+                tx.rollback().await?;
+                return Ok(outcomes);
+            }
+            let updates: Vec<(&str, &HeartbeatRecord, Option<&str>)> = servers
+                .iter()
+                .filter_map(|id| latest.get(id).map(|(hb, hosts)| (*id, *hb, *hosts)))
+                .collect();
+            let with_libraries: Vec<&str> = servers
+                .iter()
+                .copied()
+                .filter(|id| libraries.contains_key(id))
+                .collect();
+            let sql = BatchSql::new(updates.len(), rows.len(), with_libraries.len(), postgres);
+
+            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql.update.clone()));
+            for (id, hb, hosts) in &updates {
+                update = update
+                    .bind(*id)
                     .bind(hb.received_at)
+                    .bind(&hb.version)
+                    .bind(*hosts);
+            }
+            update.execute(&mut *tx).await?;
+
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql.insert.clone()));
+            for hb in &rows {
+                insert = insert
+                    .bind(&hb.server_id)
+                    .bind(&hb.version)
+                    .bind(hb.uptime_seconds)
+                    .bind(hb.active_sessions)
+                    .bind(hb.active_transcodes)
+                    .bind(hb.hostname_candidates_json.as_deref().unwrap_or("[]"))
+                    .bind(&hb.host_metrics_json)
+                    .bind(hb.received_at)
+                    .bind(hb.sent_at);
+            }
+            insert.execute(&mut *tx).await?;
+
+            if let Some(hashes_sql) = &sql.hashes {
+                let mut query =
+                    sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(hashes_sql.clone()));
+                for id in &with_libraries {
+                    query = query.bind(*id);
+                }
+                let stored: HashMap<String, String> =
+                    query.fetch_all(&mut *tx).await?.into_iter().collect();
+                for id in &with_libraries {
+                    let list = libraries[id];
+                    let hash = library_hash(list);
+                    if stored.get(*id).map(String::as_str) == Some(hash.as_str()) {
+                        continue;
+                    }
+                    let received_at = latest[id].0.received_at;
+                    sqlx::query("DELETE FROM server_libraries WHERE server_id = $1")
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for library in list {
+                        sqlx::query(
+                            "INSERT INTO server_libraries (server_id, library_id, library_name, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (server_id, library_id) DO UPDATE SET \
+                             library_name = excluded.library_name, updated_at = excluded.updated_at",
+                        )
+                        .bind(*id)
+                        .bind(&library.library_id)
+                        .bind(&library.library_name)
+                        .bind(received_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO server_library_hashes (server_id, hash, updated_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (server_id) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
+                    )
+                    .bind(*id)
+                    .bind(&hash)
+                    .bind(received_at)
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query(
-                    "INSERT INTO server_library_hashes (server_id, hash, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (server_id) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
-                )
-                .bind(&hb.server_id)
-                .bind(&hash)
-                .bind(hb.received_at)
-                .execute(&mut *tx)
-                .await?;
             }
             tx.commit().await?;
-        });
-        Ok(found)
+            Ok(outcomes)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholder_rows;
+
+    #[test]
+    fn placeholders_are_numbered_row_by_row() {
+        assert_eq!(placeholder_rows(2, 2, &[]), "($1, $2), ($3, $4)");
+        assert_eq!(
+            placeholder_rows(1, 2, &["TEXT", "BIGINT"]),
+            "(CAST($1 AS TEXT), CAST($2 AS BIGINT))"
+        );
     }
 }
