@@ -61,6 +61,20 @@ async fn redirects_follow_the_php_hub() {
         assert_eq!(page.status, 302, "{path}");
         assert_eq!(page.location.as_deref(), Some(target), "{path}");
     }
+    // No HEAD routes (SPEC E.1): HEAD is 404 everywhere but on the relay's proxy route.
+    for path in [
+        "/health",
+        "/app/login",
+        "/.well-known/jwks.json",
+        "/api/v1/me",
+    ] {
+        let response = reqwest::Client::new()
+            .head(hub.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "HEAD {path}");
+    }
     // A JSON client of a page gets the API's 401 (SPEC E.1), and the API keeps answering JSON.
     let response = reqwest::Client::new()
         .get(hub.url("/app/servers"))

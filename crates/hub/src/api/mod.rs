@@ -35,6 +35,25 @@ pub fn percent_encode(value: &str) -> String {
     out
 }
 
+/// Middleware: the PHP hub registers no HEAD routes, so HEAD to any of its paths is 404 (SPEC
+/// E.1) — axum would otherwise answer HEAD wherever GET exists. The relay's proxy route keeps
+/// HEAD (an upstream behind the `all` policy may need it); subdomain ingress runs before this.
+async fn no_head(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let proxied = request
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/servers/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, tail)| tail == "proxy" || tail.starts_with("proxy/"));
+    if request.method() == axum::http::Method::HEAD && !proxied {
+        return axum::response::IntoResponse::into_response(error::ApiError::NotFound("not_found"));
+    }
+    next.run(request).await
+}
+
 /// Largest JSON body any API endpoint accepts.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -112,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(no_head))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -229,15 +229,25 @@ struct SignupPage {
     error: Option<String>,
 }
 
+/// Where the login and sign-up forms lead (`next`, local paths only), or — for a visitor who
+/// is signed in already — the redirect there.
+fn where_next(visitor: &Visitor, query: &NextQuery) -> Result<String, Response> {
+    let next = safe_next(query.next.as_deref());
+    match visitor.user {
+        Some(_) => Err(super::found(&next)),
+        None => Ok(next),
+    }
+}
+
 /// `GET /app/login[?next=…]`; a signed-in visitor goes straight on.
 pub async fn login_page(
     visitor: Visitor,
     axum::extract::Query(query): axum::extract::Query<NextQuery>,
 ) -> Response {
-    let next = safe_next(query.next.as_deref());
-    if visitor.user.is_some() {
-        return super::found(&next);
-    }
+    let next = match where_next(&visitor, &query) {
+        Ok(next) => next,
+        Err(signed_in) => return signed_in,
+    };
     let page = LoginPage {
         layout: Layout::new("Sign in", None, &visitor.csrf, "login"),
         next,
@@ -327,10 +337,10 @@ pub async fn signup_page(
     visitor: Visitor,
     axum::extract::Query(query): axum::extract::Query<NextQuery>,
 ) -> Response {
-    let next = safe_next(query.next.as_deref());
-    if visitor.user.is_some() {
-        return super::found(&next);
-    }
+    let next = match where_next(&visitor, &query) {
+        Ok(next) => next,
+        Err(signed_in) => return signed_in,
+    };
     let page = SignupPage {
         layout: Layout::new("Create an account", None, &visitor.csrf, "signup"),
         next,
