@@ -229,14 +229,10 @@ struct SignupPage {
     error: Option<String>,
 }
 
-/// Where the login and sign-up forms lead (`next`, local paths only), or — for a visitor who
-/// is signed in already — the redirect there.
-fn where_next(visitor: &Visitor, query: &NextQuery) -> Result<String, Response> {
-    let next = safe_next(query.next.as_deref());
-    match visitor.user {
-        Some(_) => Err(super::found(&next)),
-        None => Ok(next),
-    }
+/// A visitor who is signed in already goes straight to `next` from the login and sign-up
+/// pages.
+fn already_signed_in(visitor: &Visitor, next: &str) -> Option<Response> {
+    visitor.user.as_ref().map(|_| super::found(next))
 }
 
 /// `GET /app/login[?next=…]`; a signed-in visitor goes straight on.
@@ -244,10 +240,10 @@ pub async fn login_page(
     visitor: Visitor,
     axum::extract::Query(query): axum::extract::Query<NextQuery>,
 ) -> Response {
-    let next = match where_next(&visitor, &query) {
-        Ok(next) => next,
-        Err(signed_in) => return signed_in,
-    };
+    let next = safe_next(query.next.as_deref());
+    if let Some(redirect) = already_signed_in(&visitor, &next) {
+        return redirect;
+    }
     let page = LoginPage {
         layout: Layout::new("Sign in", None, &visitor.csrf, "login"),
         next,
@@ -337,10 +333,10 @@ pub async fn signup_page(
     visitor: Visitor,
     axum::extract::Query(query): axum::extract::Query<NextQuery>,
 ) -> Response {
-    let next = match where_next(&visitor, &query) {
-        Ok(next) => next,
-        Err(signed_in) => return signed_in,
-    };
+    let next = safe_next(query.next.as_deref());
+    if let Some(redirect) = already_signed_in(&visitor, &next) {
+        return redirect;
+    }
     let page = SignupPage {
         layout: Layout::new("Create an account", None, &visitor.csrf, "signup"),
         next,
