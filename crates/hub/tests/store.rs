@@ -510,3 +510,40 @@ async fn heartbeat_batches_update_servers_libraries_and_are_pruned() {
     assert!(store.libraries_of_user(&owner.id).await.unwrap().is_empty());
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_full_batch_of_distinct_servers_is_stored() {
+    let (_dir, store) = fresh_store().await;
+    let owner = store.create_user(&new_user("owner", 1)).await.unwrap();
+    // More distinct servers than SQLite allows terms in one compound SELECT (500).
+    let count = phlix_hub::heartbeat::MAX_BATCH;
+    for i in 0..count {
+        let code = format!("A{:03}-{:04}", i / 1000, i % 1000);
+        store
+            .insert_claim(&claim(&format!("c{i}"), &code, &format!("k{i}"), 1000))
+            .await
+            .unwrap();
+        store
+            .redeem_claim(&code, &owner.id, &format!("s{i}"), 10)
+            .await
+            .unwrap();
+    }
+    let batch: Vec<_> = (0..count)
+        .map(|i| heartbeat(&format!("s{i}"), 50, None))
+        .collect();
+    let outcomes = store.write_heartbeats(&batch).await.unwrap();
+    assert!(outcomes.iter().all(Option::is_some), "every server exists");
+    for i in [0, count / 2, count - 1] {
+        let server = store.server_by_id(&format!("s{i}")).await.unwrap().unwrap();
+        assert_eq!(server.last_seen_at, Some(50), "s{i}");
+        assert_eq!(
+            store
+                .recent_heartbeats(&format!("s{i}"), 5)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    store.close().await;
+}

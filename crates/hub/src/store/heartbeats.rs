@@ -60,10 +60,36 @@ fn placeholder_rows(rows: usize, width: usize, cast: &[&str]) -> String {
         .join(", ")
 }
 
+/// Servers per `UPDATE`: SQLite allows at most 500 terms in a compound `SELECT`.
+const UPDATE_CHUNK: usize = 250;
+
+/// `UPDATE servers … FROM (…)` for `rows` servers. `SELECT … UNION ALL` rather than `VALUES …
+/// AS v (cols)`: SQLite has no column list on a derived table.
+fn update_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|row| {
+            let n = row * 4;
+            format!(
+                "SELECT CAST(${} AS TEXT) AS id, CAST(${} AS BIGINT) AS seen, \
+                 CAST(${} AS TEXT) AS version, CAST(${} AS TEXT) AS hosts",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!(
+        "UPDATE servers SET status = 'online', last_seen_at = v.seen, version = v.version, \
+         hostname_candidates_json = COALESCE(v.hosts, servers.hostname_candidates_json), \
+         updated_at = v.seen FROM ({values}) AS v WHERE servers.id = v.id"
+    )
+}
+
 /// The statements of one batch, built once per batch (only placeholders are spliced in).
 struct BatchSql {
     lock: String,
-    update: String,
     insert: String,
     hashes: Option<String>,
 }
@@ -76,28 +102,6 @@ impl BatchSql {
             lock: format!(
                 "SELECT id, user_id, status FROM servers WHERE id IN ({ids}){}",
                 if postgres { " FOR UPDATE" } else { "" }
-            ),
-            // `SELECT … UNION ALL` rather than `VALUES … AS v (cols)`: SQLite has no column
-            // list on a derived table.
-            update: format!(
-                "UPDATE servers SET status = 'online', last_seen_at = v.seen, version = v.version, \
-                 hostname_candidates_json = COALESCE(v.hosts, servers.hostname_candidates_json), \
-                 updated_at = v.seen \
-                 FROM ({}) AS v WHERE servers.id = v.id",
-                (0..servers)
-                    .map(|row| {
-                        let n = row * 4;
-                        format!(
-                            "SELECT CAST(${} AS TEXT) AS id, CAST(${} AS BIGINT) AS seen, \
-                             CAST(${} AS TEXT) AS version, CAST(${} AS TEXT) AS hosts",
-                            n + 1,
-                            n + 2,
-                            n + 3,
-                            n + 4
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" UNION ALL ")
             ),
             insert: format!(
                 "INSERT INTO server_heartbeats (server_id, version, uptime_seconds, active_sessions, \
@@ -117,7 +121,7 @@ impl BatchSql {
 
 impl Store {
     /// Stores a batch of heartbeats in one transaction, with a fixed number of statements per
-    /// batch (lock, one multi-row `UPDATE … FROM (VALUES …)`, one multi-row `INSERT`, one hash
+    /// batch (lock, a multi-row `UPDATE … FROM` per 250 servers, one multi-row `INSERT`, one hash
     /// lookup) plus the library rewrites of servers whose list changed. For each record, its
     /// outcome when its server exists, `None` when it does not (nothing written for it).
     ///
@@ -197,15 +201,17 @@ impl Store {
                 .collect();
             let sql = BatchSql::new(updates.len(), rows.len(), with_libraries.len(), postgres);
 
-            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql.update.clone()));
-            for (id, hb, hosts) in &updates {
-                update = update
-                    .bind(*id)
-                    .bind(hb.received_at)
-                    .bind(&hb.version)
-                    .bind(*hosts);
+            for chunk in updates.chunks(UPDATE_CHUNK) {
+                let mut update = sqlx::query(sqlx::AssertSqlSafe(update_sql(chunk.len())));
+                for (id, hb, hosts) in chunk {
+                    update = update
+                        .bind(*id)
+                        .bind(hb.received_at)
+                        .bind(&hb.version)
+                        .bind(*hosts);
+                }
+                update.execute(&mut *tx).await?;
             }
-            update.execute(&mut *tx).await?;
 
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql.insert.clone()));
             for hb in &rows {
