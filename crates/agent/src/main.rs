@@ -54,10 +54,10 @@ enum Command {
         #[arg(long, env = "PHLIX_AGENT_UPSTREAM")]
         upstream: String,
         /// Heartbeat interval.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = phlix_common::parse_duration)]
         heartbeat_interval: Duration,
         /// Base of the reconnect back-off (min(base·2ⁿ, 300 s) ± 30 %).
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        #[arg(long, default_value = "5s", value_parser = phlix_common::parse_duration)]
         reconnect_base: Duration,
         /// Tunnel URL [default: asked from the hub, else ws://<hub host>:8802].
         #[arg(long, env = "PHLIX_RELAY_HUB_WS_URL")]
@@ -103,22 +103,6 @@ enum Command {
     },
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |at| text.split_at(at));
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 15s, 2m)"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
-        _ => Err(format!("`{text}` has an unknown unit (ms, s or m)")),
-    }
-}
-
 fn init_logs(format: Option<&str>) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PHLIX_AGENT_LOG")
@@ -153,14 +137,6 @@ async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     token.cancel();
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "phlix-agent".to_owned())
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pair {
@@ -179,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            let name = name.unwrap_or_else(host_name);
+            let name = name.unwrap_or_else(|| phlix_common::host_name("phlix-agent"));
             let options = PairOptions {
                 hub,
                 name,

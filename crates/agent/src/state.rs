@@ -1,11 +1,10 @@
 //! The agent's data dir: its Ed25519 key and `hub-enrollment.json` (SPEC C.3, K), both mode 0600.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -14,9 +13,6 @@ use serde::{Deserialize, Serialize};
 pub const KEY_FILE: &str = "agent-ed25519.key";
 /// File name of the enrollment (the same name the Phlix server uses).
 pub const ENROLLMENT_FILE: &str = "hub-enrollment.json";
-
-const PEM_BEGIN: &str = "-----BEGIN ED25519 PRIVATE KEY-----";
-const PEM_END: &str = "-----END ED25519 PRIVATE KEY-----";
 
 /// What pairing stores (SPEC C.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,19 +80,13 @@ impl DataDir {
     pub fn signing_key(&self) -> anyhow::Result<SigningKey> {
         let path = self.0.join(KEY_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => decode_key(&text)
+            Ok(text) => phlix_common::decode_key_file(&text)
                 .with_context(|| format!("reading the agent key {}", path.display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let mut seed = [0u8; 32];
                 rand::rng().fill_bytes(&mut seed);
                 let key = SigningKey::from_bytes(&seed);
-                let mut secret = Vec::with_capacity(64);
-                secret.extend_from_slice(key.as_bytes());
-                secret.extend_from_slice(key.verifying_key().as_bytes());
-                write_private(
-                    &path,
-                    format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", STANDARD.encode(secret)).as_bytes(),
-                )?;
+                write_private(&path, phlix_common::encode_key_file(&key).as_bytes())?;
                 Ok(key)
             }
             Err(err) => {
@@ -172,43 +162,9 @@ pub fn jwt_expiry(token: &str) -> Option<i64> {
         .as_i64()
 }
 
-fn decode_key(text: &str) -> anyhow::Result<SigningKey> {
-    if !text.contains(PEM_BEGIN) || !text.contains(PEM_END) {
-        bail!("not an ED25519 PRIVATE KEY file");
-    }
-    let body: String = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
-        .collect();
-    let bytes = STANDARD.decode(body).context("key body is not base64")?;
-    let seed: [u8; 32] = bytes
-        .get(..32)
-        .and_then(|s| s.try_into().ok())
-        .context("key is shorter than 32 bytes")?;
-    let key = SigningKey::from_bytes(&seed);
-    if bytes.len() != 64 || bytes[32..] != key.verifying_key().as_bytes()[..] {
-        bail!("the key file is not a 64-byte seed ‖ public key");
-    }
-    Ok(key)
-}
-
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    phlix_common::write_private_file(path, contents)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

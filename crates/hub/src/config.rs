@@ -88,26 +88,7 @@ pub struct ServeArgs {
     pub health_interval: Duration,
 }
 
-/// Parses `250ms`, `15s`, `2m` or a bare number of seconds.
-///
-/// # Errors
-/// A message naming the accepted forms when the text is none of them.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (use e.g. 500ms, 15s or 2m)"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
-        _ => Err(format!("`{text}` has an unknown unit (use ms, s or m)")),
-    }
-}
+pub use phlix_common::parse_duration;
 
 /// A secret whose `Debug` never shows the value.
 #[derive(Clone)]
@@ -270,11 +251,7 @@ impl Config {
 /// This machine's host name (from `/etc/hostname`), or `phlix-hub`.
 #[must_use]
 pub fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "phlix-hub".to_owned())
+    phlix_common::host_name("phlix-hub")
 }
 
 /// The host (without port) of an `http(s)://host[:port]/…` URL.
@@ -371,37 +348,13 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// # Errors
 /// On any I/O failure.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    phlix_common::write_private_file(path, contents)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3h").is_err());
-    }
 
     #[test]
     fn hosts_are_taken_from_urls() {

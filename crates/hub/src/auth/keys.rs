@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -16,14 +16,12 @@ use sha2::{Digest, Sha256};
 
 use super::{now_unix, random_bytes};
 use crate::config::write_private_file;
+use phlix_common::{decode_key_file, encode_key_file};
 
 /// File name of the hub key inside the data dir.
 pub const KEY_FILE: &str = "hub-ed25519.key";
 /// How long the previous key keeps verifying after a rotation.
 pub const ROTATION_OVERLAP_SECS: i64 = 24 * 3600;
-
-const PEM_BEGIN: &str = "-----BEGIN ED25519 PRIVATE KEY-----";
-const PEM_END: &str = "-----END ED25519 PRIVATE KEY-----";
 
 /// `kid` of a public key: unpadded base64url of its SHA-256.
 #[must_use]
@@ -96,37 +94,6 @@ fn previous_path(key_path: &Path) -> PathBuf {
     let mut name = key_path.as_os_str().to_owned();
     name.push(".previous.json");
     PathBuf::from(name)
-}
-
-fn encode_key_file(signing: &SigningKey) -> String {
-    let mut secret = [0u8; 64];
-    secret[..32].copy_from_slice(signing.as_bytes());
-    secret[32..].copy_from_slice(signing.verifying_key().as_bytes());
-    format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", STANDARD.encode(secret))
-}
-
-fn decode_key_file(text: &str) -> anyhow::Result<SigningKey> {
-    let body: String = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with("-----"))
-        .collect();
-    if !text.contains(PEM_BEGIN) || !text.contains(PEM_END) {
-        bail!("not an ED25519 PRIVATE KEY file");
-    }
-    let bytes = STANDARD
-        .decode(body.as_bytes())
-        .context("key body is not base64")?;
-    let secret: [u8; 64] = bytes.try_into().map_err(|b: Vec<u8>| {
-        anyhow::anyhow!("key is {} bytes, expected 64 (seed ‖ public)", b.len())
-    })?;
-    let mut seed = [0u8; 32];
-    seed.copy_from_slice(&secret[..32]);
-    let signing = SigningKey::from_bytes(&seed);
-    if signing.verifying_key().as_bytes()[..] != secret[32..] {
-        bail!("the public half of the key does not match its seed");
-    }
-    Ok(signing)
 }
 
 impl KeyRing {
