@@ -847,3 +847,76 @@ async fn metrics_history_lists_host_metrics_oldest_first() {
     assert_eq!(status, 404);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_json_api_sets_and_clears_the_same_session_cookies() {
+    let hub = TestHub::start().await;
+    hub.register("alice", "correct horse").await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(hub.url("/api/v1/auth/login"))
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let lines: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body: Value = response.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let access_line = lines
+        .iter()
+        .find(|l| l.starts_with("phlix_hub_token="))
+        .expect("the access cookie");
+    assert!(
+        access_line.starts_with(&format!("phlix_hub_token={access};")),
+        "{access_line}"
+    );
+    assert!(access_line.contains("HttpOnly") && access_line.contains("SameSite=Lax"));
+    assert!(
+        lines.iter().any(|l| l.starts_with("phlix_hub_refresh=")),
+        "{lines:?}"
+    );
+
+    // A browser holding that cookie sees the pages; a cookie-only refresh rotates it.
+    let mut web = WebClient::new(&hub.url(""));
+    web.cookies
+        .insert("phlix_hub_token".into(), access.to_owned());
+    assert_eq!(web.get("/app/servers").await.status, 200);
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let response = client
+        .post(hub.url("/api/v1/auth/refresh"))
+        .header("Cookie", format!("phlix_hub_refresh={refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|v| v.to_str().unwrap().starts_with("phlix_hub_token="))
+    );
+
+    // Logout clears both.
+    let response = client
+        .post(hub.url("/api/v1/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let cleared: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .filter(|l| l.contains("Max-Age=0"))
+        .collect();
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    hub.stop().await;
+}

@@ -1,15 +1,13 @@
 //! Accounts over HTTP (SPEC E "Auth", F.1): register, login, refresh, logout, me.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use phlix_proto::auth::{AuthResponse, LoginRequest, MeResponse, RefreshRequest, RegisterRequest};
 use tracing::instrument;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{
-    ACCESS_COOKIE, ClientInfo, CurrentUser, Json, OptionalJson, REFRESH_COOKIE, Ready,
-};
+use super::extract::{ClientInfo, CurrentUser, Json, OptionalJson, REFRESH_COOKIE, Ready};
 use crate::accounts::{self, RegisterError};
 use crate::auth::now_unix;
 use crate::auth::session::TokenKind;
@@ -75,7 +73,18 @@ pub async fn register(
 ) -> ApiResult<Response> {
     let user = create_account(&core, &client, &request).await?;
     let body = issue_tokens(&core, &user).await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(with_session_cookies(&core, StatusCode::CREATED, body).await)
+}
+
+/// An `AuthResponse` with the session cookies a browser client (SPEC F.1: SSR/SPA) keeps:
+/// the same `phlix_hub_token` / `phlix_hub_refresh` the login form sets.
+async fn with_session_cookies(core: &Core, status: StatusCode, body: AuthResponse) -> Response {
+    let cookies = crate::web::session::session_cookies(core, &body).await;
+    let mut response = (status, Json(body)).into_response();
+    for value in cookies {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// Validates and creates an account (the first one becomes admin) with its audit row; shared
@@ -118,10 +127,11 @@ pub async fn login(
     Ready(core): Ready,
     client: ClientInfo,
     Json(request): Json<LoginRequest>,
-) -> ApiResult<Json<AuthResponse>> {
+) -> ApiResult<Response> {
     let login = request.username.or(request.email).unwrap_or_default();
     let user = authenticate(&core, &client, &login, request.password.unwrap_or_default()).await?;
-    Ok(Json(issue_tokens(&core, &user).await?))
+    let body = issue_tokens(&core, &user).await?;
+    Ok(with_session_cookies(&core, StatusCode::OK, body).await)
 }
 
 /// Checks a login (username or e-mail) and password, with the per-IP failure limit and the
@@ -220,12 +230,13 @@ pub async fn refresh(
     Ready(core): Ready,
     jar: CookieJar,
     OptionalJson(request): OptionalJson<RefreshRequest>,
-) -> ApiResult<Json<AuthResponse>> {
+) -> ApiResult<Response> {
     let token = presented_refresh(request, &jar).ok_or_else(|| ApiError::Validation {
         code: "auth.refresh_token_required",
         message: "refresh_token is required".into(),
     })?;
-    Ok(Json(rotate_refresh(&core, &token).await?))
+    let body = rotate_refresh(&core, &token).await?;
+    Ok(with_session_cookies(&core, StatusCode::OK, body).await)
 }
 
 /// Spends a refresh token: verifies it, revokes its `jti` (so it works exactly once) and
@@ -284,11 +295,8 @@ pub async fn logout(
         ))
         .await?;
     let mut headers = HeaderMap::new();
-    for name in [ACCESS_COOKIE, REFRESH_COOKIE] {
-        let cookie = format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            headers.append(header::SET_COOKIE, value);
-        }
+    for value in crate::web::session::clear_session_cookies(&core.config) {
+        headers.append(header::SET_COOKIE, value);
     }
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
