@@ -41,18 +41,20 @@ pub struct HeartbeatOutcome {
     pub came_online: bool,
 }
 
-/// `($1, $2, …)` groups of `width` placeholders for `rows` rows, numbered from 1.
-fn placeholder_rows(rows: usize, width: usize, cast: &[&str]) -> String {
+/// `$1, $2, …, $n`: one placeholder per value of an `IN (…)` list.
+fn placeholder_list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, …, $width), ($width+1, …)`: one group of `width` placeholders per row.
+fn placeholder_rows(rows: usize, width: usize) -> String {
     (0..rows)
         .map(|row| {
-            let cells: Vec<String> = (0..width)
-                .map(|col| {
-                    let n = row * width + col + 1;
-                    match cast.get(col).copied().filter(|c| !c.is_empty()) {
-                        Some(ty) => format!("CAST(${n} AS {ty})"),
-                        None => format!("${n}"),
-                    }
-                })
+            let cells: Vec<String> = (1..=width)
+                .map(|col| format!("${}", row * width + col))
                 .collect();
             format!("({})", cells.join(", "))
         })
@@ -87,36 +89,32 @@ fn update_sql(rows: usize) -> String {
     )
 }
 
-/// The statements of one batch, built once per batch (only placeholders are spliced in).
-struct BatchSql {
-    lock: String,
-    insert: String,
-    hashes: Option<String>,
+/// Reads the batch's servers (owner, status); on PostgreSQL also locks them, so a concurrent
+/// delete cannot slip in before the writes.
+fn lock_sql(servers: usize, postgres: bool) -> String {
+    format!(
+        "SELECT id, user_id, status FROM servers WHERE id IN ({}){}",
+        placeholder_list(servers),
+        if postgres { " FOR UPDATE" } else { "" }
+    )
 }
 
-impl BatchSql {
-    fn new(servers: usize, rows: usize, with_libraries: usize, postgres: bool) -> Self {
-        let ids = placeholder_rows(servers, 1, &[]).replace(['(', ')'], "");
-        Self {
-            // Locks the rows (PostgreSQL) so a concurrent delete cannot slip in between.
-            lock: format!(
-                "SELECT id, user_id, status FROM servers WHERE id IN ({ids}){}",
-                if postgres { " FOR UPDATE" } else { "" }
-            ),
-            insert: format!(
-                "INSERT INTO server_heartbeats (server_id, version, uptime_seconds, active_sessions, \
-                 active_transcodes, hostname_candidates_json, host_metrics_json, received_at, sent_at) \
-                 VALUES {}",
-                placeholder_rows(rows, 9, &[])
-            ),
-            hashes: (with_libraries > 0).then(|| {
-                format!(
-                    "SELECT server_id, hash FROM server_library_hashes WHERE server_id IN ({})",
-                    placeholder_rows(with_libraries, 1, &[]).replace(['(', ')'], "")
-                )
-            }),
-        }
-    }
+/// One multi-row `INSERT` of `rows` heartbeat rows.
+fn insert_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO server_heartbeats (server_id, version, uptime_seconds, active_sessions, \
+         active_transcodes, hostname_candidates_json, host_metrics_json, received_at, sent_at) \
+         VALUES {}",
+        placeholder_rows(rows, 9)
+    )
+}
+
+/// The stored library hashes of `servers` servers.
+fn hashes_sql(servers: usize) -> String {
+    format!(
+        "SELECT server_id, hash FROM server_library_hashes WHERE server_id IN ({})",
+        placeholder_list(servers)
+    )
 }
 
 impl Store {
@@ -136,14 +134,13 @@ impl Store {
             return Ok(Vec::new());
         }
         // Distinct servers, in order of first appearance.
-        let mut servers: Vec<&str> = Vec::new();
-        for hb in batch {
-            if !servers.contains(&hb.server_id.as_str()) {
-                servers.push(&hb.server_id);
-            }
-        }
-        let postgres = matches!(self, Store::Postgres(_));
-        let lock_sql = BatchSql::new(servers.len(), 0, 0, postgres).lock;
+        let mut seen = std::collections::HashSet::new();
+        let servers: Vec<&str> = batch
+            .iter()
+            .map(|hb| hb.server_id.as_str())
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let lock_sql = lock_sql(servers.len(), matches!(self, Store::Postgres(_)));
         dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let mut lock = sqlx::query_as::<_, (String, String, String)>(
@@ -199,7 +196,6 @@ impl Store {
                 .copied()
                 .filter(|id| libraries.contains_key(id))
                 .collect();
-            let sql = BatchSql::new(updates.len(), rows.len(), with_libraries.len(), postgres);
 
             for chunk in updates.chunks(UPDATE_CHUNK) {
                 let mut update = sqlx::query(sqlx::AssertSqlSafe(update_sql(chunk.len())));
@@ -213,7 +209,7 @@ impl Store {
                 update.execute(&mut *tx).await?;
             }
 
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql.insert.clone()));
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len())));
             for hb in &rows {
                 insert = insert
                     .bind(&hb.server_id)
@@ -228,9 +224,10 @@ impl Store {
             }
             insert.execute(&mut *tx).await?;
 
-            if let Some(hashes_sql) = &sql.hashes {
-                let mut query =
-                    sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(hashes_sql.clone()));
+            if !with_libraries.is_empty() {
+                let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(
+                    hashes_sql(with_libraries.len()),
+                ));
                 for id in &with_libraries {
                     query = query.bind(*id);
                 }
@@ -279,14 +276,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::placeholder_rows;
+    use super::{placeholder_list, placeholder_rows};
 
     #[test]
     fn placeholders_are_numbered_row_by_row() {
-        assert_eq!(placeholder_rows(2, 2, &[]), "($1, $2), ($3, $4)");
-        assert_eq!(
-            placeholder_rows(1, 2, &["TEXT", "BIGINT"]),
-            "(CAST($1 AS TEXT), CAST($2 AS BIGINT))"
-        );
+        assert_eq!(placeholder_rows(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholder_list(3), "$1, $2, $3");
     }
 }
