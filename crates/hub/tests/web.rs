@@ -166,11 +166,16 @@ async fn sign_up_sign_out_and_sign_in_with_session_cookies() {
             .contains("You are signed out.")
     );
     assert_eq!(web.get("/app/servers").await.status, 302);
-    // Logging out revoked the refresh token.
+    // Logging out revoked the refresh token and left the same audit row as the API's logout.
     let (status, _) = hub
         .post("/api/v1/auth/refresh", &json!({"refresh_token": refresh}))
         .await;
     assert_eq!(status, 401);
+    let store = hub.store().await;
+    let logouts = store.recent_audit(Some("auth.logout"), 5).await.unwrap();
+    assert_eq!(logouts.len(), 1);
+    assert!(logouts[0].user_id.is_some(), "the signed-out user is named");
+    store.close().await;
 
     // Signing in again, by e-mail, lands on `next`.
     let page = web

@@ -1,6 +1,6 @@
 //! Accounts over HTTP (SPEC E "Auth", F.1): register, login, refresh, logout, me.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use phlix_proto::auth::{AuthResponse, LoginRequest, MeResponse, RefreshRequest, RegisterRequest};
@@ -79,12 +79,9 @@ pub async fn register(
 /// An `AuthResponse` with the session cookies a browser client (SPEC F.1: SSR/SPA) keeps:
 /// the same `phlix_hub_token` / `phlix_hub_refresh` the login form sets.
 async fn with_session_cookies(core: &Core, status: StatusCode, body: AuthResponse) -> Response {
-    let cookies = crate::web::session::session_cookies(core, &body).await;
-    let mut response = (status, Json(body)).into_response();
-    for value in cookies {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
+    let mut headers = HeaderMap::new();
+    crate::web::session::set_session_cookies(&mut headers, core, &body).await;
+    (status, headers, Json(body)).into_response()
 }
 
 /// Validates and creates an account (the first one becomes admin) with its audit row; shared
@@ -275,8 +272,24 @@ pub async fn logout(
     jar: CookieJar,
     OptionalJson(request): OptionalJson<RefreshRequest>,
 ) -> ApiResult<Response> {
+    end_session(&core, &client, presented_refresh(request, &jar)).await?;
+    let mut headers = HeaderMap::new();
+    crate::web::session::clear_session_cookies(&mut headers, &core.config);
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// Ends a session: revokes the presented refresh token (if it is one) and writes the
+/// `auth.logout` audit row. Shared by the API and the sign-out button.
+///
+/// # Errors
+/// Database failures only.
+pub(crate) async fn end_session(
+    core: &Core,
+    client: &ClientInfo,
+    refresh: Option<String>,
+) -> ApiResult<()> {
     let mut user_id = None;
-    if let Some(token) = presented_refresh(request, &jar)
+    if let Some(token) = refresh
         && let Ok(claims) = core.sessions.verify(&token, TokenKind::Refresh)
         && let Some(jti) = claims.jti.as_deref()
     {
@@ -288,17 +301,13 @@ pub async fn logout(
     core.store
         .audit(&audit_entry(
             "auth.logout",
-            &client,
+            client,
             user_id.as_deref(),
             true,
             None,
         ))
         .await?;
-    let mut headers = HeaderMap::new();
-    for value in crate::web::session::clear_session_cookies(&core.config) {
-        headers.append(header::SET_COOKIE, value);
-    }
-    Ok((StatusCode::NO_CONTENT, headers).into_response())
+    Ok(())
 }
 
 /// `GET /api/v1/me` (alias `/api/v1/auth/me`) → the user, the token's claims and the user's

@@ -9,13 +9,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::{
-    CsrfForm, Viewer, Visitor, clear_session_cookies, safe_next, session_cookies,
+    CsrfForm, Viewer, Visitor, clear_session_cookies, safe_next, set_session_cookies,
 };
 use super::{assets, html, sparkline};
 use crate::api::error::ApiError;
 use crate::api::extract::{ClientInfo, Path, REFRESH_COOKIE};
 use crate::auth::now_unix;
-use crate::auth::session::TokenKind;
 use crate::state::Core;
 use crate::store::{HeartbeatRow, ServerRow, UserRow};
 
@@ -270,9 +269,7 @@ async fn start_session(core: &Core, user: &UserRow, next: &str) -> Response {
         Err(err) => return error_page(err.parts().0, "Sign-in failed", "Try again in a moment."),
     };
     let mut response = Redirect::to(next).into_response();
-    for value in session_cookies(core, &tokens).await {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    set_session_cookies(response.headers_mut(), core, &tokens).await;
     response
 }
 
@@ -406,24 +403,16 @@ pub struct EmptyForm {}
 /// `POST /app/logout` (and `POST /logout`): revokes the refresh token, clears the cookies.
 pub async fn logout(
     visitor: Visitor,
+    client: ClientInfo,
     jar: axum_extra::extract::CookieJar,
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Response {
-    if let Some(token) = jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned())
-        && let Ok(claims) = visitor.core.sessions.verify(&token, TokenKind::Refresh)
-        && let Some(jti) = claims.jti.as_deref()
-        && let Err(err) = visitor
-            .core
-            .store
-            .revoke_refresh(jti, &claims.sub, claims.exp, now_unix())
-            .await
-    {
+    let refresh = jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned());
+    if let Err(err) = crate::api::auth::end_session(&visitor.core, &client, refresh).await {
         tracing::warn!(error = %err, "could not revoke the refresh token at logout");
     }
     let mut response = Redirect::to("/app/login?signed_out=1").into_response();
-    for value in clear_session_cookies(&visitor.core.config) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    clear_session_cookies(response.headers_mut(), &visitor.core.config);
     response
 }
 

@@ -38,43 +38,51 @@ fn secure(config: &Config) -> bool {
     config.public_url.starts_with("https://")
 }
 
-/// One `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure behind an https public URL.
-#[must_use]
-pub fn cookie(config: &Config, name: &str, value: &str, max_age: i64) -> HeaderValue {
+/// Appends one `Set-Cookie`: HttpOnly, SameSite=Lax, Path=/, Secure behind an https public
+/// URL; without `max_age` it is a browser-session cookie.
+pub fn set_cookie(
+    headers: &mut HeaderMap,
+    config: &Config,
+    name: &str,
+    value: &str,
+    max_age: Option<i64>,
+) {
+    let max_age = max_age.map_or_else(String::new, |age| format!("; Max-Age={age}"));
     let secure = if secure(config) { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let text = format!("{name}={value}; Path=/{max_age}; HttpOnly; SameSite=Lax{secure}");
+    if let Ok(value) = HeaderValue::from_str(&text) {
+        headers.append(header::SET_COOKIE, value);
+    }
 }
 
-/// The two session cookies of a freshly issued token pair.
-pub async fn session_cookies(core: &Core, tokens: &AuthResponse) -> Vec<HeaderValue> {
+/// Appends the two session cookies of a freshly issued token pair.
+pub async fn set_session_cookies(headers: &mut HeaderMap, core: &Core, tokens: &AuthResponse) {
     let refresh_ttl = crate::settings::REFRESH_TTL
         .get(&core.store)
         .await
         .unwrap_or(crate::settings::REFRESH_TTL.default);
-    vec![
-        cookie(
-            &core.config,
-            ACCESS_COOKIE,
-            &tokens.access_token,
-            tokens.expires_in,
-        ),
-        cookie(
-            &core.config,
-            REFRESH_COOKIE,
-            &tokens.refresh_token,
-            refresh_ttl,
-        ),
-    ]
+    let config = &core.config;
+    set_cookie(
+        headers,
+        config,
+        ACCESS_COOKIE,
+        &tokens.access_token,
+        Some(tokens.expires_in),
+    );
+    set_cookie(
+        headers,
+        config,
+        REFRESH_COOKIE,
+        &tokens.refresh_token,
+        Some(refresh_ttl),
+    );
 }
 
-/// `Set-Cookie` values that delete both session cookies.
-#[must_use]
-pub fn clear_session_cookies(config: &Config) -> Vec<HeaderValue> {
-    [ACCESS_COOKIE, REFRESH_COOKIE]
-        .iter()
-        .map(|name| cookie(config, name, "", 0))
-        .collect()
+/// Appends the `Set-Cookie`s that delete both session cookies.
+pub fn clear_session_cookies(headers: &mut HeaderMap, config: &Config) {
+    for name in [ACCESS_COOKIE, REFRESH_COOKIE] {
+        set_cookie(headers, config, name, "", Some(0));
+    }
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -107,16 +115,13 @@ pub async fn csrf_cookie(
     let mut response = next.run(request).await;
     if fresh {
         // A session cookie (no Max-Age): it lives as long as the browser session.
-        let secure = if secure(state.config()) {
-            "; Secure"
-        } else {
-            ""
-        };
-        if let Ok(value) = HeaderValue::from_str(&format!(
-            "{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}"
-        )) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
+        set_cookie(
+            response.headers_mut(),
+            state.config(),
+            CSRF_COOKIE,
+            &token,
+            None,
+        );
     }
     response
 }
@@ -160,11 +165,8 @@ pub async fn renew_session(
     if let Ok(value) = HeaderValue::from_str(&cookie_header) {
         request.headers_mut().insert(header::COOKIE, value);
     }
-    let cookies = session_cookies(&core, &tokens).await;
     let mut response = next.run(request).await;
-    for value in cookies {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    set_session_cookies(response.headers_mut(), &core, &tokens).await;
     response
 }
 
