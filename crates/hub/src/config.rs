@@ -199,6 +199,17 @@ pub struct Config {
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 
 impl Config {
+    /// `https` or `http`: the scheme of the public URL (cookies' `Secure`, forwarded proto,
+    /// subdomain URLs).
+    #[must_use]
+    pub fn public_scheme(&self) -> &'static str {
+        if self.public_url.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Builds the configuration: creates the data dir, reads or generates the JWT secret.
     ///
     /// # Errors

@@ -64,6 +64,27 @@ impl Core {
     pub fn jwks_url(&self) -> String {
         format!("{}/.well-known/jwks.json", self.config.public_url)
     }
+
+    /// `ws://<ws host>:<client port>/client/<server id>`: where remote clients mount (B.2).
+    #[must_use]
+    pub fn client_ws_endpoint(&self, server_id: &str) -> String {
+        format!(
+            "ws://{}:{}/client/{}",
+            self.config.ws_host,
+            self.client_port,
+            crate::api::percent_encode(server_id)
+        )
+    }
+
+    /// `<public url>/api/v1/servers/<server id>/proxy`: the base of HTTP-over-relay (A.5).
+    #[must_use]
+    pub fn proxy_base(&self, server_id: &str) -> String {
+        format!(
+            "{}/api/v1/servers/{}/proxy",
+            self.config.public_url,
+            crate::api::percent_encode(server_id)
+        )
+    }
 }
 
 #[derive(Debug)]

@@ -144,14 +144,7 @@ pub async fn access_info(
     let server = owned_server(&core, &user.user.id, &server_id).await?;
     let config = &core.config;
     let subdomain_url = match (&config.public_domain, &server.subdomain) {
-        (Some(domain), Some(sub)) => {
-            let scheme = if config.public_url.starts_with("https://") {
-                "https"
-            } else {
-                "http"
-            };
-            Some(format!("{scheme}://{sub}.{domain}"))
-        }
+        (Some(domain), Some(sub)) => Some(format!("{}://{sub}.{domain}", config.public_scheme())),
         _ => None,
     };
     let info = server.into_info();
@@ -161,8 +154,8 @@ pub async fn access_info(
         "direct": { "hostname_candidates": info.hostname_candidates },
         "relay": {
             "active": info.relay_active,
-            "client_ws_endpoint": format!("ws://{}:{}/client/{}", config.ws_host, core.client_port, info.server_id),
-            "http_proxy_base": format!("{}/api/v1/servers/{}/proxy", config.public_url, info.server_id),
+            "client_ws_endpoint": core.client_ws_endpoint(&info.server_id),
+            "http_proxy_base": core.proxy_base(&info.server_id),
             "token_endpoint": format!("{}/api/v1/me/servers/{}/relay-token", config.public_url, info.server_id),
         },
         "subdomain": info.subdomain,

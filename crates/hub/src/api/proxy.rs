@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
@@ -52,14 +52,6 @@ async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -
     proxy::forward(&core.relay, tunnel, request).await
 }
 
-fn forwarded_proto(core: &Core) -> &'static str {
-    if core.config.public_url.starts_with("https://") {
-        "https"
-    } else {
-        "http"
-    }
-}
-
 /// `ANY /api/v1/servers/{id}/proxy/{path}`: owner only.
 pub async fn proxy_route(
     Ready(core): Ready,
@@ -95,7 +87,7 @@ pub async fn proxy_route(
         body,
         user_id: user.user.id.clone(),
         client_ip: client.ip,
-        forwarded_proto: forwarded_proto(&core),
+        forwarded_proto: core.config.public_scheme(),
     };
     relay_request(&core, &server, request).await
 }
@@ -169,25 +161,16 @@ pub async fn subdomain_ingress(
         .map(|claims| claims.sub)
         .filter(|sub| *sub == server.user_id);
     let Some(user_id) = user_id else {
-        let scheme = if core.config.public_url.starts_with("https://") {
-            "https"
-        } else {
-            "http"
-        };
         let original = format!(
-            "{scheme}://{host}{}",
+            "{}://{host}{}",
+            core.config.public_scheme(),
             uri.path_and_query().map_or("/", |pq| pq.as_str())
         );
-        let location = format!(
+        return crate::web::found(&format!(
             "{}/app/login?next={}",
             core.config.public_url,
             super::percent_encode(&original)
-        );
-        let mut response = StatusCode::FOUND.into_response();
-        if let Ok(value) = HeaderValue::from_str(&location) {
-            response.headers_mut().insert(header::LOCATION, value);
-        }
-        return response;
+        ));
     };
     let (parts, body) = request.into_parts();
     let request = ProxyRequest {
@@ -198,7 +181,7 @@ pub async fn subdomain_ingress(
         body,
         user_id,
         client_ip: client.ip,
-        forwarded_proto: forwarded_proto(&core),
+        forwarded_proto: core.config.public_scheme(),
     };
     relay_request(&core, &server, request).await
 }

@@ -423,12 +423,7 @@ pub async fn client_signpost(
     Path(server_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let endpoint = format!(
-        "ws://{}:{}/client/{}",
-        core.config.ws_host,
-        core.client_port,
-        super::percent_encode(&server_id)
-    );
+    let endpoint = core.client_ws_endpoint(&server_id);
     signpost(
         is_websocket_upgrade(&headers),
         "relay.client_ws_endpoint",

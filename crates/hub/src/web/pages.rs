@@ -674,18 +674,14 @@ async fn render_server(
         )
     });
     let cpu_caption = cpu.last().map_or_else(String::new, |c| format!("{c:.1} %"));
-    let config = &core.config;
     let page = ServerPage {
         layout: {
             let mut layout = Layout::for_viewer(server.server_name.clone(), viewer, "servers");
             layout.live = true;
             layout
         },
-        client_endpoint: format!(
-            "ws://{}:{}/client/{}",
-            config.ws_host, core.client_port, server.id
-        ),
-        proxy_base: format!("{}/api/v1/servers/{}/proxy/", config.public_url, server.id),
+        client_endpoint: core.client_ws_endpoint(&server.id),
+        proxy_base: format!("{}/", core.proxy_base(&server.id)),
         server: server.into(),
         libraries: libraries.into_iter().map(|l| l.library_name).collect(),
         heartbeats: recent

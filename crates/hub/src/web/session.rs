@@ -34,10 +34,6 @@ pub const CSRF_FIELD: &str = "_csrf";
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
 
-fn secure(config: &Config) -> bool {
-    config.public_url.starts_with("https://")
-}
-
 /// Appends one `Set-Cookie`: HttpOnly, SameSite=Lax, Path=/, Secure behind an https public
 /// URL; without `max_age` it is a browser-session cookie.
 pub fn set_cookie(
@@ -48,7 +44,11 @@ pub fn set_cookie(
     max_age: Option<i64>,
 ) {
     let max_age = max_age.map_or_else(String::new, |age| format!("; Max-Age={age}"));
-    let secure = if secure(config) { "; Secure" } else { "" };
+    let secure = if config.public_scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
     let text = format!("{name}={value}; Path=/{max_age}; HttpOnly; SameSite=Lax{secure}");
     if let Ok(value) = HeaderValue::from_str(&text) {
         headers.append(header::SET_COOKIE, value);
