@@ -167,32 +167,44 @@ async fn wait_until(what: &str, within: Duration, mut check: impl AsyncFnMut() -
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_serves_its_upstream_through_the_hub() {
-    let hub = Hub::start_temp().await;
-    let token = hub.register("owner").await;
-    let (upstream_port, upstream_task) = upstream().await;
+/// Pairs a `phlix-agent` for `token`'s user (the code redeemed as the owner would), starts
+/// `run` against the upstream and waits for its tunnel: the agent, its data dir, the server id.
+async fn paired_agent(
+    hub: &Hub,
+    token: &str,
+    upstream_port: u16,
+) -> (Running, tempfile::TempDir, String) {
     let agent_dir = tempfile::tempdir().unwrap();
     let (base, dir) = (hub.base.clone(), agent_dir.path().to_path_buf());
     let (mut pairing, code) = tokio::task::spawn_blocking(move || pair_process(&base, &dir))
         .await
         .unwrap();
-    hub.redeem(&token, &code).await;
+    hub.redeem(token, &code).await;
     assert!(
         tokio::task::spawn_blocking(move || pairing.wait().unwrap())
             .await
             .unwrap()
             .success()
     );
-
-    let mut agent = run_agent(agent_dir.path(), upstream_port);
+    let agent = run_agent(agent_dir.path(), upstream_port);
     wait_until("the tunnel", Duration::from_secs(20), async || {
-        server_status(&hub, &token).await["relayActive"] == true
+        server_status(hub, token).await["relayActive"] == true
     })
     .await;
-    let server = server_status(&hub, &token).await;
-    let server_id = server["serverId"].as_str().unwrap().to_owned();
-    assert_eq!(server["status"], "online");
+    let server_id = server_status(hub, token).await["serverId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (agent, agent_dir, server_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_serves_its_upstream_through_the_hub() {
+    let hub = Hub::start_temp().await;
+    let token = hub.register("owner").await;
+    let (upstream_port, upstream_task) = upstream().await;
+    let (mut agent, agent_dir, server_id) = paired_agent(&hub, &token, upstream_port).await;
+    assert_eq!(server_status(&hub, &token).await["status"], "online");
 
     // Heartbeats carry host metrics.
     wait_until(
@@ -417,27 +429,7 @@ async fn connect_turns_a_local_port_into_raw_channels() {
     let hub = Hub::start_temp().await;
     let token = hub.register("owner").await;
     let (upstream_port, _upstream) = upstream().await;
-    let agent_dir = tempfile::tempdir().unwrap();
-    let (base, dir) = (hub.base.clone(), agent_dir.path().to_path_buf());
-    let (mut pairing, code) = tokio::task::spawn_blocking(move || pair_process(&base, &dir))
-        .await
-        .unwrap();
-    hub.redeem(&token, &code).await;
-    assert!(
-        tokio::task::spawn_blocking(move || pairing.wait().unwrap())
-            .await
-            .unwrap()
-            .success()
-    );
-    let mut agent = run_agent(agent_dir.path(), upstream_port);
-    wait_until("the tunnel", Duration::from_secs(20), async || {
-        server_status(&hub, &token).await["relayActive"] == true
-    })
-    .await;
-    let server_id = server_status(&hub, &token).await["serverId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut agent, agent_dir, server_id) = paired_agent(&hub, &token, upstream_port).await;
     // Raw channels are throttled to 3 Mbit/s by default: lift it for the owner (an admin).
     let me: Value = reqwest::Client::new()
         .get(format!("{}/api/v1/me", hub.base))
