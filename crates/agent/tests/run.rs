@@ -34,6 +34,21 @@ impl Drop for DropFlag {
 
 /// The upstream: `GET /bytes/{n}` streams n bytes, `POST /echo` answers the body's length and
 /// SHA-256, `GET /forever` streams a chunk every 50 ms until its client goes away.
+/// Reads a body to its end and checks it is the first `size` bytes of [`pattern`].
+async fn assert_pattern_body(resp: &mut reqwest::Response, size: usize) {
+    let mut hasher = Sha256::new();
+    let mut received = 0;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        received += chunk.len();
+        hasher.update(&chunk);
+    }
+    assert_eq!(received, size);
+    assert_eq!(
+        hex::encode(hasher.finalize()),
+        hex::encode(Sha256::digest(pattern(size).collect::<Vec<u8>>()))
+    );
+}
+
 async fn upstream() -> (u16, tokio::task::JoinHandle<()>) {
     let app = Router::new()
         .route(
@@ -252,17 +267,7 @@ async fn an_agent_serves_its_upstream_through_the_hub() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let mut hasher = Sha256::new();
-    let mut received = 0;
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        received += chunk.len();
-        hasher.update(&chunk);
-    }
-    assert_eq!(received, size);
-    assert_eq!(
-        hex::encode(hasher.finalize()),
-        hex::encode(Sha256::digest(pattern(size).collect::<Vec<u8>>()))
-    );
+    assert_pattern_body(&mut resp, size).await;
 
     // A request without a body reaches the upstream without one (not as an empty chunked body).
     let framing: Value = client
@@ -489,17 +494,7 @@ async fn connect_turns_a_local_port_into_raw_channels() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let mut hasher = Sha256::new();
-    let mut received = 0;
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        received += chunk.len();
-        hasher.update(&chunk);
-    }
-    assert_eq!(received, size);
-    assert_eq!(
-        hex::encode(hasher.finalize()),
-        hex::encode(Sha256::digest(pattern(size).collect::<Vec<u8>>()))
-    );
+    assert_pattern_body(&mut resp, size).await;
     // And up.
     let upload: Vec<u8> = pattern(20 * 1024 * 1024).collect();
     let echo: Value = client
