@@ -163,3 +163,18 @@ mod tests {
         assert!(!dir.path().join("secret.tmp").exists());
     }
 }
+
+/// Percent-encodes every byte but the unreserved characters (RFC 3986), for a path segment or
+/// a query value.
+#[must_use]
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -201,9 +201,9 @@ async fn create_user(args: UserCreateArgs) -> anyhow::Result<()> {
         password: Some(password),
         display_name: None,
     };
-    let registration = crate::accounts::validate(&request).map_err(anyhow::Error::msg)?;
+    let registration = crate::domain::accounts::validate(&request).map_err(anyhow::Error::msg)?;
     let store = open_store(&args.store).await?;
-    let result = crate::accounts::register(
+    let result = crate::domain::accounts::register(
         &store,
         &PasswordHasherPool::default(),
         registration,
@@ -221,7 +221,7 @@ async fn create_user(args: UserCreateArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(crate::accounts::RegisterError::Store(StoreError::Conflict(column))) => {
+        Err(crate::domain::accounts::RegisterError::Store(StoreError::Conflict(column))) => {
             bail!("a user with this {column} already exists")
         }
         Err(err) => Err(err.into()),

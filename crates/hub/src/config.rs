@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+pub use crate::store::{DatabaseUrl, redact_url};
+
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -114,65 +116,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Which database the URL selects. Unknown schemes are refused so that a typo never silently
-/// creates an empty SQLite file.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Sqlite(String),
-    Postgres(String),
-}
-
-impl DatabaseUrl {
-    /// Classifies a URL by its scheme.
-    ///
-    /// # Errors
-    /// When the scheme is neither `sqlite:` nor `postgres:`/`postgresql:`.
-    pub fn parse(url: &str) -> anyhow::Result<Self> {
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(url.to_owned()))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(url.to_owned()))
-        } else {
-            bail!(
-                "unsupported database URL scheme in `{}`: use sqlite://PATH or postgres://…",
-                redact_url(url)
-            )
-        }
-    }
-
-    /// `sqlite` or `postgres`.
-    #[must_use]
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(url) | Self::Postgres(url) => f.write_str(&redact_url(url)),
-        }
-    }
-}
-
-/// Hides the password of `scheme://user:password@host/…`.
-#[must_use]
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 /// The resolved configuration the hub runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -190,7 +133,7 @@ pub struct Config {
     pub offline_after: Duration,
     /// Host advertised in WebSocket endpoints (`HUB_WS_HOST`, else the public URL's host).
     pub ws_host: String,
-    pub relay_timers: crate::relay::RelayTimers,
+    pub relay_timers: RelayTimers,
     pub node_name: String,
     pub proxy_requests_per_minute: u32,
 }
@@ -238,11 +181,11 @@ impl Config {
             health_interval: args.health_interval,
             reaper_interval: args.reaper_interval,
             offline_after: args.offline_after,
-            relay_timers: crate::relay::RelayTimers {
+            relay_timers: RelayTimers {
                 heartbeat: args.relay_heartbeat,
                 stale_after: args.relay_stale_after,
                 drain_grace: args.relay_drain_grace,
-                ..crate::relay::RelayTimers::default()
+                ..RelayTimers::default()
             },
             proxy_requests_per_minute: args.proxy_requests_per_minute,
             node_name: args
@@ -325,7 +268,8 @@ fn resolve_jwt_secret(data_dir: &Path) -> anyhow::Result<Secret> {
             Ok(Secret(bytes))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let bytes = crate::auth::random_bytes::<32>().to_vec();
+            let mut bytes = vec![0u8; 32];
+            rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
             write_private_file(&path, hex::encode(&bytes).as_bytes())?;
             tracing::info!(path = %path.display(), "generated a new JWT secret");
             Ok(Secret(bytes))
@@ -403,5 +347,35 @@ mod tests {
             format!("{:?}", Secret(b"abc".to_vec())),
             "Secret(<redacted>)"
         );
+    }
+}
+
+/// Relay timers (SPEC B.3), configurable so tests can run them fast.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayTimers {
+    /// Hub → server HEARTBEAT interval (30 s).
+    pub heartbeat: Duration,
+    /// A tunnel with no inbound frame for this long is closed with `timeout` (90 s).
+    pub stale_after: Duration,
+    /// How long a displaced tunnel may finish its in-flight requests (10 s).
+    pub drain_grace: Duration,
+    /// How long a new connection may take to send its HELLO (10 s).
+    pub hello_timeout: Duration,
+    /// Hub → client WebSocket ping interval (30 s, SPEC L).
+    pub client_ping: Duration,
+    /// A client silent for this long is closed (90 s, SPEC L).
+    pub client_idle: Duration,
+}
+
+impl Default for RelayTimers {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(30),
+            stale_after: Duration::from_secs(90),
+            drain_grace: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(10),
+            client_ping: Duration::from_secs(30),
+            client_idle: Duration::from_secs(90),
+        }
     }
 }

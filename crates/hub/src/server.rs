@@ -1,4 +1,5 @@
-//! Start-up, serving and graceful shutdown of the hub.
+//! The composition root: the HTTP router of the API port ([`app_router`]), start-up, serving,
+//! background loops and graceful shutdown of the hub.
 //!
 //! [`launch`] takes already-bound listeners (tests bind `127.0.0.1:0`) and a cancellation
 //! token. The HTTP listener serves `/health` from the first moment, so a supervisor can watch
@@ -10,9 +11,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
 
 use std::sync::Arc;
 
@@ -20,11 +26,14 @@ use crate::auth::keys::KeyStore;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::session::SessionKeys;
 use crate::config::Config;
-use crate::events::{EventBus, HubEvent};
-use crate::health::{Health, HealthState};
-use crate::heartbeat::HeartbeatSink;
-use crate::relay::Relay;
-use crate::state::{AppState, Core, Limits};
+use crate::domain::events::{EventBus, HubEvent};
+use crate::domain::health::{Health, HealthState};
+use crate::domain::heartbeats::HeartbeatSink;
+use crate::domain::tunnels::Relay;
+use crate::domain::{Core, Limits};
+use crate::http::BODY_LIMIT;
+use crate::http::error::{self};
+use crate::http::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// How long shutdown waits for in-flight requests before giving up on them.
@@ -83,6 +92,50 @@ fn serve(
     });
 }
 
+/// Middleware: the PHP hub registers no HEAD routes, so HEAD to any of its paths is 404 (SPEC
+/// E.1) — axum would otherwise answer HEAD wherever GET exists. The relay's proxy route keeps
+/// HEAD (an upstream behind the `all` policy may need it); subdomain ingress runs before this.
+async fn no_head(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let proxied = request
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/servers/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, tail)| tail == "proxy" || tail.starts_with("proxy/"));
+    if request.method() == axum::http::Method::HEAD && !proxied {
+        return axum::response::IntoResponse::into_response(error::ApiError::not_found(
+            "not_found",
+        ));
+    }
+    next.run(request).await
+}
+
+/// The whole HTTP router of the API port: the JSON API, the relay's proxy route, the pages,
+/// JSON answers for unknown paths and methods, and the layers every request passes.
+pub fn app_router(state: AppState) -> Router {
+    crate::api::router()
+        .merge(crate::relay::route::router())
+        .merge(crate::web::router(state.clone()))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(no_head))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::relay::route::subdomain_ingress,
+        ))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .with_state(state)
+}
+
 /// Retries `op` with capped exponential back-off until it succeeds, fails with a
 /// non-transient error, or shutdown is requested (`Ok(None)`).
 async fn retry_unavailable<T, F, Fut>(
@@ -134,7 +187,7 @@ pub async fn launch(
     serve(
         &tracker,
         listeners.http,
-        crate::api::router(state.clone()),
+        app_router(state.clone()),
         shutdown.clone(),
         "http",
     );
@@ -272,7 +325,7 @@ async fn start(
         "client",
     );
     health.set(HealthState::Ready);
-    tracker.spawn(crate::health::probe_loop(
+    tracker.spawn(crate::domain::health::probe_loop(
         store.clone(),
         health.clone(),
         config.health_interval,

@@ -168,11 +168,17 @@ async fn settings_and_audit_rows_round_trip() {
         Some("1200")
     );
     assert_eq!(
-        phlix_hub::settings::ACCESS_TTL.get(&store).await.unwrap(),
+        phlix_hub::domain::settings::ACCESS_TTL
+            .get(&store)
+            .await
+            .unwrap(),
         1200
     );
     assert_eq!(
-        phlix_hub::settings::REFRESH_TTL.get(&store).await.unwrap(),
+        phlix_hub::domain::settings::REFRESH_TTL
+            .get(&store)
+            .await
+            .unwrap(),
         604_800
     );
 
@@ -516,7 +522,7 @@ async fn a_full_batch_of_distinct_servers_is_stored() {
     let (_dir, store) = fresh_store().await;
     let owner = store.create_user(&new_user("owner", 1)).await.unwrap();
     // More distinct servers than SQLite allows terms in one compound SELECT (500).
-    let count = phlix_hub::heartbeat::MAX_BATCH;
+    let count = phlix_hub::domain::heartbeats::MAX_BATCH;
     for i in 0..count {
         let code = format!("A{:03}-{:04}", i / 1000, i % 1000);
         store

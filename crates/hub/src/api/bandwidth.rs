@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{AdminUser, CurrentUser, Json, Path, Ready};
 use crate::auth::now_unix;
-use crate::state::Core;
+use crate::domain::{Core, DomainError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AdminUser, CurrentUser, Json, Path, Ready};
 use crate::store::period_start;
 
 /// A user's relay usage this month, its limits (0 = unlimited) and its throttle.
@@ -57,7 +57,7 @@ async fn existing_user(core: &Core, user_id: &str) -> ApiResult<()> {
         .user_by_id(user_id)
         .await?
         .map(|_| ())
-        .ok_or(ApiError::NotFound("user.not_found"))
+        .ok_or(ApiError::not_found("user.not_found"))
 }
 
 /// `GET /api/v1/admin/users/{id}/bandwidth`.
@@ -100,11 +100,12 @@ pub async fn set_quota(
     let quota_out = non_negative(&body, "quota_bytes_out")?;
     let streams = non_negative(&body, "max_concurrent_streams")?;
     if quota_in.is_none() && quota_out.is_none() && streams.is_none() {
-        return Err(ApiError::Validation {
+        return Err(DomainError::Invalid {
             code: "invalid_request",
             message: "give at least one of quota_bytes_in, quota_bytes_out, max_concurrent_streams"
                 .into(),
-        });
+        }
+        .into());
     }
     let now = now_unix();
     core.store
@@ -131,7 +132,7 @@ pub async fn set_throttle(
     Json(body): Json<Value>,
 ) -> ApiResult<Json<BandwidthDoc>> {
     existing_user(&core, &user_id).await?;
-    let bps = non_negative(&body, "throttle_bps")?.ok_or_else(|| ApiError::Validation {
+    let bps = non_negative(&body, "throttle_bps")?.ok_or_else(|| DomainError::Invalid {
         code: "invalid_request",
         message: "throttle_bps is required".into(),
     })?;

@@ -1,157 +1,13 @@
-//! The pairing flow (SPEC C.1–C.3): a server asks for a claim code, its owner redeems it, the
-//! server collects its enrollment token by polling.
+//! The pairing flow over HTTP (SPEC C.1–C.3): a server asks for a claim code, its owner
+//! redeems it, the server collects its enrollment token by polling. The rules are in
+//! [`crate::domain::claims`].
 
-use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::instrument;
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{ClientInfo, CurrentUser, Json, Path, PhlixProtocol, Ready};
-use crate::auth::{enrollment, now_unix};
-use crate::events::HubEvent;
-use crate::settings::ENROLLMENT_TTL;
-use crate::state::Core;
-use crate::store::{AuditEntry, ClaimRow, PollOutcome, Redemption, StoreError, UserRow};
-
-/// Lifetime of a claim code.
-pub const CLAIM_TTL_SECS: i64 = 600;
-/// Alphabet of claim codes: no 0/O/1/I.
-pub const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-
-/// A fresh `XXXX-XXXX` code, uniformly drawn (rejection sampling: 32 divides 256).
-#[must_use]
-pub fn new_claim_code() -> String {
-    let bytes = crate::auth::random_bytes::<8>();
-    let chars: String = bytes
-        .iter()
-        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
-        .collect();
-    format!("{}-{}", &chars[..4], &chars[4..])
-}
-
-/// Normalises what a user typed (`k7qx m2p9`, `K7QX-M2P9`, …) to the stored `K7QX-M2P9` form,
-/// or `None` when it cannot be a code.
-#[must_use]
-pub fn normalise_code(input: &str) -> Option<String> {
-    let cleaned: String = input
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    (cleaned.len() == 8).then(|| format!("{}-{}", &cleaned[..4], &cleaned[4..]))
-}
-
-/// `ClaimResponse` (camelCase).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClaimResponse {
-    pub claim_code: String,
-    pub expires_in: i64,
-    pub claim_id: String,
-    pub hub_base_url: String,
-}
-
-fn required_string<'a>(body: &'a Map<String, Value>, field: &str) -> ApiResult<&'a str> {
-    body.get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::BadRequest(format!("ClaimRequest \"{field}\" is required.")))
-}
-
-/// A validated claim request.
-struct ClaimInput {
-    server_name: String,
-    version: String,
-    jwk: Value,
-    x: String,
-    hostnames: Vec<String>,
-}
-
-/// Checks the body of `POST /api/v1/server-claims/new` in the PHP hub's order and with its
-/// answers (including the 500 for over-long names, SPEC I.6).
-fn validate_claim(body: &Value) -> ApiResult<ClaimInput> {
-    let body = body
-        .as_object()
-        .ok_or_else(|| ApiError::BadRequest("ClaimRequest body must be a JSON object.".into()))?;
-    let server_name = required_string(body, "serverName")?;
-    let version = required_string(body, "version")?;
-    let jwk = body
-        .get("publicKeysJwk")
-        .filter(|v| v.is_object())
-        .ok_or_else(|| {
-            ApiError::BadRequest("ClaimRequest \"publicKeysJwk\" is required.".into())
-        })?;
-    let hostnames = match body.get("hostnameCandidates") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .filter(|list| list.len() <= 32 && list.iter().all(|h| h.len() <= 512))
-            .ok_or_else(|| {
-                ApiError::BadRequest(
-                    "ClaimRequest \"hostnameCandidates\" must be a list of at most 32 strings."
-                        .into(),
-                )
-            })?,
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "ClaimRequest \"hostnameCandidates\" must be a list of strings.".into(),
-            ));
-        }
-    };
-    let protocol = required_string(body, "protocolVersion")?;
-    if protocol != "v1" {
-        return Err(ApiError::ProtocolUnsupported);
-    }
-    let x = validate_jwk(jwk)?;
-    if server_name.is_empty() || server_name.len() > 255 {
-        return Err(ApiError::HubInternalQuirk(
-            "serverName must be 1 to 255 bytes".into(),
-        ));
-    }
-    if version.is_empty() || version.len() > 32 {
-        return Err(ApiError::HubInternalQuirk(
-            "version must be 1 to 32 bytes".into(),
-        ));
-    }
-    Ok(ClaimInput {
-        server_name: server_name.to_owned(),
-        version: version.to_owned(),
-        jwk: jwk.clone(),
-        x,
-        hostnames,
-    })
-}
-
-/// `publicKeysJwk` must be one Ed25519 OKP key whose `x` is 32 bytes of base64url.
-fn validate_jwk(jwk: &Value) -> ApiResult<String> {
-    let field = |name: &str| jwk.get(name).and_then(Value::as_str);
-    if field("kty") != Some("OKP") {
-        return Err(ApiError::ServerKeyInvalid(
-            "publicKeysJwk.kty must be \"OKP\"".into(),
-        ));
-    }
-    if field("crv") != Some("Ed25519") {
-        return Err(ApiError::ServerKeyInvalid(
-            "publicKeysJwk.crv must be \"Ed25519\"".into(),
-        ));
-    }
-    let x = field("x")
-        .ok_or_else(|| ApiError::ServerKeyInvalid("publicKeysJwk.x is required".into()))?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(x.trim_end_matches('='))
-        .map_err(|_| ApiError::ServerKeyInvalid("publicKeysJwk.x is not base64url".into()))?;
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
-        ApiError::ServerKeyInvalid("publicKeysJwk.x must decode to exactly 32 bytes".into())
-    })?;
-    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| {
-        ApiError::ServerKeyInvalid("publicKeysJwk.x is not an Ed25519 public key".into())
-    })?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
+use crate::domain::claims::{self, ClaimResponse, EnrollmentGrant};
+use crate::http::error::ApiResult;
+use crate::http::extract::{ClientInfo, CurrentUser, Json, Path, PhlixProtocol, Ready};
 
 /// `POST /api/v1/server-claims/new` → 200 `ClaimResponse`. A repeat request with the key of a
 /// still-pending claim gets that claim back with its remaining lifetime.
@@ -161,75 +17,7 @@ pub async fn new_claim(
     _: PhlixProtocol,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<ClaimResponse>> {
-    let input = validate_claim(&body)?;
-    let now = now_unix();
-    let hub_base_url = core.config.public_url.clone();
-    if let Some(existing) = core.store.pending_claim_for_key(&input.x, now).await? {
-        return Ok(Json(ClaimResponse {
-            claim_code: existing.claim_code,
-            expires_in: existing.expires_at - now,
-            claim_id: existing.id,
-            hub_base_url,
-        }));
-    }
-    let mut claim = ClaimRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        claim_code: new_claim_code(),
-        server_name: input.server_name,
-        version: input.version,
-        hostname_candidates_json: serde_json::to_string(&input.hostnames)
-            .unwrap_or_else(|_| "[]".into()),
-        protocol_version: "v1".into(),
-        public_key_jwk: input.jwk.to_string(),
-        public_key_x: input.x,
-        status: "pending".into(),
-        expires_at: now + CLAIM_TTL_SECS,
-        created_at: now,
-    };
-    let mut attempts = 0;
-    loop {
-        match core.store.insert_claim(&claim).await {
-            Ok(()) => break,
-            Err(StoreError::Conflict(_)) if attempts < 8 => {
-                attempts += 1;
-                claim.claim_code = new_claim_code();
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    tracing::info!(claim_id = %claim.id, server_name = %claim.server_name, "claim code issued");
-    Ok(Json(ClaimResponse {
-        claim_code: claim.claim_code,
-        expires_in: CLAIM_TTL_SECS,
-        claim_id: claim.id,
-        hub_base_url,
-    }))
-}
-
-/// Answer of the claim poll and of the redemption.
-#[derive(Debug, Serialize)]
-pub struct EnrollmentGrant {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<&'static str>,
-    pub enrollment_jwt: String,
-    pub hub_jwks_url: String,
-    pub server_id: String,
-}
-
-/// Mints an enrollment token for `server_id` with the TTL in force.
-///
-/// # Errors
-/// Database failures reading the setting.
-pub async fn mint_enrollment(core: &Core, server_id: &str) -> ApiResult<String> {
-    let ttl = ENROLLMENT_TTL.get(&core.store).await?;
-    let keys = core.keys.current();
-    Ok(enrollment::mint(
-        &keys,
-        server_id,
-        &core.config.public_url,
-        ttl,
-        now_unix(),
-    ))
+    Ok(Json(claims::request_code(&core, &body).await?))
 }
 
 /// `GET /api/v1/server-claims/{claimId}` → always 200: `pending`, `claimed` (once; the token is
@@ -240,24 +28,7 @@ pub async fn poll_claim(
     _: PhlixProtocol,
     Path(claim_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if claim_id.len() > 64 {
-        return Ok(Json(serde_json::json!({"status": "expired"})));
-    }
-    Ok(Json(
-        match core.store.poll_claim(&claim_id, now_unix()).await? {
-            PollOutcome::Pending => serde_json::json!({"status": "pending"}),
-            PollOutcome::Expired => serde_json::json!({"status": "expired"}),
-            PollOutcome::Claimed { server_id } => {
-                let grant = EnrollmentGrant {
-                    status: Some("claimed"),
-                    enrollment_jwt: mint_enrollment(&core, &server_id).await?,
-                    hub_jwks_url: core.jwks_url(),
-                    server_id,
-                };
-                serde_json::to_value(grant).map_err(|e| ApiError::Internal(e.into()))?
-            }
-        },
-    ))
+    Ok(Json(claims::poll(&core, &claim_id).await?))
 }
 
 /// `POST /api/v1/server-claims/claim` `{"claim_code"}` → 200 `{enrollment_jwt, hub_jwks_url,
@@ -271,108 +42,7 @@ pub async fn redeem(
     client: ClientInfo,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<EnrollmentGrant>> {
-    let code = body
-        .get("claim_code")
-        .and_then(Value::as_str)
-        .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| ApiError::BadRequest("claim_code is required".into()))?;
-    let server_id = redeem_code(&core, &current.user, client, code).await?;
-    Ok(Json(EnrollmentGrant {
-        status: None,
-        enrollment_jwt: mint_enrollment(&core, &server_id).await?,
-        hub_jwks_url: core.jwks_url(),
-        server_id,
-    }))
-}
-
-/// Redeems a typed claim code for `user` (SPEC C.2): the new server's id, with its audit row
-/// and a `server.online` event (a claimed server starts online). Shared by the JSON API and
-/// the claim form.
-///
-/// # Errors
-/// 404 `CLAIM_CODE_NOT_FOUND` (also for text that cannot be a code), 410
-/// `CLAIM_CODE_EXPIRED`, 409 `CLAIM_CODE_ALREADY_CLAIMED`.
-pub(crate) async fn redeem_code(
-    core: &Core,
-    user: &UserRow,
-    client: ClientInfo,
-    code: &str,
-) -> ApiResult<String> {
-    let not_found = ApiError::Claim {
-        status: StatusCode::NOT_FOUND,
-        code: "CLAIM_CODE_NOT_FOUND",
-        message: "No pending claim with this code.",
-    };
-    let code = normalise_code(code).ok_or(not_found)?;
-    let server_id = uuid::Uuid::new_v4().to_string();
-    let now = now_unix();
-    match core
-        .store
-        .redeem_claim(&code, &user.id, &server_id, now)
-        .await?
-    {
-        Redemption::Paired { server_id } => {
-            core.store
-                .audit(&AuditEntry {
-                    event: "server.claimed".into(),
-                    user_id: Some(user.id.clone()),
-                    resource: Some(format!("server:{server_id}")),
-                    action: Some("claim".into()),
-                    success: true,
-                    ip_address: Some(client.ip),
-                    user_agent: client.user_agent,
-                    created_at: now,
-                    ..AuditEntry::default()
-                })
-                .await?;
-            tracing::info!(%server_id, "server paired");
-            core.events
-                .publish(HubEvent::status(&user.id, &server_id, true, Some(now)));
-            Ok(server_id)
-        }
-        Redemption::NotFound => Err(ApiError::Claim {
-            status: StatusCode::NOT_FOUND,
-            code: "CLAIM_CODE_NOT_FOUND",
-            message: "No pending claim with this code.",
-        }),
-        Redemption::Expired => Err(ApiError::Claim {
-            status: StatusCode::GONE,
-            code: "CLAIM_CODE_EXPIRED",
-            message: "This claim code has expired; ask the server for a new one.",
-        }),
-        Redemption::AlreadyClaimed => Err(ApiError::Claim {
-            status: StatusCode::CONFLICT,
-            code: "CLAIM_CODE_ALREADY_CLAIMED",
-            message: "This claim code has already been redeemed.",
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_have_the_spec_format() {
-        for _ in 0..200 {
-            let code = new_claim_code();
-            assert_eq!(code.len(), 9);
-            assert_eq!(&code[4..5], "-");
-            assert!(
-                code.bytes()
-                    .filter(|b| *b != b'-')
-                    .all(|b| CODE_ALPHABET.contains(&b)),
-                "{code}"
-            );
-        }
-    }
-
-    #[test]
-    fn typed_codes_are_normalised() {
-        assert_eq!(normalise_code("k7qx m2p9").as_deref(), Some("K7QX-M2P9"));
-        assert_eq!(normalise_code(" K7QX-M2P9 ").as_deref(), Some("K7QX-M2P9"));
-        assert_eq!(normalise_code("k7qxm2p9").as_deref(), Some("K7QX-M2P9"));
-        assert_eq!(normalise_code("K7QX-M2P"), None);
-        assert_eq!(normalise_code(""), None);
-    }
+    Ok(Json(
+        claims::redeem(&core, &current.user, client, &body).await?,
+    ))
 }

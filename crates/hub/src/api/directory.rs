@@ -3,42 +3,22 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use phlix_proto::server::ServerInfo;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+
 use tracing::instrument;
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{AdminUser, ClientInfo, CurrentUser, Json, Path, Ready};
 use crate::auth::keys::Jwk;
 use crate::auth::now_unix;
-use crate::settings;
-use crate::state::Core;
-use crate::store::{HeartbeatRow, LibraryRow, ServerRow, StoreError, UserLibraryRow};
-
-/// Lifetime of a client relay token.
-pub const RELAY_TOKEN_TTL_SECS: i64 = 3600;
-
-/// The server `server_id` if `user_id` owns it: 404 `server.not_found`, 403 `server.not_owned`.
-pub(crate) async fn owned_server(
-    core: &Core,
-    user_id: &str,
-    server_id: &str,
-) -> ApiResult<ServerRow> {
-    owner_check(core.store.server_by_id(server_id).await?, user_id)
-}
-
-/// 404 `server.not_found` for no server, 403 `server.not_owned` for another user's.
-pub(crate) fn owner_check(server: Option<ServerRow>, user_id: &str) -> ApiResult<ServerRow> {
-    let server = server.ok_or(ApiError::NotFound("server.not_found"))?;
-    if server.user_id != user_id {
-        return Err(ApiError::Forbidden("server.not_owned"));
-    }
-    Ok(server)
-}
+use crate::domain::relay_tokens::mint_relay_token;
+use crate::domain::servers::owned_server;
+use crate::domain::settings::{self, save_settings};
+use crate::domain::{Core, DomainError};
+use crate::http::error::ApiResult;
+use crate::http::extract::{AdminUser, ClientInfo, CurrentUser, Json, Path, Ready};
+use crate::store::{HeartbeatRow, LibraryRow, ServerRow, UserLibraryRow};
 
 /// `GET /api/v1/me/servers` → `{"servers":[ServerInfoDto]}`.
 pub async fn list(Ready(core): Ready, user: CurrentUser) -> ApiResult<Json<Value>> {
@@ -185,27 +165,26 @@ pub async fn relay_token(
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-/// Mints a client relay token for a server the caller has checked `user_id` may use: the
-/// token (shown once) and its expiry. Only its SHA-256 is stored.
-///
-/// # Errors
-/// Database failures only.
-pub(crate) async fn mint_relay_token(
-    core: &Core,
-    user_id: &str,
-    server_id: &str,
-    client: &ClientInfo,
-) -> ApiResult<(String, i64)> {
-    let token = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<32>());
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    let now = now_unix();
-    let expires_at = now + RELAY_TOKEN_TTL_SECS;
-    let id = uuid::Uuid::new_v4().to_string();
+/// `PUT /api/v1/me/servers/{id}/proxy-policy` `{"policy":"phlix"|"all"}` → `{server_id, policy}`.
+pub async fn set_policy(
+    Ready(core): Ready,
+    user: CurrentUser,
+    Path(server_id): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    owned_server(&core, &user.user.id, &server_id).await?;
+    let policy = body
+        .get("policy")
+        .and_then(Value::as_str)
+        .filter(|p| matches!(*p, "phlix" | "all"))
+        .ok_or_else(|| {
+            DomainError::invalid("invalid_request", "policy must be \"phlix\" or \"all\"")
+        })?;
     core.store
-        .insert_relay_token(&id, &hash, user_id, server_id, expires_at, now)
+        .set_proxy_policy(&server_id, policy, now_unix())
         .await?;
-    tracing::info!(target: "audit", event = "relay.token.minted", %server_id, ip = %client.ip, "audit");
-    Ok((token, expires_at))
+    core.access.forget_server(&server_id);
+    Ok(Json(json!({"server_id": server_id, "policy": policy})))
 }
 
 /// `GET /.well-known/jwks.json` → the Ed25519 keys that verify enrollment tokens now (the
@@ -213,7 +192,7 @@ pub(crate) async fn mint_relay_token(
 pub async fn jwks(Ready(core): Ready, client: ClientInfo) -> ApiResult<Response> {
     let now = now_unix();
     if let Err(retry_after) = core.limits.jwks.check(&client.ip, now) {
-        return Err(ApiError::RateLimited { retry_after });
+        return Err(DomainError::RateLimited { retry_after }.into());
     }
     let ring = core.keys.current();
     let keys: Vec<Jwk> = ring
@@ -261,28 +240,22 @@ pub async fn put_settings(
 ) -> ApiResult<Json<Value>> {
     let map = match body.get("settings") {
         Some(Value::Object(map)) => map,
-        _ => body.as_object().ok_or_else(|| ApiError::Invalid {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_request",
-            message: "body must be {\"settings\": {key: value}}".into(),
+        _ => body.as_object().ok_or_else(|| {
+            DomainError::invalid(
+                "invalid_request",
+                "body must be {\"settings\": {key: value}}",
+            )
         })?,
     };
     let mut updates = Vec::new();
     for (key, value) in map {
-        let setting =
-            settings::ALL
-                .iter()
-                .find(|s| s.key == key)
-                .ok_or_else(|| ApiError::Invalid {
-                    status: StatusCode::BAD_REQUEST,
-                    code: "unknown_setting",
-                    message: format!("{key} is not a hub setting"),
-                })?;
+        let setting = settings::ALL.iter().find(|s| s.key == key).ok_or_else(|| {
+            DomainError::invalid("unknown_setting", format!("{key} is not a hub setting"))
+        })?;
         let number = value
             .as_i64()
             .filter(|v| setting.accepts(*v))
-            .ok_or_else(|| ApiError::Invalid {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
+            .ok_or_else(|| DomainError::Unprocessable {
                 code: "invalid_setting",
                 message: format!(
                     "{key} must be an integer from {} to {}",
@@ -293,20 +266,4 @@ pub async fn put_settings(
     }
     save_settings(&core, &updates).await?;
     Ok(Json(settings_document(&core).await?))
-}
-
-/// Writes already-validated setting values.
-///
-/// # Errors
-/// Database failures only.
-pub(crate) async fn save_settings(core: &Core, updates: &[(&'static str, i64)]) -> ApiResult<()> {
-    let now = now_unix();
-    for (key, value) in updates {
-        core.store
-            .put_setting(key, &value.to_string(), "int", now)
-            .await
-            .map_err(|e: StoreError| ApiError::from(e))?;
-        tracing::info!(target: "audit", event = "settings.changed", key, value, "audit");
-    }
-    Ok(())
 }

@@ -12,10 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::directory::owned_server;
-use super::error::{ApiError, ApiResult};
-use super::extract::{CurrentUser, Json, Path, Ready};
 use crate::auth::now_unix;
+use crate::domain::servers::owned_server;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{CurrentUser, Json, Path, Ready};
 
 /// Interval of the `: keep-alive` comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

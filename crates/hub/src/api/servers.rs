@@ -5,166 +5,18 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phlix_proto::server::ServerInfo;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::instrument;
 
-use super::claims::mint_enrollment;
-use super::error::{ApiError, ApiResult};
-use super::extract::{EnrolledServer, Json, Path, PhlixProtocol, Ready, ServerBearer};
 use crate::auth::now_unix;
-use crate::heartbeat::HeartbeatAck;
-use crate::state::Core;
-use crate::store::{HeartbeatRecord, LibraryRow, StoreError};
-
-/// Largest number of libraries one heartbeat may list.
-pub const MAX_LIBRARIES: usize = 2000;
-
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::BadRequest(message.into())
-}
-
-fn int_field(body: &Map<String, Value>, name: &str) -> ApiResult<i64> {
-    match body.get(name) {
-        None | Some(Value::Null) => Err(bad(format!("HeartbeatDto \"{name}\" is required."))),
-        Some(value) => value.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
-            bad(format!(
-                "HeartbeatDto \"{name}\" must be a non-negative integer."
-            ))
-        }),
-    }
-}
-
-fn string_field<'a>(body: &'a Map<String, Value>, name: &str, max: usize) -> ApiResult<&'a str> {
-    let value = body.get(name).and_then(Value::as_str).ok_or_else(|| {
-        bad(format!(
-            "HeartbeatDto \"{name}\" is required and must be a string."
-        ))
-    })?;
-    if value.is_empty() || value.len() > max {
-        return Err(bad(format!(
-            "HeartbeatDto \"{name}\" must be 1 to {max} bytes."
-        )));
-    }
-    Ok(value)
-}
-
-/// Strict validation of a heartbeat body (SPEC D, J.5) into a record.
-fn validate_heartbeat(server_id: &str, body: &Value, now: i64) -> ApiResult<HeartbeatRecord> {
-    let body = body
-        .as_object()
-        .ok_or_else(|| bad("HeartbeatDto body must be a JSON object."))?;
-    let body_server = string_field(body, "serverId", 64)?;
-    if body_server != server_id {
-        return Err(bad(
-            "HeartbeatDto \"serverId\" does not match the server in the path.",
-        ));
-    }
-    let version = string_field(body, "version", 32)?;
-    let sent_at = int_field(body, "timestamp")?;
-    let uptime_seconds = int_field(body, "uptimeSeconds")?;
-    let active_sessions = int_field(body, "activeSessions")?;
-    let active_transcodes = int_field(body, "activeTranscodes")?;
-    let hostname_candidates_json = match body.get("hostnameCandidates") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => {
-            let list = items
-                .iter()
-                .map(|v| v.as_str().filter(|s| s.len() <= 512).map(str::to_owned))
-                .collect::<Option<Vec<String>>>()
-                .filter(|l| l.len() <= 32)
-                .ok_or_else(|| bad("HeartbeatDto \"hostnameCandidates\" must be at most 32 strings of at most 512 bytes."))?;
-            Some(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
-        }
-        Some(_) => {
-            return Err(bad(
-                "HeartbeatDto \"hostnameCandidates\" must be a list of strings.",
-            ));
-        }
-    };
-    let libraries = match body.get("libraries") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => {
-            if items.len() > MAX_LIBRARIES {
-                return Err(bad(format!(
-                    "HeartbeatDto \"libraries\" may list at most {MAX_LIBRARIES} libraries."
-                )));
-            }
-            let mut list = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let entry = item
-                    .as_object()
-                    .ok_or_else(|| bad(format!("libraries[{i}] must be an object.")))?;
-                let field = |name: &str| {
-                    entry
-                        .get(name)
-                        .and_then(Value::as_str)
-                        .filter(|v| !v.trim().is_empty() && v.len() <= 255)
-                        .map(str::to_owned)
-                        .ok_or_else(|| bad(format!("libraries[{i}].{name} must be a non-empty string of at most 255 bytes.")))
-                };
-                list.push(LibraryRow {
-                    library_id: field("library_id")?,
-                    library_name: field("library_name")?,
-                });
-            }
-            Some(list)
-        }
-        Some(_) => return Err(bad("HeartbeatDto \"libraries\" must be a list.")),
-    };
-    let host_metrics_json = match body.get("hostMetrics") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(metrics)) => Some(validate_host_metrics(metrics)?),
-        Some(_) => return Err(bad("HeartbeatDto \"hostMetrics\" must be an object.")),
-    };
-    Ok(HeartbeatRecord {
-        server_id: server_id.to_owned(),
-        version: version.to_owned(),
-        sent_at,
-        uptime_seconds,
-        active_sessions,
-        active_transcodes,
-        hostname_candidates_json,
-        host_metrics_json,
-        libraries,
-        received_at: now,
-    })
-}
-
-/// Keeps the known `hostMetrics` keys (SPEC J.5), checks their types, drops unknown keys.
-fn validate_host_metrics(metrics: &Map<String, Value>) -> ApiResult<String> {
-    const FLOATS: [&str; 2] = ["cpuPercent", "load1"];
-    const INTS: [&str; 6] = [
-        "memUsedBytes",
-        "memTotalBytes",
-        "diskUsedBytes",
-        "diskTotalBytes",
-        "netRxBytes",
-        "netTxBytes",
-    ];
-    let mut kept = Map::new();
-    for key in FLOATS {
-        if let Some(value) = metrics.get(key) {
-            let number = value
-                .as_f64()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| bad(format!("hostMetrics.{key} must be a non-negative number.")))?;
-            kept.insert(key.to_owned(), json!(number));
-        }
-    }
-    for key in INTS {
-        if let Some(value) = metrics.get(key) {
-            let number = value
-                .as_u64()
-                .ok_or_else(|| bad(format!("hostMetrics.{key} must be a non-negative integer.")))?;
-            kept.insert(key.to_owned(), json!(number));
-        }
-    }
-    Ok(Value::Object(kept).to_string())
-}
-
-fn parse_body(bytes: &Bytes) -> ApiResult<Value> {
-    serde_json::from_slice(bytes).map_err(|err| bad(format!("Invalid JSON body: {err}")))
-}
+use crate::domain::Core;
+use crate::domain::DomainError;
+use crate::domain::claims::mint_enrollment;
+use crate::domain::heartbeats::HeartbeatAck;
+use crate::domain::heartbeats::{parse_body, validate_heartbeat};
+use crate::http::error::ApiResult;
+use crate::http::extract::{EnrolledServer, Json, Path, PhlixProtocol, Ready, ServerBearer};
+use crate::store::StoreError;
 
 /// `POST /api/v1/servers/{id}/heartbeat` → 200 `{"status":"ok"}` once the heartbeat is
 /// committed.
@@ -179,18 +31,19 @@ pub async fn heartbeat(
     server.require_server(&server_id)?;
     let now = now_unix();
     if let Err(retry_after) = core.limits.heartbeat.check(&server_id, now) {
-        return Err(ApiError::RateLimited { retry_after });
+        return Err(DomainError::RateLimited { retry_after }.into());
     }
     let record = validate_heartbeat(&server_id, &parse_body(&body)?, now)?;
     match core.heartbeats.submit(record).await {
         HeartbeatAck::Stored => Ok(Json(json!({"status": "ok"}))),
-        HeartbeatAck::UnknownServer => Err(ApiError::ServerNotFound),
+        HeartbeatAck::UnknownServer => Err(DomainError::ServerNotFound.into()),
         HeartbeatAck::Failed(err) => Err(match &*err {
             StoreError::Unavailable(_) => {
-                ApiError::StoreUnavailable(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+                DomainError::Unavailable(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
             }
-            _ => ApiError::Internal(anyhow::anyhow!("heartbeat batch failed: {err}")),
-        }),
+            _ => DomainError::Internal(anyhow::anyhow!("heartbeat batch failed: {err}")),
+        }
+        .into()),
     }
 }
 
@@ -198,7 +51,7 @@ async fn existing_server(core: &Core, server_id: &str) -> ApiResult<crate::store
     core.store
         .server_by_id(server_id)
         .await?
-        .ok_or(ApiError::ServerNotFound)
+        .ok_or(DomainError::ServerNotFound.into())
 }
 
 /// `POST /api/v1/servers/{id}/renew` → 200 `{"enrollment_jwt","expires_in":604800}` (the
@@ -240,7 +93,7 @@ pub async fn deregister(
     server.require_server(&server_id)?;
     core.access.forget_server(&server_id);
     if !core.store.delete_server(&server_id).await? {
-        return Err(ApiError::ServerNotFound);
+        return Err(DomainError::ServerNotFound.into());
     }
     tracing::info!("server deregistered itself");
     Ok(StatusCode::NO_CONTENT)
@@ -307,9 +160,10 @@ pub async fn claim_subdomain(
     let subdomain = match requested {
         Some(label) if is_dns_label(&label) => label,
         Some(_) => {
-            return Err(bad(
-                "subdomain must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
-            ));
+            return Err(DomainError::BadRequest(
+                "subdomain must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'".into(),
+            )
+            .into());
         }
         None => row
             .subdomain
@@ -324,10 +178,11 @@ pub async fn claim_subdomain(
     {
         Ok(_) => {}
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::Conflict {
+            return Err(DomainError::Conflict {
                 code: "subdomain_taken",
                 message: format!("{subdomain} is taken"),
-            });
+            }
+            .into());
         }
         Err(err) => return Err(err.into()),
     }
@@ -357,7 +212,7 @@ pub async fn release_subdomain(
         .await?;
     core.access.forget_server(&server_id);
     if !released {
-        return Err(ApiError::ServerNotFound);
+        return Err(DomainError::ServerNotFound.into());
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -447,39 +302,5 @@ mod tests {
         assert!(!is_dns_label("-a"));
         assert!(!is_dns_label("A"));
         assert!(!is_dns_label(""));
-    }
-
-    #[test]
-    fn heartbeats_are_validated_strictly() {
-        let ok = json!({"serverId": "s", "version": "1", "timestamp": 1, "uptimeSeconds": 2,
-            "activeSessions": 0, "activeTranscodes": 0, "libraries": [{"library_id": "l", "library_name": "M"}],
-            "hostMetrics": {"cpuPercent": 1.5, "memUsedBytes": 10, "extra": "ignored"}});
-        let record = validate_heartbeat("s", &ok, 9).unwrap();
-        assert_eq!(record.libraries.unwrap().len(), 1);
-        assert_eq!(
-            record.host_metrics_json.as_deref(),
-            Some(r#"{"cpuPercent":1.5,"memUsedBytes":10}"#)
-        );
-        for (patch, needle) in [
-            (json!({"uptimeSeconds": 1.5}), "uptimeSeconds"),
-            (json!({"activeSessions": "3"}), "activeSessions"),
-            (json!({"timestamp": null}), "timestamp"),
-            (json!({"version": ""}), "version"),
-            (json!({"serverId": "other"}), "serverId"),
-            (
-                json!({"libraries": [{"library_id": "", "library_name": "M"}]}),
-                "library_id",
-            ),
-            (json!({"libraries": ["x"]}), "libraries[0]"),
-            (json!({"hostnameCandidates": [1]}), "hostnameCandidates"),
-            (json!({"hostMetrics": {"cpuPercent": "hot"}}), "cpuPercent"),
-        ] {
-            let mut body = ok.clone();
-            for (k, v) in patch.as_object().unwrap() {
-                body[k] = v.clone();
-            }
-            let err = validate_heartbeat("s", &body, 9).unwrap_err().to_string();
-            assert!(err.contains(needle), "{err} should name {needle}");
-        }
     }
 }

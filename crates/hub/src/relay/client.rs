@@ -19,16 +19,16 @@ use tokio::time::Instant;
 use super::tunnel::{CLIENT_QUEUE_SIZE, mount, send_data};
 use super::ws_io::{self, ReadError, WsEvent, WsReader, WsStream, WsWriter};
 use super::{TunnelCmd, TunnelHandle};
-use crate::api::error::ApiError;
 use crate::auth::now_unix;
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// Router of the client listener.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/client/{server_id}", any(mount_client))
         .route("/client/{server_id}/", any(mount_client))
-        .fallback(crate::api::error::not_found)
+        .fallback(crate::http::error::not_found)
         .with_state(state)
 }
 
@@ -91,7 +91,7 @@ async fn mount_client(
     };
     let relay = core.relay.clone();
     if let Err(retry_after) = relay.allow_mount(&peer.ip().to_string(), now_unix()) {
-        return ApiError::RateLimited { retry_after }.into_response();
+        return crate::domain::DomainError::RateLimited { retry_after }.into_response();
     }
     let Some((token, offered_protocol)) = presented_token(request.headers()) else {
         return unauthorized();
@@ -105,14 +105,14 @@ async fn mount_client(
     match super::check_quota(&core, &grant.user_id, true).await {
         Ok(None) => {}
         Ok(Some(super::QuotaRefusal::Bytes { retry_after })) => {
-            return ApiError::QuotaExceeded {
+            return crate::domain::DomainError::QuotaExceeded {
                 retry_after,
                 streams: false,
             }
             .into_response();
         }
         Ok(Some(super::QuotaRefusal::Streams)) => {
-            return ApiError::QuotaExceeded {
+            return crate::domain::DomainError::QuotaExceeded {
                 retry_after: 60,
                 streams: true,
             }
@@ -153,7 +153,7 @@ impl Drop for StreamGuard {
 }
 
 async fn run_client(
-    core: crate::state::Core,
+    core: crate::domain::Core,
     tunnel: TunnelHandle,
     stream: WsStream,
     user_id: String,

@@ -11,7 +11,6 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use phlix_proto::control::{self, HelloError};
 use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameError, FrameType};
 use phlix_proto::ws::{Opcode, close_code};
@@ -20,12 +19,12 @@ use tokio::time::Instant;
 
 use super::ws_io::{self, ReadError, WsEvent, WsReader, WsStream, WsWriter};
 use super::{
-    BACKPRESSURE_TIMEOUT, CLIENT_QUEUE, CONTROL_QUEUE, DATA_QUEUE, Relay, ResponseEvent, TunnelCmd,
-    TunnelCounters, TunnelHandle,
+    BACKPRESSURE_TIMEOUT, CLIENT_QUEUE, CONTROL_QUEUE, CloseReason, DATA_QUEUE, Outbound, Relay,
+    ResponseEvent, TunnelCmd, TunnelCounters, TunnelHandle,
 };
 use crate::auth::{enrollment, now_unix};
-use crate::events::HubEvent;
-use crate::state::AppState;
+use crate::domain::events::HubEvent;
+use crate::http::state::AppState;
 use crate::store::SessionCounters;
 
 /// Largest HELLO message accepted.
@@ -44,7 +43,7 @@ async fn upgrade(
     request: Request,
 ) -> Response {
     let Ok(accept) = ws_io::upgrade_accept(request.headers()) else {
-        return crate::api::error::ApiError::Invalid {
+        return crate::http::error::ApiError::Invalid {
             status: StatusCode::UPGRADE_REQUIRED,
             code: "relay.websocket_required",
             message: "the tunnel listener only speaks WebSocket".into(),
@@ -52,7 +51,7 @@ async fn upgrade(
         .into_response();
     };
     let Some(core) = state.core() else {
-        return crate::api::error::ApiError::Starting {
+        return crate::http::error::ApiError::Starting {
             step: state.health().step(),
         }
         .into_response();
@@ -70,60 +69,6 @@ async fn upgrade(
     })
 }
 
-/// Why a tunnel closed: the reason sent to clients (`DISCONNECTED`) and stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    ServerClosed,
-    Timeout,
-    ServerReplaced,
-    ProtocolError,
-    InvalidFrame,
-    FrameBufferOverflow,
-    BackpressureOverflow,
-    BackpressureTimeout,
-    HubShutdown,
-}
-
-impl CloseReason {
-    /// The SPEC's reason string.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ServerClosed => "server_closed",
-            Self::Timeout => "timeout",
-            Self::ServerReplaced => "server_replaced",
-            Self::ProtocolError => "protocol_error",
-            Self::InvalidFrame => "invalid_frame",
-            Self::FrameBufferOverflow => "frame_buffer_overflow",
-            Self::BackpressureOverflow => "backpressure_overflow",
-            Self::BackpressureTimeout => "backpressure_timeout",
-            Self::HubShutdown => "hub_shutdown",
-        }
-    }
-
-    /// The `relay_sessions.close_reason` (SPEC B.4 names a peer close `server_disconnected`).
-    #[must_use]
-    pub fn session_reason(self) -> &'static str {
-        match self {
-            Self::ServerClosed => "server_disconnected",
-            other => other.as_str(),
-        }
-    }
-
-    fn close_code(self) -> u16 {
-        match self {
-            Self::ServerClosed | Self::ServerReplaced => close_code::NORMAL,
-            Self::HubShutdown => close_code::GOING_AWAY,
-            Self::Timeout | Self::BackpressureOverflow | Self::BackpressureTimeout => {
-                close_code::INTERNAL
-            }
-            Self::ProtocolError | Self::InvalidFrame | Self::FrameBufferOverflow => {
-                close_code::PROTOCOL
-            }
-        }
-    }
-}
-
 async fn reject(mut writer: WsWriter, error: HelloError) {
     tracing::info!(target: "relay", reason = error.reason(), "HELLO refused");
     writer.close(close_code::BAD_HELLO, error.reason()).await;
@@ -131,7 +76,7 @@ async fn reject(mut writer: WsWriter, error: HelloError) {
 
 /// Reads and checks the HELLO, opens the session, answers HELLO_ACK and runs the tunnel.
 async fn handshake(
-    core: crate::state::Core,
+    core: crate::domain::Core,
     mut reader: WsReader,
     mut writer: WsWriter,
     peer: SocketAddr,
@@ -244,7 +189,7 @@ async fn handshake(
 }
 
 async fn close_session(
-    core: &crate::state::Core,
+    core: &crate::domain::Core,
     session_id: &str,
     reason: CloseReason,
     counters: SessionCounters,
@@ -256,14 +201,6 @@ async fn close_session(
     {
         tracing::warn!(target: "relay", error = %err, "cannot close relay session row");
     }
-}
-
-/// What the tunnel writer sends ahead of data: control frames, pongs, and the final close.
-#[derive(Debug)]
-pub enum Outbound {
-    Frame(Frame),
-    Pong(Bytes),
-    Close(CloseReason),
 }
 
 /// Takes the next queued control frame, else the next data frame, without waiting.
@@ -350,7 +287,7 @@ struct Client {
 }
 
 struct TunnelActor {
-    core: crate::state::Core,
+    core: crate::domain::Core,
     handle: TunnelHandle,
     reader: WsReader,
     decoder: FrameDecoder,

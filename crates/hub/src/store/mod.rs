@@ -24,14 +24,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::config::DatabaseUrl;
-
 pub use audit::AuditEntry;
 pub use claims::{ClaimRow, PollOutcome, Redemption};
 pub use heartbeats::{HeartbeatOutcome, HeartbeatRecord, library_hash};
 pub use quotas::{Bandwidth, DEFAULT_THROTTLE_BPS, period_start};
+mod url;
 pub use relay::{RelayTokenGrant, SessionCounters};
 pub use servers::{HeartbeatRow, LibraryRow, RelaySessionRow, ServerRow, UserLibraryRow};
+pub use url::{DatabaseUrl, redact_url};
 pub use users::{NewUser, UserRow};
 
 /// Expands `$body` once for each backend with `$pool` bound to that backend's pool.

@@ -28,7 +28,7 @@ pub async fn serve(
     let (body, content_type) = match file.as_str() {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
-        _ => return crate::api::error::ApiError::NotFound("not_found").into_response(),
+        _ => return crate::http::error::ApiError::not_found("not_found").into_response(),
     };
     let etag = format!("\"{}\"", *VERSION);
     let cached = headers

@@ -18,7 +18,8 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::state::AppState;
+use crate::http::found;
+use crate::http::state::AppState;
 
 /// Routes of the web UI, including the PHP hub's redirects and legacy page paths (SPEC E.2).
 pub fn router(state: AppState) -> Router<AppState> {
@@ -71,7 +72,7 @@ pub fn router(state: AppState) -> Router<AppState> {
                 |axum::extract::Path(token): axum::extract::Path<String>| async move {
                     found(&format!(
                         "/app/invite/{}",
-                        crate::api::percent_encode(&token)
+                        crate::http::percent_encode(&token)
                     ))
                 },
             ),
@@ -86,7 +87,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/servers/{id}",
             get(
                 |axum::extract::Path(id): axum::extract::Path<String>| async move {
-                    found(&format!("/app/servers/{}", crate::api::percent_encode(&id)))
+                    found(&format!(
+                        "/app/servers/{}",
+                        crate::http::percent_encode(&id)
+                    ))
                 },
             ),
         )
@@ -101,21 +105,6 @@ fn redirect_keeping_query(
             Some(query) => found(&format!("{target}?{query}")),
             None => found(target),
         })
-    }
-}
-
-/// `302 Found` to a local path: the PHP hub's redirects are 302 (SPEC E.1, E.2). Form posts
-/// answer `303 See Other` instead.
-#[must_use]
-pub fn found(target: &str) -> Response {
-    match HeaderValue::from_str(target) {
-        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        // Only our own percent-encoded paths get here; never answer a bare error.
-        Err(_) => (
-            StatusCode::FOUND,
-            [(header::LOCATION, HeaderValue::from_static("/app/servers"))],
-        )
-            .into_response(),
     }
 }
 

@@ -8,14 +8,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::session::{
-    CsrfForm, Viewer, Visitor, clear_session_cookies, safe_next, set_session_cookies,
-};
+use super::session::{CsrfForm, Viewer, Visitor, safe_next};
 use super::{assets, html, sparkline};
-use crate::api::error::ApiError;
-use crate::api::extract::{ClientInfo, Path, REFRESH_COOKIE};
 use crate::auth::now_unix;
-use crate::state::Core;
+use crate::domain::Core;
+use crate::domain::DomainError;
+use crate::http::cookies::{REFRESH_COOKIE, clear_session_cookies, set_session_cookies};
+use crate::http::extract::{ClientInfo, Path};
 use crate::store::{HeartbeatRow, ServerRow, UserRow};
 
 /// Heartbeats the detail page charts.
@@ -92,15 +91,15 @@ fn viewer_error(viewer: &Viewer, status: StatusCode, title: &str, message: &str)
 }
 
 /// The page for an API error that is not a form message: status and a human sentence.
-fn api_error_page(viewer: &Viewer, err: &ApiError) -> Response {
+fn api_error_page(viewer: &Viewer, err: &DomainError) -> Response {
     let (status, body) = err.parts();
     if status.is_server_error() {
         tracing::error!(error = %err, "page failed");
     }
     let message = match err {
-        ApiError::NotFound(_) => "There is no such server.".to_owned(),
-        ApiError::Forbidden(_) => "This server belongs to another account.".to_owned(),
-        ApiError::StoreUnavailable(_) => {
+        DomainError::NotFound(_) => "There is no such server.".to_owned(),
+        DomainError::Forbidden(_) => "This server belongs to another account.".to_owned(),
+        DomainError::Unavailable(_) => {
             "The hub cannot reach its database right now. Try again in a moment.".to_owned()
         }
         _ => body
@@ -231,7 +230,7 @@ struct SignupPage {
 /// A visitor who is signed in already goes straight to `next` from the login and sign-up
 /// pages.
 fn already_signed_in(visitor: &Visitor, next: &str) -> Option<Response> {
-    visitor.user.as_ref().map(|_| super::found(next))
+    visitor.user.as_ref().map(|_| crate::http::found(next))
 }
 
 /// `GET /app/login[?next=…]`; a signed-in visitor goes straight on.
@@ -264,7 +263,7 @@ pub struct LoginForm {
 
 /// Signs the user in: both session cookies, then 303 to `next`.
 async fn start_session(core: &Core, user: &UserRow, next: &str) -> Response {
-    let tokens = match crate::api::auth::issue_tokens(core, user).await {
+    let tokens = match crate::domain::accounts::issue_tokens(core, user).await {
         Ok(tokens) => tokens,
         Err(err) => return error_page(err.parts().0, "Sign-in failed", "Try again in a moment."),
     };
@@ -280,17 +279,19 @@ pub async fn login(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
-    match crate::api::auth::authenticate(&visitor.core, &client, &form.login, form.password).await {
+    match crate::domain::accounts::authenticate(&visitor.core, &client, &form.login, form.password)
+        .await
+    {
         Ok(user) => start_session(&visitor.core, &user, &next).await,
         Err(err) => {
             let (status, _) = err.parts();
             let message = match &err {
-                ApiError::InvalidCredentials => "Wrong username or password.".to_owned(),
-                ApiError::RateLimited { retry_after } => format!(
+                DomainError::InvalidCredentials => "Wrong username or password.".to_owned(),
+                DomainError::RateLimited { retry_after } => format!(
                     "Too many failed sign-ins from this address. Try again in {} minutes.",
                     retry_after.div_ceil(60)
                 ),
-                ApiError::Validation { message, .. } => capitalise(message),
+                DomainError::Invalid { message, .. } => capitalise(message),
                 _ => "The hub could not check your password right now. Try again in a moment."
                     .to_owned(),
             };
@@ -302,7 +303,7 @@ pub async fn login(
                 notice: None,
             };
             let mut response = html(status, page.render());
-            if let ApiError::RateLimited { retry_after } = err
+            if let DomainError::RateLimited { retry_after } = err
                 && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
             {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -368,16 +369,16 @@ pub async fn signup(
         password: Some(form.password),
         display_name: None,
     };
-    match crate::api::auth::create_account(&visitor.core, &client, &request).await {
+    match crate::domain::accounts::create_account(&visitor.core, &client, &request).await {
         Ok(user) => start_session(&visitor.core, &user, &next).await,
         Err(err) => {
             let (status, _) = err.parts();
             let message = match &err {
-                ApiError::Validation { message, .. } => capitalise(message),
-                ApiError::Conflict { code, .. } if *code == "auth.username_taken" => {
+                DomainError::Invalid { message, .. } => capitalise(message),
+                DomainError::Conflict { code, .. } if *code == "auth.username_taken" => {
                     "This username is taken; choose another.".to_owned()
                 }
-                ApiError::Conflict { code, .. } if *code == "auth.email_taken" => {
+                DomainError::Conflict { code, .. } if *code == "auth.email_taken" => {
                     "An account with this e-mail address exists already. Sign in instead."
                         .to_owned()
                 }
@@ -408,7 +409,7 @@ pub async fn logout(
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Response {
     let refresh = jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned());
-    if let Err(err) = crate::api::auth::end_session(&visitor.core, &client, refresh).await {
+    if let Err(err) = crate::domain::accounts::end_session(&visitor.core, &client, refresh).await {
         tracing::warn!(error = %err, "could not revoke the refresh token at logout");
     }
     let mut response = Redirect::to("/app/login?signed_out=1").into_response();
@@ -494,13 +495,12 @@ pub async fn claim(
 ) -> Response {
     let typed = form.code.trim().to_owned();
     let outcome = if typed.is_empty() {
-        Err(ApiError::Invalid {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
+        Err(DomainError::Unprocessable {
             code: "claim_code_required",
             message: String::new(),
         })
     } else {
-        crate::api::claims::redeem_code(&viewer.core, &viewer.user, client, &typed).await
+        crate::domain::claims::redeem_code(&viewer.core, &viewer.user, client, &typed).await
     };
     let server_id = match outcome {
         Ok(server_id) => server_id,
@@ -714,7 +714,7 @@ async fn render_server(
 }
 
 async fn viewer_server(viewer: &Viewer, server_id: &str) -> Result<ServerRow, Response> {
-    crate::api::directory::owned_server(&viewer.core, &viewer.user.id, server_id)
+    crate::domain::servers::owned_server(&viewer.core, &viewer.user.id, server_id)
         .await
         .map_err(|err| api_error_page(viewer, &err))
 }
@@ -752,7 +752,7 @@ pub async fn mint_token(
         Ok(server) => server,
         Err(response) => return response,
     };
-    match crate::api::directory::mint_relay_token(
+    match crate::domain::relay_tokens::mint_relay_token(
         &viewer.core,
         &viewer.user.id,
         &server_id,
@@ -803,7 +803,7 @@ pub async fn set_policy(
     {
         Ok(_) => Redirect::to(&format!(
             "/app/servers/{}?saved=policy",
-            crate::api::percent_encode(&server_id)
+            crate::http::percent_encode(&server_id)
         ))
         .into_response(),
         Err(err) => api_error_page(&viewer, &err.into()),
@@ -841,7 +841,7 @@ pub async fn remove_server(
             tracing::info!(user_id = %viewer.user.id, %server_id, "server removed by its owner");
             Redirect::to(&format!(
                 "/app/servers?removed={}",
-                crate::api::percent_encode(&server.server_name)
+                crate::http::percent_encode(&server.server_name)
             ))
             .into_response()
         }
@@ -902,9 +902,9 @@ fn admin_only(viewer: &Viewer) -> Option<Response> {
     })
 }
 
-async fn current_fields(core: &Core) -> Result<Vec<SettingField>, ApiError> {
+async fn current_fields(core: &Core) -> Result<Vec<SettingField>, DomainError> {
     let mut fields = Vec::new();
-    for setting in crate::settings::ALL {
+    for setting in crate::domain::settings::ALL {
         let (label, help) = describe(setting.key);
         fields.push(SettingField {
             key: setting.key.to_owned(),
@@ -956,7 +956,7 @@ pub async fn save_settings(
     }
     let mut fields = Vec::new();
     let mut updates = Vec::new();
-    for setting in crate::settings::ALL {
+    for setting in crate::domain::settings::ALL {
         let (label, help) = describe(setting.key);
         let typed = form
             .get(setting.key)
@@ -991,7 +991,7 @@ pub async fn save_settings(
         };
         return html(StatusCode::UNPROCESSABLE_ENTITY, page.render());
     }
-    match crate::api::directory::save_settings(&viewer.core, &updates).await {
+    match crate::domain::settings::save_settings(&viewer.core, &updates).await {
         Ok(()) => Redirect::to("/app/settings?saved=1").into_response(),
         Err(err) => api_error_page(&viewer, &err),
     }

@@ -1,5 +1,6 @@
-//! Browser sessions: the `phlix_hub_token` / `phlix_hub_refresh` cookies (SPEC F.1), the page
-//! gate, silent renewal, and CSRF protection of every form.
+//! Browser sessions: the page gate, silent renewal of the `phlix_hub_token` /
+//! `phlix_hub_refresh` cookies (SPEC F.1; the cookies themselves are `crate::http::cookies`),
+//! and CSRF protection of every form.
 //!
 //! CSRF: a double-submit token (SPEC E.1) — a random `phlix_hub_csrf` cookie that every form
 //! repeats in its hidden `_csrf` field — plus an `Origin` check: a browser always sends
@@ -14,15 +15,17 @@ use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use phlix_proto::auth::AuthResponse;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::pages::error_page;
-use crate::api::extract::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::auth::session::TokenKind;
 use crate::config::Config;
-use crate::state::{AppState, Core};
+use crate::domain::Core;
+use crate::http::cookies::{
+    ACCESS_COOKIE, REFRESH_COOKIE, cookie_value, set_cookie, set_session_cookies,
+};
+use crate::http::state::AppState;
 use crate::store::UserRow;
 
 /// Cookie holding the CSRF token the forms repeat.
@@ -33,64 +36,6 @@ pub const CSRF_FIELD: &str = "_csrf";
 /// The CSRF token of this request (set by [`csrf_cookie`]).
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
-
-/// Appends one `Set-Cookie`: HttpOnly, SameSite=Lax, Path=/, Secure behind an https public
-/// URL; without `max_age` it is a browser-session cookie.
-pub fn set_cookie(
-    headers: &mut HeaderMap,
-    config: &Config,
-    name: &str,
-    value: &str,
-    max_age: Option<i64>,
-) {
-    let max_age = max_age.map_or_else(String::new, |age| format!("; Max-Age={age}"));
-    let secure = if config.public_scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
-    let text = format!("{name}={value}; Path=/{max_age}; HttpOnly; SameSite=Lax{secure}");
-    if let Ok(value) = HeaderValue::from_str(&text) {
-        headers.append(header::SET_COOKIE, value);
-    }
-}
-
-/// Appends the two session cookies of a freshly issued token pair.
-pub async fn set_session_cookies(headers: &mut HeaderMap, core: &Core, tokens: &AuthResponse) {
-    let refresh_ttl = crate::settings::REFRESH_TTL
-        .get(&core.store)
-        .await
-        .unwrap_or(crate::settings::REFRESH_TTL.default);
-    let config = &core.config;
-    set_cookie(
-        headers,
-        config,
-        ACCESS_COOKIE,
-        &tokens.access_token,
-        Some(tokens.expires_in),
-    );
-    set_cookie(
-        headers,
-        config,
-        REFRESH_COOKIE,
-        &tokens.refresh_token,
-        Some(refresh_ttl),
-    );
-}
-
-/// Appends the `Set-Cookie`s that delete both session cookies.
-pub fn clear_session_cookies(headers: &mut HeaderMap, config: &Config) {
-    for name in [ACCESS_COOKIE, REFRESH_COOKIE] {
-        set_cookie(headers, config, name, "", Some(0));
-    }
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    CookieJar::from_headers(headers)
-        .get(name)
-        .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty())
-}
 
 /// Middleware: every page request carries a CSRF token; a browser without one gets a new
 /// cookie with the response.
@@ -144,7 +89,7 @@ pub async fn renew_session(
     let (false, Some(refresh)) = (access_valid, refresh) else {
         return next.run(request).await;
     };
-    let tokens = match crate::api::auth::rotate_refresh(&core, &refresh).await {
+    let tokens = match crate::domain::accounts::rotate_refresh(&core, &refresh).await {
         Ok(tokens) => tokens,
         Err(err) => {
             tracing::debug!(error = %err, "session renewal refused");
@@ -235,15 +180,15 @@ impl FromRequestParts<AppState> for Viewer {
             Some(user) => Ok(Self { core, user, csrf }),
             // A JSON client gets the API's answer (SPEC E.1), not a redirect.
             None if wants_json(&parts.headers) => Err(axum::response::IntoResponse::into_response(
-                crate::api::error::ApiError::AuthRequired,
+                crate::http::error::ApiError::AuthRequired,
             )),
             None => {
                 let here = parts
                     .uri
                     .path_and_query()
                     .map_or("/app/servers", |p| p.as_str());
-                let target = format!("/app/login?next={}", crate::api::percent_encode(here));
-                Err(super::found(&target))
+                let target = format!("/app/login?next={}", crate::http::percent_encode(here));
+                Err(crate::http::found(&target))
             }
         }
     }

@@ -1,23 +1,37 @@
 //! HTTP entry points of the relay: `/api/v1/servers/{id}/proxy/{path}` (SPEC A.5, E), the
 //! owner's proxy policy (J.1) and subdomain ingress (J.1).
 
+use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum_extra::extract::CookieJar;
-use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{ACCESS_COOKIE, CachedUser, ClientInfo, CurrentUser, Json, Path, Ready};
+use super::proxy::{self, ProxyError, ProxyRequest};
 use crate::auth::now_unix;
 use crate::auth::session::TokenKind;
-use crate::relay::proxy::{self, ProxyError, ProxyRequest};
-use crate::state::{AppState, Core};
+use crate::domain::Core;
+use crate::http::cookies::ACCESS_COOKIE;
+use crate::http::error::ApiError;
+use crate::http::extract::{CachedUser, ClientInfo, Ready};
+use crate::http::state::AppState;
 use crate::store::ServerRow;
 
 /// Checks the policy and forwards.
+/// The proxy routes: `/api/v1/servers/{id}/proxy[/…]`, every method, bodies streamed (no
+/// body limit; quotas and the throttle bound them).
+pub fn router() -> Router<AppState> {
+    let route = || any(proxy_route).layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/api/v1/servers/{id}/proxy", route())
+        .route("/api/v1/servers/{id}/proxy/", route())
+        .route("/api/v1/servers/{id}/proxy/{*path}", route())
+}
+
 async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -> Response {
     if !proxy::path_is_safe(&request.path) {
         return ProxyError::InvalidPath.into_response();
@@ -26,19 +40,19 @@ async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -
         return ProxyError::ScopeDenied.into_response();
     }
     if let Err(retry_after) = core.limits.proxy.check(&request.user_id, now_unix()) {
-        return ApiError::RateLimited { retry_after }.into_response();
+        return crate::domain::DomainError::RateLimited { retry_after }.into_response();
     }
     match crate::relay::check_quota(core, &request.user_id, false).await {
         Ok(None) => {}
         Ok(Some(crate::relay::QuotaRefusal::Bytes { retry_after })) => {
-            return ApiError::QuotaExceeded {
+            return crate::domain::DomainError::QuotaExceeded {
                 retry_after,
                 streams: false,
             }
             .into_response();
         }
         Ok(Some(crate::relay::QuotaRefusal::Streams)) => {
-            return ApiError::QuotaExceeded {
+            return crate::domain::DomainError::QuotaExceeded {
                 retry_after: 60,
                 streams: true,
             }
@@ -65,17 +79,17 @@ pub async fn proxy_route(
     // The raw (still percent-encoded) path after `/proxy`.
     let full = uri.path();
     let Some(rest) = full.strip_prefix("/api/v1/servers/") else {
-        return ApiError::NotFound("not_found").into_response();
+        return ApiError::not_found("not_found").into_response();
     };
     let Some((server_id, tail)) = rest.split_once("/proxy") else {
-        return ApiError::NotFound("not_found").into_response();
+        return ApiError::not_found("not_found").into_response();
     };
     let raw_path = if tail.is_empty() { "/" } else { tail };
     let server = match core.access.server(&core.store, server_id).await {
         Ok(server) => server,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    let server = match super::directory::owner_check(server, &user.user.id) {
+    let server = match crate::domain::servers::owner_check(server, &user.user.id) {
         Ok(server) => server,
         Err(err) => return err.into_response(),
     };
@@ -90,29 +104,6 @@ pub async fn proxy_route(
         forwarded_proto: core.config.public_scheme(),
     };
     relay_request(&core, &server, request).await
-}
-
-/// `PUT /api/v1/me/servers/{id}/proxy-policy` `{"policy":"phlix"|"all"}` → `{server_id, policy}`.
-pub async fn set_policy(
-    Ready(core): Ready,
-    user: CurrentUser,
-    Path(server_id): Path<String>,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
-    super::directory::owned_server(&core, &user.user.id, &server_id).await?;
-    let policy = body
-        .get("policy")
-        .and_then(Value::as_str)
-        .filter(|p| matches!(*p, "phlix" | "all"))
-        .ok_or_else(|| ApiError::Validation {
-            code: "invalid_request",
-            message: "policy must be \"phlix\" or \"all\"".into(),
-        })?;
-    core.store
-        .set_proxy_policy(&server_id, policy, now_unix())
-        .await?;
-    core.access.forget_server(&server_id);
-    Ok(Json(json!({"server_id": server_id, "policy": policy})))
 }
 
 /// The subdomain label of `host` under `domain`, if any.
@@ -151,7 +142,7 @@ pub async fn subdomain_ingress(
     };
     let server = match core.access.server_by_subdomain(&core.store, &label).await {
         Ok(Some(server)) => server,
-        Ok(None) => return ApiError::NotFound("server.not_found").into_response(),
+        Ok(None) => return ApiError::not_found("server.not_found").into_response(),
         Err(err) => return ApiError::from(err).into_response(),
     };
     let uri = request.uri().clone();
@@ -166,10 +157,10 @@ pub async fn subdomain_ingress(
             core.config.public_scheme(),
             uri.path_and_query().map_or("/", |pq| pq.as_str())
         );
-        return crate::web::found(&format!(
+        return crate::http::found(&format!(
             "{}/app/login?next={}",
             core.config.public_url,
-            super::percent_encode(&original)
+            crate::http::percent_encode(&original)
         ));
     };
     let (parts, body) = request.into_parts();

@@ -1,10 +1,14 @@
-//! Account rules shared by the HTTP API and the `user create` CLI: validation of new accounts,
-//! registration and the user DTO.
+//! Accounts (SPEC E "Auth", F.1): validation of new accounts, registration (API, sign-up form
+//! and the `user create` CLI), login with its rate limit, refresh rotation, logout, the user
+//! DTO — each with its audit rows.
 
-use phlix_proto::auth::{RegisterRequest, User};
+use phlix_proto::auth::{AuthResponse, RegisterRequest, User};
 
+use super::settings::{ACCESS_TTL, REFRESH_TTL};
+use super::{ClientInfo, Core, DomainError, DomainResult, audit};
 use crate::auth::now_unix;
 use crate::auth::password::PasswordHasherPool;
+use crate::auth::session::TokenKind;
 use crate::store::{NewUser, Store, StoreError, UserRow};
 
 /// Limits of a new account (SPEC E: username 3–50, password ≥ 8).
@@ -159,6 +163,208 @@ pub fn format_datetime(unix: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
+}
+
+/// Failed logins allowed per IP and window (SPEC B.6: login 5 / 900 s).
+pub const LOGIN_MAX_FAILURES: i64 = 5;
+/// Length of the login rate-limit window.
+pub const LOGIN_WINDOW_SECS: i64 = 900;
+
+/// Mints an access/refresh pair with the TTLs in force now.
+pub async fn issue_tokens(core: &Core, user: &UserRow) -> DomainResult<AuthResponse> {
+    let access_ttl = ACCESS_TTL.get(&core.store).await?;
+    let refresh_ttl = REFRESH_TTL.get(&core.store).await?;
+    let (access_token, claims) = core
+        .sessions
+        .mint(TokenKind::Access, &user.id, access_ttl)
+        .map_err(|e| DomainError::Internal(e.into()))?;
+    let (refresh_token, _) = core
+        .sessions
+        .mint(TokenKind::Refresh, &user.id, refresh_ttl)
+        .map_err(|e| DomainError::Internal(e.into()))?;
+    Ok(AuthResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: access_ttl,
+        user: user_dto(user),
+        claims,
+    })
+}
+
+/// Validates and creates an account (the first one becomes admin) with its audit row; shared
+/// by the JSON API and the sign-up form.
+///
+/// # Errors
+/// 400 on invalid fields, 409 when the username or e-mail is taken.
+pub async fn create_account(
+    core: &Core,
+    client: &ClientInfo,
+    request: &RegisterRequest,
+) -> DomainResult<UserRow> {
+    let registration = validate(request).map_err(|message| DomainError::Invalid {
+        code: "invalid_request",
+        message,
+    })?;
+    let user = register(&core.store, &core.passwords, registration, false)
+        .await
+        .map_err(|err| match err {
+            RegisterError::Store(err) => DomainError::from(err),
+            RegisterError::Hash(err) => DomainError::Internal(err),
+        })?;
+    core.store
+        .audit(&audit::entry(
+            "auth.register",
+            client,
+            Some(&user.id),
+            true,
+            None,
+        ))
+        .await?;
+    tracing::info!(user_id = %user.id, is_admin = user.is_admin, "user registered");
+    Ok(user)
+}
+
+/// Checks a login (username or e-mail) and password, with the per-IP failure limit and the
+/// audit rows; shared by the JSON API and the login form.
+///
+/// # Errors
+/// 400 when a field is empty, 401 on bad credentials, 429 while the IP is locked out.
+pub async fn authenticate(
+    core: &Core,
+    client: &ClientInfo,
+    login: &str,
+    password: String,
+) -> DomainResult<UserRow> {
+    let rate_key = format!("login:ip:{}", client.ip);
+    let now = now_unix();
+    if let Some(retry_after) = core
+        .store
+        .rate_limit_retry_after(&rate_key, LOGIN_MAX_FAILURES, now)
+        .await?
+    {
+        return Err(DomainError::RateLimited {
+            retry_after: u64::try_from(retry_after).unwrap_or(1).max(1),
+        });
+    }
+    let login = login.trim();
+    if login.is_empty() {
+        return Err(DomainError::Invalid {
+            code: "invalid_request",
+            message: "username or email is required".into(),
+        });
+    }
+    if password.is_empty() {
+        return Err(DomainError::Invalid {
+            code: "invalid_request",
+            message: "password is required".into(),
+        });
+    }
+    if login.len() > 255 || password.len() > PASSWORD_MAX {
+        return Err(DomainError::InvalidCredentials);
+    }
+    let user = core.store.user_by_login(login).await?;
+    let verified = core
+        .passwords
+        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await
+        .map_err(DomainError::Internal)?;
+    match user {
+        Some(user) if verified => {
+            core.store
+                .audit(&audit::entry(
+                    "auth.login.success",
+                    client,
+                    Some(&user.id),
+                    true,
+                    None,
+                ))
+                .await?;
+            Ok(user)
+        }
+        user => {
+            core.store
+                .record_rate_limit_failure(&rate_key, LOGIN_WINDOW_SECS, now)
+                .await?;
+            let reason = if user.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_user"
+            };
+            let mut entry = audit::entry(
+                "auth.login.failure",
+                client,
+                user.as_ref().map(|u| u.id.as_str()),
+                false,
+                Some(reason),
+            );
+            entry.context_json = serde_json::to_string(&serde_json::json!({ "login": login })).ok();
+            core.store.audit(&entry).await?;
+            Err(DomainError::InvalidCredentials)
+        }
+    }
+}
+
+/// Spends a refresh token: verifies it, revokes its `jti` (so it works exactly once) and
+/// mints a new access and refresh pair. Shared by the API and the pages' session renewal.
+///
+/// # Errors
+/// 401 `auth.invalid_refresh_token` for a forged, expired, revoked or orphaned token.
+pub async fn rotate_refresh(core: &Core, token: &str) -> DomainResult<AuthResponse> {
+    let claims = core
+        .sessions
+        .verify(token, TokenKind::Refresh)
+        .map_err(|_| DomainError::InvalidRefreshToken)?;
+    let jti = claims
+        .jti
+        .as_deref()
+        .ok_or(DomainError::InvalidRefreshToken)?;
+    let user = core
+        .store
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or(DomainError::InvalidRefreshToken)?;
+    if !core
+        .store
+        .revoke_refresh(jti, &user.id, claims.exp, now_unix())
+        .await?
+    {
+        tracing::warn!(user_id = %user.id, "refresh token presented again after rotation or logout");
+        return Err(DomainError::InvalidRefreshToken);
+    }
+    issue_tokens(core, &user).await
+}
+
+/// Ends a session: revokes the presented refresh token (if it is one) and writes the
+/// `auth.logout` audit row. Shared by the API and the sign-out button.
+///
+/// # Errors
+/// Database failures only.
+pub async fn end_session(
+    core: &Core,
+    client: &ClientInfo,
+    refresh: Option<String>,
+) -> DomainResult<()> {
+    let mut user_id = None;
+    if let Some(token) = refresh
+        && let Ok(claims) = core.sessions.verify(&token, TokenKind::Refresh)
+        && let Some(jti) = claims.jti.as_deref()
+    {
+        core.store
+            .revoke_refresh(jti, &claims.sub, claims.exp, now_unix())
+            .await?;
+        user_id = Some(claims.sub.clone());
+    }
+    core.store
+        .audit(&audit::entry(
+            "auth.logout",
+            client,
+            user_id.as_deref(),
+            true,
+            None,
+        ))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

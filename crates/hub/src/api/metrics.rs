@@ -12,12 +12,12 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::error::ApiError;
-use crate::api::extract::{AdminUser, Ready};
+use crate::http::error::ApiError;
+use crate::http::extract::{AdminUser, Ready};
 
 /// The metrics text of this node.
 #[must_use]
-pub fn render(core: &crate::state::Core) -> String {
+pub fn render(core: &crate::domain::Core) -> String {
     let relay = &core.relay;
     let stats = relay.stats();
     let (mut live_in, mut live_out) = (0u64, 0u64);
@@ -91,7 +91,7 @@ pub async fn loopback(
     admin: Result<AdminUser, ApiError>,
 ) -> Response {
     if !peer.ip().is_loopback() && admin.is_err() {
-        return ApiError::Forbidden("metrics.loopback_or_admin_only").into_response();
+        return ApiError::forbidden("metrics.loopback_or_admin_only").into_response();
     }
     let mut response = render(&core).into_response();
     response.headers_mut().insert(

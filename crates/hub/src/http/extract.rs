@@ -14,15 +14,13 @@ use phlix_proto::auth::SessionClaims;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::cookies::ACCESS_COOKIE;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::auth::session::{TokenError, TokenKind};
-use crate::state::{AppState, Core};
+pub use crate::domain::ClientInfo;
+use crate::domain::{Core, DomainError};
 use crate::store::UserRow;
-
-/// Cookie holding the access token (SSR pages and `GET` API calls).
-pub const ACCESS_COOKIE: &str = "phlix_hub_token";
-/// Cookie holding the refresh token.
-pub const REFRESH_COOKIE: &str = "phlix_hub_refresh";
 
 /// `axum::Json` with JSON rejections: a syntax or type error is 400, a missing or wrong
 /// content type is 400, an oversized body is 413.
@@ -105,13 +103,6 @@ impl FromRequestParts<AppState> for Ready {
             step: state.health().step(),
         })
     }
-}
-
-/// The peer address and user agent of the request, for rate limits and the audit log.
-#[derive(Debug, Clone)]
-pub struct ClientInfo {
-    pub ip: String,
-    pub user_agent: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
@@ -223,10 +214,7 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Self(value))
-            .map_err(|rejection| ApiError::Validation {
-                code: "invalid_path",
-                message: rejection.body_text(),
-            })
+            .map_err(|rejection| DomainError::invalid("invalid_path", rejection.body_text()).into())
     }
 }
 
@@ -240,7 +228,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PhlixProtocol {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match parts.headers.get("accept-phlix-protocol") {
             Some(value) if value.as_bytes() == b"v1" => Ok(Self),
-            _ => Err(ApiError::ProtocolUnsupported),
+            _ => Err(DomainError::ProtocolUnsupported.into()),
         }
     }
 }
@@ -269,12 +257,12 @@ impl EnrolledServer {
     /// Refuses unless the token belongs to the server in the path (403 `AUTHORIZATION_FAILED`).
     ///
     /// # Errors
-    /// [`ApiError::ServerIdMismatch`].
-    pub fn require_server(&self, server_id: &str) -> Result<(), ApiError> {
+    /// [`DomainError::ServerIdMismatch`].
+    pub fn require_server(&self, server_id: &str) -> Result<(), DomainError> {
         if self.claims.server_id == server_id {
             Ok(())
         } else {
-            Err(ApiError::ServerIdMismatch)
+            Err(DomainError::ServerIdMismatch)
         }
     }
 }
@@ -330,7 +318,7 @@ impl FromRequestParts<AppState> for AdminUser {
         if user.user.is_admin {
             Ok(Self(user))
         } else {
-            Err(ApiError::Forbidden("auth.admin_required"))
+            Err(ApiError::forbidden("auth.admin_required"))
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Hub settings (SPEC H.3): the keys admins may set, their defaults and ranges. Values are read
 //! at each use, so a change applies to the next token minted without a restart.
 
-use crate::store::{Store, StoreResult};
+use super::{Core, DomainResult};
+use crate::auth::now_unix;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// One integer setting.
 #[derive(Debug, Clone, Copy)]
@@ -56,4 +58,20 @@ impl IntSetting {
             .filter(|value| self.accepts(*value))
             .unwrap_or(self.default))
     }
+}
+
+/// Writes already-validated setting values.
+///
+/// # Errors
+/// Database failures only.
+pub async fn save_settings(core: &Core, updates: &[(&'static str, i64)]) -> DomainResult<()> {
+    let now = now_unix();
+    for (key, value) in updates {
+        core.store
+            .put_setting(key, &value.to_string(), "int", now)
+            .await
+            .map_err(|e: StoreError| super::DomainError::from(e))?;
+        tracing::info!(target: "audit", event = "settings.changed", key, value, "audit");
+    }
+    Ok(())
 }

@@ -1,16 +1,35 @@
-//! Shared application state: everything a handler needs, passed with `with_state` (no globals).
+//! The domain layer: one module per domain, each holding the rules, validation, audit rows and
+//! events of its actions as plain async functions over [`Core`]. They return
+//! [`DomainError`]s, never HTTP answers; the adapters (`api`, `web`, `relay`) call them and map
+//! the errors (see `crate::http::error`). This layer imports only the foundation below it
+//! (`store`, `auth`, `config`, `ratelimit`).
 
-use std::sync::{Arc, OnceLock};
+pub mod access;
+pub mod accounts;
+pub mod audit;
+pub mod claims;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod heartbeats;
+pub mod relay_tokens;
+pub mod servers;
+pub mod settings;
+pub mod tunnels;
+
+use std::sync::Arc;
+
+pub use audit::ClientInfo;
+pub use error::{ClaimFailure, DomainError, DomainResult};
 
 use crate::auth::keys::KeyStore;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::session::SessionKeys;
 use crate::config::Config;
-use crate::events::EventBus;
-use crate::health::Health;
-use crate::heartbeat::HeartbeatSink;
 use crate::ratelimit::WindowLimiter;
 use crate::store::Store;
+use events::EventBus;
+use heartbeats::HeartbeatSink;
 
 /// The parts that exist only once start-up has finished.
 #[derive(Clone, Debug)]
@@ -23,12 +42,12 @@ pub struct Core {
     pub keys: KeyStore,
     pub heartbeats: HeartbeatSink,
     /// Users, servers and usage as the proxy path checks them (≤ 5 s old).
-    pub access: Arc<crate::access::AccessCache>,
+    pub access: Arc<access::AccessCache>,
     /// Live events for `GET /api/v1/me/events`.
     pub events: EventBus,
     pub limits: Arc<Limits>,
     /// Tunnels and client mounts of this node.
-    pub relay: crate::relay::Relay,
+    pub relay: tunnels::Relay,
     /// Port the tunnel listener is bound to (advertised in signposts).
     pub tunnel_port: u16,
     /// Port the client-mount listener is bound to.
@@ -72,7 +91,7 @@ impl Core {
             "ws://{}:{}/client/{}",
             self.config.ws_host,
             self.client_port,
-            crate::api::percent_encode(server_id)
+            phlix_common::percent_encode(server_id)
         )
     }
 
@@ -82,53 +101,7 @@ impl Core {
         format!(
             "{}/api/v1/servers/{}/proxy",
             self.config.public_url,
-            crate::api::percent_encode(server_id)
+            phlix_common::percent_encode(server_id)
         )
-    }
-}
-
-#[derive(Debug)]
-struct Shared {
-    config: Config,
-    health: Health,
-    core: OnceLock<Core>,
-}
-
-/// Cheap to clone: one `Arc`.
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    /// State of a hub that is starting: `/health` answers, everything else waits for [`Self::set_ready`].
-    #[must_use]
-    pub fn new(config: Config, health: Health) -> Self {
-        Self(Arc::new(Shared {
-            config,
-            health,
-            core: OnceLock::new(),
-        }))
-    }
-
-    /// The configuration the hub runs with.
-    #[must_use]
-    pub fn config(&self) -> &Config {
-        &self.0.config
-    }
-
-    /// Start-up and liveness state for `/health`.
-    #[must_use]
-    pub fn health(&self) -> &Health {
-        &self.0.health
-    }
-
-    /// Store and keys, once start-up is done.
-    #[must_use]
-    pub fn core(&self) -> Option<Core> {
-        self.0.core.get().cloned()
-    }
-
-    /// Publishes the ready core. Called once; later calls are ignored.
-    pub fn set_ready(&self, core: Core) {
-        let _ = self.0.core.set(core);
     }
 }

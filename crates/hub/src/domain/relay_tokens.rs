@@ -1,0 +1,35 @@
+//! Client relay tokens (SPEC B.2, F.3): minted for a server the caller may use, shown once,
+//! stored as SHA-256.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::{ClientInfo, Core, DomainResult};
+use crate::auth::now_unix;
+
+/// Lifetime of a client relay token.
+pub const RELAY_TOKEN_TTL_SECS: i64 = 3600;
+
+/// Mints a client relay token for a server the caller has checked `user_id` may use: the
+/// token (shown once) and its expiry. Only its SHA-256 is stored.
+///
+/// # Errors
+/// Database failures only.
+pub async fn mint_relay_token(
+    core: &Core,
+    user_id: &str,
+    server_id: &str,
+    client: &ClientInfo,
+) -> DomainResult<(String, i64)> {
+    let token = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<32>());
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    let now = now_unix();
+    let expires_at = now + RELAY_TOKEN_TTL_SECS;
+    let id = uuid::Uuid::new_v4().to_string();
+    core.store
+        .insert_relay_token(&id, &hash, user_id, server_id, expires_at, now)
+        .await?;
+    tracing::info!(target: "audit", event = "relay.token.minted", %server_id, ip = %client.ip, "audit");
+    Ok((token, expires_at))
+}
