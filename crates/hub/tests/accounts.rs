@@ -482,3 +482,73 @@ async fn token_lifetimes_follow_the_hub_settings_at_mint_time() {
     store.close().await;
     hub.stop().await;
 }
+
+/// SPEC E.1: the session cookie counts only for GET under `/api/`. A cross-site form can send
+/// the cookie (per-server subdomains are same-site with the hub), so every mutating API route
+/// must refuse a cookie-only request — here with a foreign Origin and a form content type, as
+/// a forged form would send it — and nothing may change.
+#[tokio::test]
+async fn mutating_api_routes_refuse_a_cookie_without_a_bearer_token() {
+    let hub = TestHub::start().await;
+    let admin = hub.register("csrfadmin", "password123").await;
+    let cookie = format!("phlix_hub_token={}", admin.access_token);
+    let id = &admin.user.id;
+    let routes: Vec<(reqwest::Method, String)> = vec![
+        (reqwest::Method::POST, "/api/v1/auth/logout".into()),
+        (reqwest::Method::DELETE, "/api/v1/me/servers/s1".into()),
+        (
+            reqwest::Method::POST,
+            "/api/v1/me/servers/s1/relay-token".into(),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/me/servers/s1/proxy-policy".into(),
+        ),
+        (reqwest::Method::PUT, "/api/v1/me/hub-settings".into()),
+        (reqwest::Method::PUT, "/api/v1/admin/settings".into()),
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/admin/users/{id}/quota"),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/admin/users/{id}/throttle"),
+        ),
+        (reqwest::Method::POST, "/api/v1/server-claims/claim".into()),
+        (reqwest::Method::POST, "/api/v1/servers/s1/proxy/x".into()),
+        (reqwest::Method::DELETE, "/api/v1/servers/s1/proxy/x".into()),
+    ];
+    for (method, path) in &routes {
+        let resp = hub
+            .http_client
+            .request(method.clone(), hub.url(path))
+            .header("cookie", &cookie)
+            .header("origin", "http://evil.example")
+            .header("content-type", "text/plain")
+            .header("accept-phlix-protocol", "v1")
+            .body(r#"{"settings":{"auth.access_ttl":300},"policy":"all","claim_code":"AAAA-BBBB"}"#)
+            .send()
+            .await
+            .unwrap();
+        if path == "/api/v1/auth/logout" {
+            // Logout needs no credentials (it only revokes what it is given) and is always 204.
+            assert_eq!(resp.status(), 204, "{method} {path}");
+            continue;
+        }
+        let (status, body) = common::status_json(resp).await;
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        assert_eq!(body["code"], "auth.required", "{method} {path}");
+    }
+    // The refused settings write changed nothing; a bearer token still works.
+    let resp = hub
+        .http_client
+        .get(hub.url("/api/v1/me/hub-settings"))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::status_json(resp).await;
+    assert_eq!(status, 200);
+    assert_ne!(body["settings"]["auth.access_ttl"], 300, "{body}");
+    hub.stop().await;
+}

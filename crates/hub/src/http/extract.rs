@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
@@ -175,7 +175,13 @@ impl FromRequestParts<AppState> for CachedUser {
 impl CurrentUser {
     async fn resolve(parts: &Parts, core: &Core, cached: bool) -> Result<Self, ApiError> {
         let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        let cookie_allowed = !(mutating && parts.uri.path().starts_with("/api/"));
+        // Inside a nested router `parts.uri` has lost its `/api/v1` prefix: judge the path the
+        // client sent, or a cookie would authorize a cross-site POST to every nested route.
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |original| original.0.path());
+        let cookie_allowed = !(mutating && path.starts_with("/api/"));
         let token = match bearer_token(parts) {
             Some(token) => token.to_owned(),
             None if cookie_allowed => CookieJar::from_headers(&parts.headers)
