@@ -110,6 +110,21 @@ pub fn host_name(fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned())
 }
 
+/// Percent-encodes every byte but the unreserved characters (RFC 3986), for a path segment or
+/// a query value.
+#[must_use]
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -162,19 +177,4 @@ mod tests {
         }
         assert!(!dir.path().join("secret.tmp").exists());
     }
-}
-
-/// Percent-encodes every byte but the unreserved characters (RFC 3986), for a path segment or
-/// a query value.
-#[must_use]
-pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

@@ -4,11 +4,17 @@
 //!
 //! - [`session`]: cookies, the page gate (redirect to `/app/login?next=…`), silent session
 //!   renewal from the refresh cookie, the CSRF token and the form extractor;
-//! - [`pages`]: the handlers; [`sparkline`]: inline SVG charts; [`assets`]: CSS/JS.
+//! - one file of handlers per domain ([`accounts`], [`servers`], [`claims`], [`settings`],
+//!   [`invite`]) over the shared [`layout`]; [`sparkline`]: inline SVG charts; [`assets`]: CSS/JS.
 
+pub mod accounts;
 pub mod assets;
-pub mod pages;
+pub mod claims;
+pub mod invite;
+pub mod layout;
+pub mod servers;
 pub mod session;
+pub mod settings;
 pub mod sparkline;
 
 use axum::Router;
@@ -26,33 +32,39 @@ pub fn router(state: AppState) -> Router<AppState> {
     let app = Router::new()
         .route("/app", get(|| async { found("/app/servers") }))
         .route("/app/", get(|| async { found("/app/servers") }))
-        .route("/app/login", get(pages::login_page).post(pages::login))
-        .route("/app/signup", get(pages::signup_page).post(pages::signup))
-        .route("/app/logout", post(pages::logout))
-        .route("/app/servers", get(pages::servers))
-        .route("/app/servers/{id}", get(pages::server_detail))
-        .route("/app/servers/{id}/relay-token", post(pages::mint_token))
-        .route("/app/servers/{id}/proxy-policy", post(pages::set_policy))
-        .route("/app/servers/{id}/remove", post(pages::remove_server))
+        .route(
+            "/app/login",
+            get(accounts::login_page).post(accounts::login),
+        )
+        .route(
+            "/app/signup",
+            get(accounts::signup_page).post(accounts::signup),
+        )
+        .route("/app/logout", post(accounts::logout))
+        .route("/app/servers", get(servers::servers))
+        .route("/app/servers/{id}", get(servers::server_detail))
+        .route("/app/servers/{id}/relay-token", post(servers::mint_token))
+        .route("/app/servers/{id}/proxy-policy", post(servers::set_policy))
+        .route("/app/servers/{id}/remove", post(servers::remove_server))
         .route(
             "/app/claim-server",
-            get(pages::claim_page).post(pages::claim),
+            get(claims::claim_page).post(claims::claim),
         )
         .route(
             "/app/settings",
-            get(pages::settings_page).post(pages::save_settings),
+            get(settings::settings_page).post(settings::save_settings),
         )
-        .route("/app/invite/{token}", get(pages::invite))
-        .route("/app/{*rest}", get(pages::not_found))
+        .route("/app/invite/{token}", get(invite::invite))
+        .route("/app/{*rest}", get(layout::not_found))
         .route(
             "/login",
-            get(redirect_keeping_query("/app/login")).post(pages::login),
+            get(redirect_keeping_query("/app/login")).post(accounts::login),
         )
         .route(
             "/signup",
-            get(redirect_keeping_query("/app/signup")).post(pages::signup),
+            get(redirect_keeping_query("/app/signup")).post(accounts::signup),
         )
-        .route("/logout", post(pages::logout))
+        .route("/logout", post(accounts::logout))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::renew_session,

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use super::pages::error_page;
+use super::layout::error_page;
 use crate::auth::session::TokenKind;
 use crate::config::Config;
 use crate::domain::Core;

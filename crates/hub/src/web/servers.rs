@@ -1,0 +1,366 @@
+//! The server list and the server detail page (relay token, proxy policy, removal).
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::layout::*;
+use super::session::{CsrfForm, Viewer};
+use super::{html, sparkline};
+use crate::auth::now_unix;
+use crate::http::extract::{ClientInfo, Path};
+use crate::store::{HeartbeatRow, ServerRow};
+
+#[derive(Template)]
+#[template(path = "servers.html")]
+struct ServersPage {
+    layout: Layout,
+    servers: Vec<ServerView>,
+    public_url: String,
+    notice: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ServersQuery {
+    pub removed: Option<String>,
+}
+
+/// `GET /app/servers`: the user's servers, kept current by the page script.
+pub async fn servers(
+    viewer: Viewer,
+    axum::extract::Query(query): axum::extract::Query<ServersQuery>,
+) -> Response {
+    let rows = match viewer.core.store.servers_of_user(&viewer.user.id).await {
+        Ok(rows) => rows,
+        Err(err) => return api_error_page(&viewer, &err.into()),
+    };
+    let mut layout = Layout::for_viewer("Servers", &viewer, "servers");
+    layout.live = true;
+    let page = ServersPage {
+        layout,
+        servers: rows.into_iter().map(ServerView::from).collect(),
+        public_url: viewer.core.config.public_url.clone(),
+        notice: query
+            .removed
+            .map(|name| format!("{name} was removed from your account.")),
+    };
+    html(StatusCode::OK, page.render())
+}
+
+/// One heartbeat line of the detail page.
+#[derive(Debug, Clone)]
+pub struct HeartbeatLine {
+    pub iso: String,
+    pub text: String,
+    pub version: String,
+    pub uptime: String,
+    pub sessions: i64,
+    pub transcodes: i64,
+    pub cpu: String,
+    pub memory: String,
+}
+
+/// One relay session line of the detail page.
+#[derive(Debug, Clone)]
+pub struct SessionLine {
+    pub opened: String,
+    pub closed: String,
+    pub node: String,
+    pub traffic: String,
+    pub reason: String,
+}
+
+/// A freshly minted relay token (shown once).
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    pub token: String,
+    pub expires_text: String,
+}
+
+#[derive(Template)]
+#[template(path = "server.html")]
+struct ServerPage {
+    layout: Layout,
+    server: ServerView,
+    libraries: Vec<String>,
+    heartbeats: Vec<HeartbeatLine>,
+    cpu_chart: Option<String>,
+    memory_chart: Option<String>,
+    memory_caption: String,
+    cpu_caption: String,
+    sessions: Vec<SessionLine>,
+    token: Option<MintedToken>,
+    notice: Option<String>,
+    client_endpoint: String,
+    proxy_base: String,
+}
+
+fn metric(metrics: Option<&Value>, key: &str) -> Option<f64> {
+    metrics?.get(key)?.as_f64()
+}
+
+fn heartbeat_line(row: &HeartbeatRow) -> HeartbeatLine {
+    let metrics: Option<Value> = row
+        .host_metrics_json
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok());
+    let (iso, text) = when(row.received_at);
+    let memory = match (
+        metric(metrics.as_ref(), "memUsedBytes"),
+        metric(metrics.as_ref(), "memTotalBytes"),
+    ) {
+        (Some(used), Some(total)) if total > 0.0 => format!(
+            "{} of {}",
+            human_bytes(used as i64),
+            human_bytes(total as i64)
+        ),
+        _ => "—".to_owned(),
+    };
+    HeartbeatLine {
+        iso,
+        text,
+        version: row.version.clone(),
+        uptime: human_duration(row.uptime_seconds),
+        sessions: row.active_sessions,
+        transcodes: row.active_transcodes,
+        cpu: metric(metrics.as_ref(), "cpuPercent")
+            .map_or_else(|| "—".to_owned(), |c| format!("{c:.1} %")),
+        memory,
+    }
+}
+
+/// Renders the detail page of a server the viewer owns.
+async fn render_server(
+    viewer: &Viewer,
+    server: ServerRow,
+    token: Option<MintedToken>,
+    notice: Option<String>,
+) -> Response {
+    let core = &viewer.core;
+    let server_id = server.id.clone();
+    let loaded = async {
+        let libraries = core.store.libraries_of_server(&server_id).await?;
+        let recent = core
+            .store
+            .recent_heartbeats(&server_id, CHART_POINTS)
+            .await?;
+        let sessions = core
+            .store
+            .relay_sessions_of_server(&server_id, SESSION_ROWS)
+            .await?;
+        Ok::<_, crate::store::StoreError>((libraries, recent, sessions))
+    }
+    .await;
+    let (libraries, recent, sessions) = match loaded {
+        Ok(loaded) => loaded,
+        Err(err) => return api_error_page(viewer, &err.into()),
+    };
+    // Oldest first for the charts.
+    let metrics: Vec<Value> = recent
+        .iter()
+        .rev()
+        .filter_map(|h| h.host_metrics_json.as_deref())
+        .filter_map(|m| serde_json::from_str(m).ok())
+        .collect();
+    let cpu: Vec<f64> = metrics
+        .iter()
+        .filter_map(|m| metric(Some(m), "cpuPercent"))
+        .collect();
+    let memory: Vec<(f64, f64)> = metrics
+        .iter()
+        .filter_map(|m| {
+            Some((
+                metric(Some(m), "memUsedBytes")?,
+                metric(Some(m), "memTotalBytes")?,
+            ))
+        })
+        .filter(|(_, total)| *total > 0.0)
+        .collect();
+    let memory_percent: Vec<f64> = memory.iter().map(|(u, t)| u / t * 100.0).collect();
+    let memory_caption = memory.last().map_or_else(String::new, |(used, total)| {
+        format!(
+            "{} of {}",
+            human_bytes(*used as i64),
+            human_bytes(*total as i64)
+        )
+    });
+    let cpu_caption = cpu.last().map_or_else(String::new, |c| format!("{c:.1} %"));
+    let page = ServerPage {
+        layout: {
+            let mut layout = Layout::for_viewer(server.server_name.clone(), viewer, "servers");
+            layout.live = true;
+            layout
+        },
+        client_endpoint: core.client_ws_endpoint(&server.id),
+        proxy_base: format!("{}/", core.proxy_base(&server.id)),
+        server: server.into(),
+        libraries: libraries.into_iter().map(|l| l.library_name).collect(),
+        heartbeats: recent
+            .iter()
+            .take(HISTORY_ROWS)
+            .map(heartbeat_line)
+            .collect(),
+        cpu_chart: sparkline::render(&cpu, 100.0, "CPU", " %"),
+        memory_chart: sparkline::render(&memory_percent, 100.0, "Memory in use", " %"),
+        memory_caption,
+        cpu_caption,
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionLine {
+                opened: when(s.opened_at).1,
+                closed: s.closed_at.map_or_else(|| "open".to_owned(), |c| when(c).1),
+                node: s.worker_node,
+                traffic: format!(
+                    "{} in, {} out",
+                    human_bytes(s.bytes_in),
+                    human_bytes(s.bytes_out)
+                ),
+                reason: s.close_reason.unwrap_or_default(),
+            })
+            .collect(),
+        token,
+        notice,
+    };
+    html(StatusCode::OK, page.render())
+}
+
+async fn viewer_server(viewer: &Viewer, server_id: &str) -> Result<ServerRow, Response> {
+    crate::domain::servers::owned_server(&viewer.core, &viewer.user.id, server_id)
+        .await
+        .map_err(|err| api_error_page(viewer, &err))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DetailQuery {
+    pub saved: Option<String>,
+}
+
+/// `GET /app/servers/{id}`.
+pub async fn server_detail(
+    viewer: Viewer,
+    Path(server_id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<DetailQuery>,
+) -> Response {
+    match viewer_server(&viewer, &server_id).await {
+        Ok(server) => {
+            let notice = query
+                .saved
+                .map(|_| "The proxy policy was saved.".to_owned());
+            render_server(&viewer, server, None, notice).await
+        }
+        Err(response) => response,
+    }
+}
+
+/// `POST /app/servers/{id}/relay-token`: mints a token and shows it once.
+pub async fn mint_token(
+    viewer: Viewer,
+    client: ClientInfo,
+    Path(server_id): Path<String>,
+    CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
+) -> Response {
+    let server = match viewer_server(&viewer, &server_id).await {
+        Ok(server) => server,
+        Err(response) => return response,
+    };
+    match crate::domain::relay_tokens::mint_relay_token(
+        &viewer.core,
+        &viewer.user.id,
+        &server_id,
+        &client,
+    )
+    .await
+    {
+        Ok((token, expires_at)) => {
+            let token = MintedToken {
+                token,
+                expires_text: when(expires_at).1,
+            };
+            render_server(&viewer, server, Some(token), None).await
+        }
+        Err(err) => api_error_page(&viewer, &err),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    pub policy: String,
+}
+
+/// `POST /app/servers/{id}/proxy-policy`.
+pub async fn set_policy(
+    viewer: Viewer,
+    Path(server_id): Path<String>,
+    CsrfForm(form): CsrfForm<PolicyForm>,
+) -> Response {
+    if let Err(response) = viewer_server(&viewer, &server_id).await {
+        return response;
+    }
+    if !matches!(form.policy.as_str(), "phlix" | "all") {
+        return viewer_error(
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid policy",
+            "Choose either the Phlix allowlist or every path.",
+        );
+    }
+    match viewer
+        .core
+        .store
+        .set_proxy_policy(&server_id, &form.policy, now_unix())
+        .await
+        .inspect(|_| viewer.core.access.forget_server(&server_id))
+    {
+        Ok(_) => Redirect::to(&format!(
+            "/app/servers/{}?saved=policy",
+            crate::http::percent_encode(&server_id)
+        ))
+        .into_response(),
+        Err(err) => api_error_page(&viewer, &err.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RemoveForm {
+    /// The confirmation checkbox.
+    pub confirm: Option<String>,
+}
+
+/// `POST /app/servers/{id}/remove`: needs the confirmation box ticked.
+pub async fn remove_server(
+    viewer: Viewer,
+    Path(server_id): Path<String>,
+    CsrfForm(form): CsrfForm<RemoveForm>,
+) -> Response {
+    let server = match viewer_server(&viewer, &server_id).await {
+        Ok(server) => server,
+        Err(response) => return response,
+    };
+    if form.confirm.is_none() {
+        return viewer_error(
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not removed",
+            "Tick the confirmation box to remove the server.",
+        );
+    }
+    let deleted = viewer.core.store.delete_server(&server_id).await;
+    viewer.core.access.forget_server(&server_id);
+    match deleted {
+        Ok(_) => {
+            tracing::info!(user_id = %viewer.user.id, %server_id, "server removed by its owner");
+            Redirect::to(&format!(
+                "/app/servers?removed={}",
+                crate::http::percent_encode(&server.server_name)
+            ))
+            .into_response()
+        }
+        Err(err) => api_error_page(&viewer, &err.into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
