@@ -582,8 +582,10 @@ async fn a_silent_tunnel_is_closed_with_timeout_after_hub_heartbeats() {
         args.relay_stale_after = Duration::from_millis(1200);
     })
     .await;
-    let mut tunnel = setup.tunnel().await;
+    // The hub arms its stale timer once it has the HELLO, so the clock starts before the HELLO
+    // is sent: after the handshake, a loaded machine may run this task late.
     let started = Instant::now();
+    let mut tunnel = setup.tunnel().await;
     // Read without answering: the hub's heartbeats arrive, then the stale close.
     let mut heartbeats = 0;
     let ended = loop {
