@@ -28,7 +28,16 @@ impl Setup {
     }
 
     async fn with(adjust: impl FnOnce(&mut phlix_hub::config::ServeArgs)) -> Self {
-        let hub = TestHub::start_with(adjust).await;
+        Self::configured(adjust, |_| {}).await
+    }
+
+    /// A setup whose hub also has an adjusted configuration (the client-mount timers have no
+    /// flag).
+    async fn configured(
+        adjust: impl FnOnce(&mut phlix_hub::config::ServeArgs),
+        configure: impl FnOnce(&mut phlix_hub::config::Config),
+    ) -> Self {
+        let hub = TestHub::start_configured(adjust, configure).await;
         let owner = hub.register("owner", "password123").await.access_token;
         let mut server = FakePhlixServer::new(&hub.url(""), "Relay NAS");
         server.request_claim().await;
