@@ -567,6 +567,97 @@ async fn connect_turns_a_local_port_into_raw_channels() {
     hub.stop().await;
 }
 
+/// Issue #20 item 7 with the hub's client-mount timers shortened (a ping every second, a silent
+/// client closed after 3 s, where SPEC L says 30 s and 90 s), so the bug shows in seconds: a
+/// download through `connect` that only receives, paced by the default 3 Mbit/s throttle over
+/// more than three idle windows, arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_keeps_a_throttled_download_longer_than_the_idle_timeout() {
+    const IDLE: Duration = Duration::from_secs(3);
+    let hub = Hub::start_temp_configured(|config| {
+        config.relay_timers.client_ping = Duration::from_secs(1);
+        config.relay_timers.client_idle = IDLE;
+    })
+    .await;
+    let token = hub.register("owner").await;
+    let (upstream_port, _upstream) = upstream().await;
+    let (mut agent, _agent_dir, server_id) = paired_agent(&hub, &token, upstream_port).await;
+    let minted: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/me/servers/{server_id}/relay-token",
+            hub.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (hub_base, relay_token, listen2) = (
+        hub.base.clone(),
+        minted["token"].as_str().unwrap().to_owned(),
+        listen.clone(),
+    );
+    let (mut connect, _) = tokio::task::spawn_blocking(move || {
+        connect_process(
+            &[
+                "--hub",
+                &hub_base,
+                "--server",
+                &server_id,
+                "--token",
+                &relay_token,
+                "--listen",
+                &listen2,
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+
+    // 3 Mbit/s is 375 kB/s after a burst of 375 kB: 4.2 MB take at least 10 s.
+    let size = 4_200_000;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut resp = client
+        .get(format!("http://{listen}/bytes/{size}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_pattern_body(&mut resp, size).await;
+    let elapsed = started.elapsed();
+    // The client keeps its connection, so the mount is still open. (A mount the hub closes
+    // gets its queue, up to 256 frames, flushed unpaced before the close: the body alone
+    // could arrive whole.)
+    let metrics = client
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nphlix_relay_clients_mounted 1\n"),
+        "the download's mount was closed: {metrics}"
+    );
+    assert!(elapsed >= 3 * IDLE, "{size} B at 3 Mbit/s in {elapsed:?}");
+
+    connect.kill().unwrap();
+    agent.kill().unwrap();
+    let _ = (connect.wait(), agent.wait());
+    hub.stop().await;
+}
+
 /// A fake client-mount endpoint (signpost and WebSocket) that sends DATA every 20 ms for
 /// `streaming`, pings every 250 ms for `pinging`, and reports how many pings it sent and how
 /// long each pong took.
