@@ -416,7 +416,7 @@ async fn http_over_relay_streams_megabyte_bodies_both_ways() {
         .json()
         .await
         .unwrap();
-    assert_eq!(headers["x-phlix-relay-user"], me["user"]["id"]);
+    assert_eq!(headers["X-Phlix-Relay-User"], me["user"]["id"]);
     // Request ids are in the high range; bodies travelled in ≤ 65 534-byte chunks.
     let seen = wait_for(
         &mut tunnel_rx,
@@ -1122,6 +1122,90 @@ async fn subdomain_ingress_forwards_the_owners_browser_and_sends_others_to_login
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    setup.hub.stop().await;
+}
+
+/// SPEC A.5: the hub strips every inbound `x-phlix-relay*` header and stamps its own trust
+/// markers, `X-Phlix-Relay: 1` and `X-Phlix-Relay-User: <user id>`, spelled as the PHP hub
+/// spells them — on the proxy route and on subdomain ingress (J.1) alike.
+#[tokio::test]
+async fn relayed_requests_reach_the_server_with_both_trust_markers() {
+    let setup = Setup::with(|args| args.public_domain = Some("hub.test".into())).await;
+    let (mut tunnel_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let resp = setup
+        .server
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/servers/{}/subdomain", setup.server.server_id()),
+        )
+        .json(&json!({"subdomain": "nas"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me: Value = setup
+        .hub
+        .http_client
+        .get(setup.hub.url("/api/v1/me"))
+        .bearer_auth(&setup.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_id = me["user"]["id"].as_str().unwrap().to_owned();
+    let forged = |request: reqwest::RequestBuilder| {
+        request
+            .header("X-Phlix-Relay", "0")
+            .header("X-Phlix-Relay-User", "intruder")
+            .header("x-phlix-relay-role", "admin")
+    };
+    let proxied = forged(setup.proxy(reqwest::Method::GET, "/api/v1/libraries?via=proxy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 201);
+    let ingress = forged(
+        setup
+            .hub
+            .http_client
+            .get(setup.hub.url("/api/v1/libraries?via=subdomain")),
+    )
+    .header("Host", "nas.hub.test")
+    .header("Cookie", format!("phlix_hub_token={}", setup.owner))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(ingress.status(), 201);
+
+    for via in ["via=proxy", "via=subdomain"] {
+        let seen = wait_for(
+            &mut tunnel_rx,
+            via,
+            |s| matches!(s, Seen::Request { head, .. } if head.query == via),
+        )
+        .await;
+        let Seen::Request { head, .. } = seen else {
+            unreachable!()
+        };
+        let markers: Vec<(&str, &str)> = head
+            .headers
+            .iter()
+            .filter(|(name, _)| name.to_ascii_lowercase().starts_with("x-phlix-relay"))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(
+            markers,
+            [
+                ("X-Phlix-Relay", "1"),
+                ("X-Phlix-Relay-User", user_id.as_str())
+            ],
+            "{via}: {:?}",
+            head.headers
+        );
+    }
     setup.hub.stop().await;
 }
 
