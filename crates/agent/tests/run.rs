@@ -567,6 +567,207 @@ async fn connect_turns_a_local_port_into_raw_channels() {
     hub.stop().await;
 }
 
+/// Issue #20 item 7 with the hub's client-mount timers shortened (a ping every second, a silent
+/// client closed after 3 s, where SPEC L says 30 s and 90 s), so the bug shows in seconds: a
+/// download through `connect` that only receives, paced by the default 3 Mbit/s throttle over
+/// more than three idle windows, arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_keeps_a_throttled_download_longer_than_the_idle_timeout() {
+    const IDLE: Duration = Duration::from_secs(3);
+    let hub = Hub::start_temp_configured(|config| {
+        config.relay_timers.client_ping = Duration::from_secs(1);
+        config.relay_timers.client_idle = IDLE;
+    })
+    .await;
+    let token = hub.register("owner").await;
+    let (upstream_port, _upstream) = upstream().await;
+    let (mut agent, _agent_dir, server_id) = paired_agent(&hub, &token, upstream_port).await;
+    let minted: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/me/servers/{server_id}/relay-token",
+            hub.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (hub_base, relay_token, listen2) = (
+        hub.base.clone(),
+        minted["token"].as_str().unwrap().to_owned(),
+        listen.clone(),
+    );
+    let (mut connect, _) = tokio::task::spawn_blocking(move || {
+        connect_process(
+            &[
+                "--hub",
+                &hub_base,
+                "--server",
+                &server_id,
+                "--token",
+                &relay_token,
+                "--listen",
+                &listen2,
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+
+    // 3 Mbit/s is 375 kB/s after a burst of 375 kB: 4.2 MB take at least 10 s.
+    let size = 4_200_000;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut resp = client
+        .get(format!("http://{listen}/bytes/{size}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_pattern_body(&mut resp, size).await;
+    let elapsed = started.elapsed();
+    // The client keeps its connection, so the mount is still open. (A mount the hub closes
+    // gets its queue, up to 256 frames, flushed unpaced before the close: the body alone
+    // could arrive whole.)
+    let metrics = client
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nphlix_relay_clients_mounted 1\n"),
+        "the download's mount was closed: {metrics}"
+    );
+    assert!(elapsed >= 3 * IDLE, "{size} B at 3 Mbit/s in {elapsed:?}");
+
+    connect.kill().unwrap();
+    agent.kill().unwrap();
+    let _ = (connect.wait(), agent.wait());
+    hub.stop().await;
+}
+
+/// A fake client-mount endpoint (signpost and WebSocket) that sends DATA every 20 ms for
+/// `streaming`, pings every 250 ms for `pinging`, and reports how many pings it sent and how
+/// long each pong took.
+async fn pinging_mount(
+    streaming: Duration,
+    pinging: Duration,
+) -> (String, tokio::task::JoinHandle<(usize, Vec<Duration>)>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws = ws_listener.local_addr().unwrap();
+    let signpost = Router::new().route(
+        "/client/{id}",
+        get(move |Path(id): Path<String>| async move {
+            let endpoint = format!("ws://{ws}/client/{id}");
+            (
+                axum::http::StatusCode::UPGRADE_REQUIRED,
+                [("x-ws-endpoint", endpoint)],
+            )
+        }),
+    );
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = format!("http://{}", http.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(http, signpost).await });
+    let session = tokio::spawn(async move {
+        let (socket, _) = ws_listener.accept().await.unwrap();
+        let (mut sink, mut stream) = tokio_tungstenite::accept_async(socket)
+            .await
+            .unwrap()
+            .split();
+        let data = phlix_proto::frame::Frame::new(
+            1,
+            phlix_proto::frame::FrameType::Data,
+            Bytes::from(vec![7; 16_000]),
+        )
+        .unwrap()
+        .to_bytes();
+        let (mut data_tick, mut ping_tick) = (
+            tokio::time::interval(Duration::from_millis(20)),
+            tokio::time::interval(Duration::from_millis(250)),
+        );
+        let start = Instant::now();
+        let (mut sent, mut delays) = (Vec::<Instant>::new(), Vec::new());
+        let give_up = start + pinging + Duration::from_secs(5);
+        while delays.len() < sent.len() || start.elapsed() < pinging {
+            tokio::select! {
+                _ = data_tick.tick(), if start.elapsed() < streaming => {
+                    sink.send(Message::Binary(data.clone())).await.unwrap();
+                }
+                _ = ping_tick.tick(), if start.elapsed() < pinging => {
+                    let n = u32::try_from(sent.len()).unwrap();
+                    sent.push(Instant::now());
+                    sink.send(Message::Ping(Bytes::copy_from_slice(&n.to_be_bytes()))).await.unwrap();
+                }
+                message = stream.next() => {
+                    if let Some(Ok(Message::Pong(payload))) = message {
+                        let n = u32::from_be_bytes(payload[..4].try_into().unwrap()) as usize;
+                        delays.push(sent[n].elapsed());
+                    }
+                }
+                () = tokio::time::sleep_until(give_up.into()) => break,
+            }
+        }
+        (sent.len(), delays)
+    });
+    (hub, session)
+}
+
+/// The agent side of issue #20 item 7: `connect` answers the hub's pings at once, while a
+/// download streams to its local client and while the mount is idle. (tokio-tungstenite sends
+/// the pong it queued when the next read starts, and `connect` reads the mount without pause.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_answers_the_hubs_pings_at_once() {
+    let (hub, session) = pinging_mount(Duration::from_millis(1500), Duration::from_secs(3)).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let listen2 = listen.clone();
+    let (_connect, _) = tokio::task::spawn_blocking(move || {
+        connect_process(
+            &[
+                "--hub", &hub, "--server", "s-1", "--token", "t", "--listen", &listen2,
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let mut local = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = received.clone();
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = tokio::io::AsyncReadExt::read(&mut local, &mut buf).await {
+            counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let (pings, delays) = session.await.unwrap();
+    drain.abort();
+    assert!(pings >= 10, "{pings} pings");
+    assert_eq!(delays.len(), pings, "unanswered pings: {delays:?}");
+    let slowest = delays.iter().max().unwrap();
+    assert!(*slowest < Duration::from_secs(2), "{delays:?}");
+    let received = received.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(received >= 500_000, "the download brought {received} B");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_enrollments_and_garbage_from_the_hub_never_crash_the_agent() {
     // A corrupted enrollment file: one line, exit 1.

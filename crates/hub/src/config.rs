@@ -363,7 +363,8 @@ pub struct RelayTimers {
     pub hello_timeout: Duration,
     /// Hub → client WebSocket ping interval (30 s, SPEC L).
     pub client_ping: Duration,
-    /// A client silent for this long is closed (90 s, SPEC L).
+    /// A client without a sign of life for this long is closed (90 s, SPEC L): nothing from it
+    /// (not even a pong) and no DATA taken by its socket.
     pub client_idle: Duration,
 }
 

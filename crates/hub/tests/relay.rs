@@ -11,6 +11,7 @@ use common::fake_server::FakePhlixServer;
 use common::fake_tunnel::{self, Seen, send_php_style, wait_for};
 use common::ws_client::{Ended, WsClient, connect};
 use common::{TestHub, status_json};
+use phlix_hub::relay::ws_io::WsEvent;
 use phlix_proto::frame::{Frame, FrameType};
 use phlix_proto::ws::Opcode;
 use serde_json::{Value, json};
@@ -28,7 +29,16 @@ impl Setup {
     }
 
     async fn with(adjust: impl FnOnce(&mut phlix_hub::config::ServeArgs)) -> Self {
-        let hub = TestHub::start_with(adjust).await;
+        Self::configured(adjust, |_| {}).await
+    }
+
+    /// A setup whose hub also has an adjusted configuration (the client-mount timers have no
+    /// flag).
+    async fn configured(
+        adjust: impl FnOnce(&mut phlix_hub::config::ServeArgs),
+        configure: impl FnOnce(&mut phlix_hub::config::Config),
+    ) -> Self {
+        let hub = TestHub::start_configured(adjust, configure).await;
         let owner = hub.register("owner", "password123").await.access_token;
         let mut server = FakePhlixServer::new(&hub.url(""), "Relay NAS");
         server.request_claim().await;
@@ -406,7 +416,7 @@ async fn http_over_relay_streams_megabyte_bodies_both_ways() {
         .json()
         .await
         .unwrap();
-    assert_eq!(headers["x-phlix-relay-user"], me["user"]["id"]);
+    assert_eq!(headers["X-Phlix-Relay-User"], me["user"]["id"]);
     // Request ids are in the high range; bodies travelled in ≤ 65 534-byte chunks.
     let seen = wait_for(
         &mut tunnel_rx,
@@ -582,8 +592,10 @@ async fn a_silent_tunnel_is_closed_with_timeout_after_hub_heartbeats() {
         args.relay_stale_after = Duration::from_millis(1200);
     })
     .await;
-    let mut tunnel = setup.tunnel().await;
+    // The hub arms its stale timer once it has the HELLO, so the clock starts before the HELLO
+    // is sent: after the handshake, a loaded machine may run this task late.
     let started = Instant::now();
+    let mut tunnel = setup.tunnel().await;
     // Read without answering: the hub's heartbeats arrive, then the stale close.
     let mut heartbeats = 0;
     let ended = loop {
@@ -884,6 +896,140 @@ async fn a_slow_reader_loses_its_channel_without_stalling_another_client() {
     setup.hub.stop().await;
 }
 
+/// Answers the hub's pings until `stop`, then only reads: the pongs sent and how the mount
+/// ended.
+async fn answer_pings_until(
+    mut client: WsClient,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> (usize, Ended) {
+    let mut pongs = 0;
+    let mut answering = true;
+    loop {
+        let event = tokio::select! {
+            event = client.reader.next() => event,
+            _ = &mut stop, if answering => {
+                answering = false;
+                continue;
+            }
+        };
+        match event {
+            Ok(WsEvent::Ping(payload)) if answering => {
+                client.writer.send(Opcode::Pong, &payload).await.unwrap();
+                pongs += 1;
+            }
+            Ok(WsEvent::Close { code, reason }) => return (pongs, Ended::Close(code, reason)),
+            Ok(_) => {}
+            Err(_) => return (pongs, Ended::Eof),
+        }
+    }
+}
+
+/// SPEC L with fast timers (a ping every second, a silent client closed after 3 s): a client
+/// that only reads a throttled download lasting over three idle windows — and never answers a
+/// ping, like a WebSocket library that sends its pongs only when it next writes — keeps its
+/// mount and is pinged all along; a client that answers pings and receives nothing keeps its
+/// mount too. Once nothing moves, both are closed with `idle_timeout`.
+#[tokio::test]
+async fn mounts_that_read_or_answer_pings_outlive_the_idle_timeout() {
+    const IDLE: Duration = Duration::from_secs(3);
+    let setup = Setup::configured(
+        |_| {},
+        |config| {
+            config.relay_timers.client_ping = Duration::from_secs(1);
+            config.relay_timers.client_idle = IDLE;
+        },
+    )
+    .await;
+    // 1.6 Mbit/s: 200 kB/s after a 200 kB burst, so 2.2 MB take at least 10 s.
+    setup.set_throttle(1_600_000).await;
+    let mut tunnel = setup.tunnel().await;
+    setup.wait_relay_active(true).await;
+    let mut connected = async || loop {
+        let frame = tunnel.next_frame().await.unwrap();
+        if frame.kind == FrameType::ClientConnect {
+            return frame.id;
+        }
+    };
+    let downloader = setup.client().await;
+    let channel = connected().await;
+    let ponger = setup.client().await;
+    connected().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let ponger = tokio::spawn(answer_pings_until(ponger, stopped));
+
+    // The server sends 2.2 MB in frames of 4 kB, ten to a message: far more than the client's
+    // queue holds, as any real download.
+    let total = 2_200_000;
+    let started = Instant::now();
+    let mut writer = tunnel.writer;
+    let _sender = tokio::spawn(async move {
+        let frame = Frame::new(channel, FrameType::Data, Bytes::from(vec![0x42; 4_000])).unwrap();
+        let message = vec![frame.to_bytes(); 10];
+        for _ in 0..total / 40_000 {
+            writer.send_parts(Opcode::Binary, &message).await.unwrap();
+        }
+        writer
+    });
+    let WsClient {
+        mut reader,
+        writer: _downloader_writer,
+        ..
+    } = downloader;
+    let mut decoder = phlix_proto::frame::FrameDecoder::new(1 << 20);
+    let (mut received, mut pings) = (0, 0);
+    while received < total {
+        let event = tokio::time::timeout(Duration::from_secs(20), reader.next())
+            .await
+            .expect("something within 20 s");
+        match event {
+            Ok(WsEvent::Data(message)) => {
+                decoder.push(&message.payload);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    assert_eq!(frame.kind, FrameType::Data, "{frame:?}");
+                    received += frame.payload.len();
+                }
+            }
+            Ok(WsEvent::Ping(_)) => pings += 1,
+            Ok(WsEvent::Pong) => {}
+            Ok(WsEvent::Close { code, reason }) => panic!(
+                "closed ({code} {reason}) after {received} of {total} bytes, {:?}",
+                started.elapsed()
+            ),
+            Err(err) => panic!("{err} after {received} of {total} bytes"),
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= 3 * IDLE, "{total} B at 200 kB/s in {elapsed:?}");
+    assert!(pings >= 3, "{pings} pings during {elapsed:?}");
+    assert!(
+        !ponger.is_finished(),
+        "the client answering pings lost its mount: {:?}",
+        ponger.await
+    );
+
+    // Nothing moves any more: both mounts are closed as idle.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match reader.next().await {
+                Ok(WsEvent::Close { code, reason }) => return Ended::Close(code, reason),
+                Ok(_) => {}
+                Err(_) => return Ended::Eof,
+            }
+        }
+    })
+    .await
+    .expect("the idle download closed within 30 s");
+    assert_eq!(ended, Ended::Close(1000, "idle_timeout".into()));
+    stop.send(()).unwrap();
+    let (pongs, ended) = tokio::time::timeout(Duration::from_secs(30), ponger)
+        .await
+        .expect("the silent client closed within 30 s")
+        .unwrap();
+    assert!(pongs >= 3, "{pongs} pongs");
+    assert_eq!(ended, Ended::Close(1000, "idle_timeout".into()));
+    setup.hub.stop().await;
+}
+
 #[tokio::test]
 async fn subdomain_ingress_forwards_the_owners_browser_and_sends_others_to_login() {
     let setup = Setup::with(|args| args.public_domain = Some("hub.test".into())).await;
@@ -976,6 +1122,90 @@ async fn subdomain_ingress_forwards_the_owners_browser_and_sends_others_to_login
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    setup.hub.stop().await;
+}
+
+/// SPEC A.5: the hub strips every inbound `x-phlix-relay*` header and stamps its own trust
+/// markers, `X-Phlix-Relay: 1` and `X-Phlix-Relay-User: <user id>`, spelled as the PHP hub
+/// spells them — on the proxy route and on subdomain ingress (J.1) alike.
+#[tokio::test]
+async fn relayed_requests_reach_the_server_with_both_trust_markers() {
+    let setup = Setup::with(|args| args.public_domain = Some("hub.test".into())).await;
+    let (mut tunnel_rx, _task) = fake_tunnel::serve(setup.tunnel().await);
+    setup.wait_relay_active(true).await;
+    let resp = setup
+        .server
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/servers/{}/subdomain", setup.server.server_id()),
+        )
+        .json(&json!({"subdomain": "nas"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me: Value = setup
+        .hub
+        .http_client
+        .get(setup.hub.url("/api/v1/me"))
+        .bearer_auth(&setup.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_id = me["user"]["id"].as_str().unwrap().to_owned();
+    let forged = |request: reqwest::RequestBuilder| {
+        request
+            .header("X-Phlix-Relay", "0")
+            .header("X-Phlix-Relay-User", "intruder")
+            .header("x-phlix-relay-role", "admin")
+    };
+    let proxied = forged(setup.proxy(reqwest::Method::GET, "/api/v1/libraries?via=proxy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 201);
+    let ingress = forged(
+        setup
+            .hub
+            .http_client
+            .get(setup.hub.url("/api/v1/libraries?via=subdomain")),
+    )
+    .header("Host", "nas.hub.test")
+    .header("Cookie", format!("phlix_hub_token={}", setup.owner))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(ingress.status(), 201);
+
+    for via in ["via=proxy", "via=subdomain"] {
+        let seen = wait_for(
+            &mut tunnel_rx,
+            via,
+            |s| matches!(s, Seen::Request { head, .. } if head.query == via),
+        )
+        .await;
+        let Seen::Request { head, .. } = seen else {
+            unreachable!()
+        };
+        let markers: Vec<(&str, &str)> = head
+            .headers
+            .iter()
+            .filter(|(name, _)| name.to_ascii_lowercase().starts_with("x-phlix-relay"))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(
+            markers,
+            [
+                ("X-Phlix-Relay", "1"),
+                ("X-Phlix-Relay-User", user_id.as_str())
+            ],
+            "{via}: {:?}",
+            head.headers
+        );
+    }
     setup.hub.stop().await;
 }
 

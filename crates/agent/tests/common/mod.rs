@@ -48,6 +48,16 @@ impl Hub {
     /// Starts a hub on `data` (SQLite inside it), on `port` or an ephemeral one, with fast
     /// reaper timers.
     pub async fn start(data: &std::path::Path, port: Option<u16>) -> Self {
+        Self::start_configured(data, port, |_| {}).await
+    }
+
+    /// [`Self::start`] with an adjusted configuration (settings without a flag, such as the
+    /// client-mount timers).
+    pub async fn start_configured(
+        data: &std::path::Path,
+        port: Option<u16>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let url = format!("sqlite://{}", data.join("hub.db").display());
         let args = ServeArgs {
             data_dir: data.to_path_buf(),
@@ -67,7 +77,8 @@ impl Hub {
             proxy_requests_per_minute: 0,
             node_name: Some("agent-test".into()),
         };
-        let config = Config::load(&args).unwrap();
+        let mut config = Config::load(&args).unwrap();
+        configure(&mut config);
         let http = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
             .await
             .unwrap();
@@ -101,8 +112,13 @@ impl Hub {
 
     /// A hub on a fresh temporary data dir.
     pub async fn start_temp() -> Self {
+        Self::start_temp_configured(|_| {}).await
+    }
+
+    /// [`Self::start_temp`] with an adjusted configuration.
+    pub async fn start_temp_configured(configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut hub = Self::start(dir.path(), None).await;
+        let mut hub = Self::start_configured(dir.path(), None, configure).await;
         hub.owned_dir = Some(dir);
         hub
     }

@@ -2,6 +2,9 @@
 //! authenticated by a client relay token; each mount is one raw channel of the server's tunnel.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -142,13 +145,11 @@ async fn mount_client(
 }
 
 /// Decrements the user's open-stream count when the mount ends.
-struct StreamGuard(std::sync::Arc<super::UserMeter>);
+struct StreamGuard(Arc<super::UserMeter>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0
-            .streams
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -161,9 +162,7 @@ async fn run_client(
     peer: SocketAddr,
 ) {
     let meter = core.relay.meter(&user_id);
-    meter
-        .streams
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    meter.streams.fetch_add(1, Ordering::Relaxed);
     let _stream = StreamGuard(meter.clone());
     let WsStream { reader, mut writer } = stream;
     let client_id = uuid::Uuid::new_v4().to_string();
@@ -185,13 +184,17 @@ async fn run_client(
     let timers = relay.timers();
     let (ws_tx, ws_rx) = mpsc::channel(8);
     let pacing = super::throttle::TokenBucket::new(throttle_bps);
+    let liveness = Arc::new(Liveness::new());
     let writer_task = tokio::spawn(client_writer(
-        writer,
-        rx,
-        ws_rx,
+        ClientOutput {
+            writer,
+            rx,
+            ws_rx,
+            pacing,
+            meter: meter.clone(),
+            liveness: liveness.clone(),
+        },
         timers.client_ping,
-        pacing,
-        meter.clone(),
     ));
     let link = ClientLink {
         tunnel: &tunnel,
@@ -200,6 +203,7 @@ async fn run_client(
         ws_tx: &ws_tx,
         gone: &gone,
         meter: &meter,
+        liveness: &liveness,
     };
     let reason = client_reader(reader, &link, timers.client_idle).await;
     tracing::info!(target: "relay", server_id = %tunnel.server_id, channel, reason, "client left");
@@ -207,6 +211,36 @@ async fn run_client(
     let _ = ws_tx.send(ClientWs::Close(reason)).await;
     drop(tx);
     let _ = writer_task.await;
+}
+
+/// When a mount last showed life, shared by its reader and its writer: anything from the client
+/// (a frame, a ping, a pong), or DATA its socket took. A download only receives, and a client
+/// whose WebSocket library sends its pongs only when it next writes looks silent, so bytes
+/// leaving at the throttle's pace count as life too; a client that stops reading soon blocks
+/// the writer and goes quiet.
+#[derive(Debug)]
+struct Liveness {
+    origin: Instant,
+    /// Milliseconds from `origin` to the last sign of life.
+    last: AtomicU64,
+}
+
+impl Liveness {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.origin + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
 }
 
 enum ClientWs {
@@ -224,14 +258,16 @@ struct ClientLink<'a> {
     /// Cancelled when the tunnel drops this client.
     gone: &'a tokio_util::sync::CancellationToken,
     meter: &'a super::UserMeter,
+    liveness: &'a Liveness,
 }
 
 /// Reads the client's frames: DATA is re-tagged with its channel and queued to the tunnel; any
-/// other valid type gets an ERROR frame; an invalid frame closes only this client.
+/// other valid type gets an ERROR frame; an invalid frame closes only this client. A client
+/// without any sign of life (see [`Liveness`]) for `idle` is closed (`idle_timeout`).
 async fn client_reader(
     mut reader: WsReader,
     link: &ClientLink<'_>,
-    idle: std::time::Duration,
+    idle: Duration,
 ) -> &'static str {
     let ClientLink {
         tunnel,
@@ -240,24 +276,31 @@ async fn client_reader(
         ws_tx,
         gone,
         meter,
+        liveness,
     } = *link;
     let mut decoder = FrameDecoder::new(DEFAULT_DECODE_CAP);
     loop {
         let event = tokio::select! {
             event = reader.next() => event,
-            () = tokio::time::sleep(idle) => return "idle_timeout",
+            () = tokio::time::sleep_until(liveness.last() + idle) => {
+                // The writer may have moved bytes since this timer was armed.
+                if liveness.last() + idle <= Instant::now() {
+                    return "idle_timeout";
+                }
+                continue;
+            }
             () = gone.cancelled() => return "disconnected",
         };
+        liveness.touch();
         match event {
             Ok(WsEvent::Data(frame)) => {
                 decoder.push(&frame.payload);
                 loop {
                     match decoder.next_frame() {
                         Ok(Some(frame)) if frame.kind == FrameType::Data => {
-                            meter.bytes_in.fetch_add(
-                                frame.payload.len() as u64,
-                                std::sync::atomic::Ordering::Relaxed,
-                            );
+                            meter
+                                .bytes_in
+                                .fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
                             let tagged = Frame {
                                 id: channel,
                                 kind: FrameType::Data,
@@ -297,17 +340,34 @@ async fn client_reader(
     }
 }
 
-/// Writes frames to the client, coalescing what is queued; pings every `ping`.
-async fn client_writer(
-    mut writer: WsWriter,
-    mut rx: mpsc::Receiver<Frame>,
-    mut ws_rx: mpsc::Receiver<ClientWs>,
-    ping: std::time::Duration,
-    mut pacing: super::throttle::TokenBucket,
-    meter: std::sync::Arc<super::UserMeter>,
-) {
+/// What a client's writer owns.
+struct ClientOutput {
+    writer: WsWriter,
+    /// Frames for the client (DATA from the tunnel, ERROR, DISCONNECTED).
+    rx: mpsc::Receiver<Frame>,
+    /// Pongs and the final close, from the reader.
+    ws_rx: mpsc::Receiver<ClientWs>,
+    /// The user's throttle.
+    pacing: super::throttle::TokenBucket,
+    meter: Arc<super::UserMeter>,
+    liveness: Arc<Liveness>,
+}
+
+/// Writes frames to the client, coalescing what is queued; pings every `ping`, even while a
+/// download keeps the queue full.
+async fn client_writer(output: ClientOutput, ping: Duration) {
+    let ClientOutput {
+        mut writer,
+        mut rx,
+        mut ws_rx,
+        mut pacing,
+        meter,
+        liveness,
+    } = output;
     let mut parts: Vec<Frame> = Vec::new();
     let mut ticker = tokio::time::interval_at(Instant::now() + ping, ping);
+    // After a long pacing wait, one ping, not a burst of the missed ones.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let frame = tokio::select! {
             biased;
@@ -329,11 +389,13 @@ async fn client_writer(
                 }
                 None => return,
             },
-            frame = rx.recv() => frame,
+            // Ahead of the frames: a throttled download always has one queued, and a ping
+            // polled after them would never go out.
             _ = ticker.tick() => {
                 if writer.send(Opcode::Ping, b"").await.is_err() { return; }
                 continue;
             }
+            frame = rx.recv() => frame,
         };
         let Some(frame) = frame else {
             writer.close(close_code::NORMAL, "closed").await;
@@ -360,9 +422,10 @@ async fn client_writer(
         if writer.send_frames(&parts).await.is_err() {
             return;
         }
-        meter
-            .bytes_out
-            .fetch_add(data as u64, std::sync::atomic::Ordering::Relaxed);
+        meter.bytes_out.fetch_add(data as u64, Ordering::Relaxed);
+        if data > 0 {
+            liveness.touch();
+        }
         if disconnect {
             writer.close(close_code::NORMAL, "disconnected").await;
             return;

@@ -223,6 +223,8 @@ pub struct ProxyRequest {
     pub forwarded_proto: &'static str,
 }
 
+/// The headers of the relayed request: the client's, without [`STRIPPED`] and any
+/// `x-forwarded-*` or `x-phlix-relay*`, then the hub's own forwarding headers and trust markers.
 fn forwarded_headers(request: &ProxyRequest) -> std::collections::BTreeMap<String, String> {
     let mut headers = std::collections::BTreeMap::new();
     for (name, value) in &request.headers {
@@ -251,7 +253,9 @@ fn forwarded_headers(request: &ProxyRequest) -> std::collections::BTreeMap<Strin
         "x-forwarded-proto".into(),
         request.forwarded_proto.to_owned(),
     );
-    headers.insert("x-phlix-relay-user".into(), request.user_id.clone());
+    // The trust markers real Phlix servers read, spelled as the PHP hub spells them (SPEC A.5).
+    headers.insert("X-Phlix-Relay".into(), "1".into());
+    headers.insert("X-Phlix-Relay-User".into(), request.user_id.clone());
     headers
 }
 

@@ -137,9 +137,33 @@ impl TestHub {
         database_url: String,
         adjust: impl FnOnce(&mut ServeArgs),
     ) -> Self {
+        Self::spawn_configured(data_dir, database_url, adjust, |_| {}).await
+    }
+
+    /// Starts a hub with adjusted flags and an adjusted configuration (settings without a
+    /// flag, such as the client-mount timers) and waits until ready.
+    pub async fn start_configured(
+        adjust: impl FnOnce(&mut ServeArgs),
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database_url(data_dir.path()).await;
+        let hub = Self::spawn_configured(data_dir, database_url, adjust, configure).await;
+        hub.wait_ready().await;
+        hub
+    }
+
+    /// Starts a hub with adjusted flags and configuration without waiting.
+    pub async fn spawn_configured(
+        data_dir: tempfile::TempDir,
+        database_url: String,
+        adjust: impl FnOnce(&mut ServeArgs),
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut args = serve_args(data_dir.path(), &database_url);
         adjust(&mut args);
-        let config = Config::load(&args).unwrap();
+        let mut config = Config::load(&args).unwrap();
+        configure(&mut config);
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
