@@ -12,7 +12,7 @@ use crate::domain::accounts::{
 };
 use crate::domain::{Core, DomainError};
 use crate::http::cookies::{REFRESH_COOKIE, clear_session_cookies, set_session_cookies};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::extract::{ClientInfo, CurrentUser, Json, OptionalJson, Ready};
 
 /// `POST /api/v1/auth/register` (alias `/signup`) → 201 `AuthResponse`.
@@ -92,11 +92,8 @@ pub async fn logout(
 /// servers.
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn me(Ready(core): Ready, current: CurrentUser) -> ApiResult<Json<MeResponse>> {
-    let servers = core
-        .store
-        .servers_of_user(&current.user.id)
-        .await
-        .map_err(ApiError::from)?
+    let servers = crate::domain::servers::list_owned(&core, &current.user.id)
+        .await?
         .into_iter()
         .map(crate::store::ServerRow::into_info)
         .collect();

@@ -10,21 +10,17 @@ use serde_json::{Map, Value, json};
 
 use tracing::instrument;
 
-use crate::auth::keys::Jwk;
-use crate::auth::now_unix;
+use crate::domain::claims::published_keys;
 use crate::domain::relay_tokens::mint_relay_token;
-use crate::domain::servers::owned_server;
-use crate::domain::settings::{self, save_settings};
-use crate::domain::{Core, DomainError};
+use crate::domain::servers::{self, AccessInfo};
+use crate::domain::{Core, DomainError, settings};
 use crate::http::error::ApiResult;
 use crate::http::extract::{AdminUser, ClientInfo, CurrentUser, Json, Path, Ready};
-use crate::store::{HeartbeatRow, LibraryRow, ServerRow, UserLibraryRow};
+use crate::store::{HeartbeatRow, LibraryRow, ServerRow};
 
 /// `GET /api/v1/me/servers` → `{"servers":[ServerInfoDto]}`.
 pub async fn list(Ready(core): Ready, user: CurrentUser) -> ApiResult<Json<Value>> {
-    let servers: Vec<ServerInfo> = core
-        .store
-        .servers_of_user(&user.user.id)
+    let servers: Vec<ServerInfo> = servers::list_owned(&core, &user.user.id)
         .await?
         .into_iter()
         .map(ServerRow::into_info)
@@ -82,35 +78,28 @@ pub async fn detail(
     user: CurrentUser,
     Path(server_id): Path<String>,
 ) -> ApiResult<Json<ServerDetail>> {
-    let server = owned_server(&core, &user.user.id, &server_id).await?;
-    let libraries = core.store.libraries_of_server(&server_id).await?;
-    let recent_heartbeats = core
-        .store
-        .recent_heartbeats(&server_id, 20)
-        .await?
-        .into_iter()
-        .map(HeartbeatView::from)
-        .collect();
+    let overview = servers::overview(&core, &user.user.id, &server_id, 20, 0).await?;
+    let server = overview.server;
     Ok(Json(ServerDetail {
         enrolled_at: server.enrolled_at,
         proxy_policy: server.proxy_policy.clone(),
         info: server.into_info(),
-        libraries,
-        recent_heartbeats,
+        libraries: overview.libraries,
+        recent_heartbeats: overview
+            .recent_heartbeats
+            .into_iter()
+            .map(HeartbeatView::from)
+            .collect(),
     }))
 }
 
 /// `DELETE /api/v1/me/servers/{id}` → 204: the owner removes a server.
-#[instrument(skip_all, fields(user_id = %user.user.id, server_id = %server_id))]
 pub async fn remove(
     Ready(core): Ready,
     user: CurrentUser,
     Path(server_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    owned_server(&core, &user.user.id, &server_id).await?;
-    core.store.delete_server(&server_id).await?;
-    core.access.forget_server(&server_id);
-    tracing::info!("server removed by its owner");
+    servers::remove_owned(&core, &user.user.id, &server_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,33 +109,16 @@ pub async fn access_info(
     Ready(core): Ready,
     user: CurrentUser,
     Path(server_id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let server = owned_server(&core, &user.user.id, &server_id).await?;
-    let config = &core.config;
-    let subdomain_url = match (&config.public_domain, &server.subdomain) {
-        (Some(domain), Some(sub)) => Some(format!("{}://{sub}.{domain}", config.public_scheme())),
-        _ => None,
-    };
-    let info = server.into_info();
-    Ok(Json(json!({
-        "server_id": info.server_id,
-        "status": info.status,
-        "direct": { "hostname_candidates": info.hostname_candidates },
-        "relay": {
-            "active": info.relay_active,
-            "client_ws_endpoint": core.client_ws_endpoint(&info.server_id),
-            "http_proxy_base": core.proxy_base(&info.server_id),
-            "token_endpoint": format!("{}/api/v1/me/servers/{}/relay-token", config.public_url, info.server_id),
-        },
-        "subdomain": info.subdomain,
-        "subdomain_url": subdomain_url,
-    })))
+) -> ApiResult<Json<AccessInfo>> {
+    Ok(Json(
+        servers::access_info(&core, &user.user.id, &server_id).await?,
+    ))
 }
 
 /// `GET /api/v1/me/libraries` → `{"libraries":[{server_id, server_name, library_id,
 /// library_name}]}` across the user's servers.
 pub async fn libraries(Ready(core): Ready, user: CurrentUser) -> ApiResult<Json<Value>> {
-    let libraries: Vec<UserLibraryRow> = core.store.libraries_of_user(&user.user.id).await?;
+    let libraries = servers::libraries_of_owner(&core, &user.user.id).await?;
     Ok(Json(json!({ "libraries": libraries })))
 }
 
@@ -159,7 +131,6 @@ pub async fn relay_token(
     client: ClientInfo,
     Path(server_id): Path<String>,
 ) -> ApiResult<Response> {
-    owned_server(&core, &user.user.id, &server_id).await?;
     let (token, expires_at) = mint_relay_token(&core, &user.user.id, &server_id, &client).await?;
     let body = json!({"token": token, "expires_at": expires_at, "server_id": server_id});
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
@@ -172,34 +143,18 @@ pub async fn set_policy(
     Path(server_id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    owned_server(&core, &user.user.id, &server_id).await?;
     let policy = body
         .get("policy")
         .and_then(Value::as_str)
-        .filter(|p| matches!(*p, "phlix" | "all"))
-        .ok_or_else(|| {
-            DomainError::invalid("invalid_request", "policy must be \"phlix\" or \"all\"")
-        })?;
-    core.store
-        .set_proxy_policy(&server_id, policy, now_unix())
-        .await?;
-    core.access.forget_server(&server_id);
+        .unwrap_or_default();
+    servers::set_proxy_policy(&core, &user.user.id, &server_id, policy).await?;
     Ok(Json(json!({"server_id": server_id, "policy": policy})))
 }
 
 /// `GET /.well-known/jwks.json` → the Ed25519 keys that verify enrollment tokens now (the
 /// previous key too inside its rotation overlap). Cacheable for an hour; 120/60 s per IP.
 pub async fn jwks(Ready(core): Ready, client: ClientInfo) -> ApiResult<Response> {
-    let now = now_unix();
-    if let Err(retry_after) = core.limits.jwks.check(&client.ip, now) {
-        return Err(DomainError::RateLimited { retry_after }.into());
-    }
-    let ring = core.keys.current();
-    let keys: Vec<Jwk> = ring
-        .verifying_keys(now)
-        .into_iter()
-        .map(|k| k.jwk())
-        .collect();
+    let keys = published_keys(&core, &client.ip)?;
     let mut response = axum::Json(json!({ "keys": keys })).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -212,11 +167,8 @@ pub async fn jwks(Ready(core): Ready, client: ClientInfo) -> ApiResult<Response>
 async fn settings_document(core: &Core) -> ApiResult<Value> {
     let mut values = Map::new();
     let mut schema = Vec::new();
-    for setting in settings::ALL {
-        values.insert(
-            setting.key.to_owned(),
-            json!(setting.get(&core.store).await?),
-        );
+    for (setting, value) in settings::current(core).await? {
+        values.insert(setting.key.to_owned(), json!(value));
         schema.push(json!({
             "key": setting.key, "type": "integer", "default": setting.default,
             "min": setting.min, "max": setting.max, "restart": false,
@@ -247,23 +199,6 @@ pub async fn put_settings(
             )
         })?,
     };
-    let mut updates = Vec::new();
-    for (key, value) in map {
-        let setting = settings::ALL.iter().find(|s| s.key == key).ok_or_else(|| {
-            DomainError::invalid("unknown_setting", format!("{key} is not a hub setting"))
-        })?;
-        let number = value
-            .as_i64()
-            .filter(|v| setting.accepts(*v))
-            .ok_or_else(|| DomainError::Unprocessable {
-                code: "invalid_setting",
-                message: format!(
-                    "{key} must be an integer from {} to {}",
-                    setting.min, setting.max
-                ),
-            })?;
-        updates.push((setting.key, number));
-    }
-    save_settings(&core, &updates).await?;
+    settings::update(&core, map).await?;
     Ok(Json(settings_document(&core).await?))
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::now_unix;
-use crate::domain::servers::owned_server;
+use crate::domain::servers;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{CurrentUser, Json, Path, Ready};
 
@@ -96,28 +96,26 @@ pub async fn metrics(
             rejection.body_text()
         ),
     })?;
-    owned_server(&core, &user.user.id, &server_id).await?;
     let since = query.since.unwrap_or_else(|| now_unix() - 86_400);
-    let points: Vec<Value> = core
-        .store
-        .heartbeats_since(&server_id, since, METRICS_LIMIT)
-        .await?
-        .into_iter()
-        .map(|row| {
-            let mut point = json!({
-                "receivedAt": row.received_at,
-                "activeSessions": row.active_sessions,
-                "activeTranscodes": row.active_transcodes,
-            });
-            if let Some(metrics) = row
-                .host_metrics_json
-                .and_then(|m| serde_json::from_str::<Value>(&m).ok())
-            {
-                point["hostMetrics"] = metrics;
-            }
-            point
-        })
-        .collect();
+    let points: Vec<Value> =
+        servers::heartbeats_since(&core, &user.user.id, &server_id, since, METRICS_LIMIT)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let mut point = json!({
+                    "receivedAt": row.received_at,
+                    "activeSessions": row.active_sessions,
+                    "activeTranscodes": row.active_transcodes,
+                });
+                if let Some(metrics) = row
+                    .host_metrics_json
+                    .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+                {
+                    point["hostMetrics"] = metrics;
+                }
+                point
+            })
+            .collect();
     Ok(Json(
         json!({"serverId": server_id, "since": since, "points": points}),
     ))

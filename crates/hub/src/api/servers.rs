@@ -8,15 +8,10 @@ use phlix_proto::server::ServerInfo;
 use serde_json::{Value, json};
 use tracing::instrument;
 
-use crate::auth::now_unix;
-use crate::domain::Core;
-use crate::domain::DomainError;
-use crate::domain::claims::mint_enrollment;
-use crate::domain::heartbeats::HeartbeatAck;
-use crate::domain::heartbeats::{parse_body, validate_heartbeat};
+use crate::domain::heartbeats::{self, parse_body};
+use crate::domain::servers;
 use crate::http::error::ApiResult;
 use crate::http::extract::{EnrolledServer, Json, Path, PhlixProtocol, Ready, ServerBearer};
-use crate::store::StoreError;
 
 /// `POST /api/v1/servers/{id}/heartbeat` → 200 `{"status":"ok"}` once the heartbeat is
 /// committed.
@@ -29,29 +24,8 @@ pub async fn heartbeat(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     server.require_server(&server_id)?;
-    let now = now_unix();
-    if let Err(retry_after) = core.limits.heartbeat.check(&server_id, now) {
-        return Err(DomainError::RateLimited { retry_after }.into());
-    }
-    let record = validate_heartbeat(&server_id, &parse_body(&body)?, now)?;
-    match core.heartbeats.submit(record).await {
-        HeartbeatAck::Stored => Ok(Json(json!({"status": "ok"}))),
-        HeartbeatAck::UnknownServer => Err(DomainError::ServerNotFound.into()),
-        HeartbeatAck::Failed(err) => Err(match &*err {
-            StoreError::Unavailable(_) => {
-                DomainError::Unavailable(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
-            }
-            _ => DomainError::Internal(anyhow::anyhow!("heartbeat batch failed: {err}")),
-        }
-        .into()),
-    }
-}
-
-async fn existing_server(core: &Core, server_id: &str) -> ApiResult<crate::store::ServerRow> {
-    core.store
-        .server_by_id(server_id)
-        .await?
-        .ok_or(DomainError::ServerNotFound.into())
+    heartbeats::accept(&core, &server_id, &body).await?;
+    Ok(Json(json!({"status": "ok"})))
 }
 
 /// `POST /api/v1/servers/{id}/renew` → 200 `{"enrollment_jwt","expires_in":604800}` (the
@@ -64,8 +38,7 @@ pub async fn renew(
     Path(server_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     server.require_server(&server_id)?;
-    existing_server(&core, &server_id).await?;
-    let token = mint_enrollment(&core, &server_id).await?;
+    let token = servers::renew(&core, &server_id).await?;
     Ok(Json(
         json!({"enrollment_jwt": token, "expires_in": 604_800}),
     ))
@@ -79,7 +52,9 @@ pub async fn info(
     Path(server_id): Path<String>,
 ) -> ApiResult<Json<ServerInfo>> {
     server.require_server(&server_id)?;
-    Ok(Json(existing_server(&core, &server_id).await?.into_info()))
+    Ok(Json(
+        servers::existing(&core, &server_id).await?.into_info(),
+    ))
 }
 
 /// `DELETE /api/v1/servers/{id}` → 204: the server deregisters itself.
@@ -91,51 +66,8 @@ pub async fn deregister(
     Path(server_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     server.require_server(&server_id)?;
-    core.access.forget_server(&server_id);
-    if !core.store.delete_server(&server_id).await? {
-        return Err(DomainError::ServerNotFound.into());
-    }
-    tracing::info!("server deregistered itself");
+    servers::deregister(&core, &server_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A DNS label: 1–63 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
-#[must_use]
-pub fn is_dns_label(label: &str) -> bool {
-    (1..=63).contains(&label.len())
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !label.starts_with('-')
-        && !label.ends_with('-')
-}
-
-/// The default subdomain of a server: its name as a DNS label plus 6 characters of its id.
-#[must_use]
-pub fn default_subdomain(server_name: &str, server_id: &str) -> String {
-    let mut slug = String::new();
-    for c in server_name.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c.to_ascii_lowercase());
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-        if slug.len() >= 40 {
-            break;
-        }
-    }
-    let slug = slug.trim_end_matches('-');
-    let suffix: String = server_id
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(6)
-        .collect::<String>()
-        .to_lowercase();
-    if slug.is_empty() {
-        format!("server-{suffix}")
-    } else {
-        format!("{slug}-{suffix}")
-    }
 }
 
 /// `POST /api/v1/servers/{id}/subdomain` (optional body `{"subdomain"}`) → 200
@@ -148,7 +80,6 @@ pub async fn claim_subdomain(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     server.require_server(&server_id)?;
-    let row = existing_server(&core, &server_id).await?;
     let requested = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -157,43 +88,10 @@ pub async fn claim_subdomain(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let subdomain = match requested {
-        Some(label) if is_dns_label(&label) => label,
-        Some(_) => {
-            return Err(DomainError::BadRequest(
-                "subdomain must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'".into(),
-            )
-            .into());
-        }
-        None => row
-            .subdomain
-            .clone()
-            .unwrap_or_else(|| default_subdomain(&row.server_name, &row.id)),
-    };
-    match core
-        .store
-        .set_subdomain(&server_id, Some(&subdomain), now_unix())
-        .await
-        .inspect(|_| core.access.forget_server(&server_id))
-    {
-        Ok(_) => {}
-        Err(StoreError::Conflict(_)) => {
-            return Err(DomainError::Conflict {
-                code: "subdomain_taken",
-                message: format!("{subdomain} is taken"),
-            }
-            .into());
-        }
-        Err(err) => return Err(err.into()),
-    }
-    let domain = core
-        .config
-        .public_domain
-        .clone()
-        .unwrap_or_else(|| core.config.ws_host.clone());
+    let claimed = servers::claim_subdomain(&core, &server_id, requested.as_deref()).await?;
     Ok(Json(json!({
-        "subdomain": subdomain,
-        "fqdn": format!("{subdomain}.{domain}"),
+        "subdomain": claimed.subdomain,
+        "fqdn": claimed.fqdn,
         "tls_cert_path": "",
         "tls_key_path": "",
     })))
@@ -206,14 +104,7 @@ pub async fn release_subdomain(
     Path(server_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     server.require_server(&server_id)?;
-    let released = core
-        .store
-        .set_subdomain(&server_id, None, now_unix())
-        .await?;
-    core.access.forget_server(&server_id);
-    if !released {
-        return Err(DomainError::ServerNotFound.into());
-    }
+    servers::release_subdomain(&core, &server_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -285,22 +176,4 @@ pub async fn client_signpost(
         &endpoint,
         "The client mount",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subdomains_are_dns_labels() {
-        assert_eq!(
-            default_subdomain("Alice's NAS", "4f1c2d3e-aaaa"),
-            "alice-s-nas-4f1c2d"
-        );
-        assert_eq!(default_subdomain("!!!", "abcdef12"), "server-abcdef");
-        assert!(is_dns_label(&default_subdomain(&"x".repeat(300), "abcdef")));
-        assert!(!is_dns_label("-a"));
-        assert!(!is_dns_label("A"));
-        assert!(!is_dns_label(""));
-    }
 }

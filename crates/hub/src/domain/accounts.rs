@@ -141,6 +141,14 @@ pub async fn register(
     Ok(store.create_user(&user).await?)
 }
 
+/// The user `user_id`, if the account exists.
+///
+/// # Errors
+/// Database failures.
+pub async fn find_user(core: &Core, user_id: &str) -> DomainResult<Option<UserRow>> {
+    Ok(core.store.user_by_id(user_id).await?)
+}
+
 /// The API view of a user row.
 #[must_use]
 pub fn user_dto(row: &UserRow) -> User {

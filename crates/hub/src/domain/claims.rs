@@ -227,6 +227,21 @@ pub async fn mint_enrollment(core: &Core, server_id: &str) -> DomainResult<Strin
     ))
 }
 
+/// The public keys that verify enrollment tokens now, for the JWKS (the previous key too
+/// inside its rotation overlap); 120 fetches / 60 s per IP.
+pub fn published_keys(core: &Core, ip: &str) -> DomainResult<Vec<crate::auth::keys::Jwk>> {
+    let now = now_unix();
+    if let Err(retry_after) = core.limits.jwks.check(ip, now) {
+        return Err(DomainError::RateLimited { retry_after });
+    }
+    let ring = core.keys.current();
+    Ok(ring
+        .verifying_keys(now)
+        .into_iter()
+        .map(|k| k.jwk())
+        .collect())
+}
+
 /// The server polls its claim (SPEC C.3): `pending`, `claimed` (once; the token is minted now
 /// and the claim deleted) or `expired`.
 ///

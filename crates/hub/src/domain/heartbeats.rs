@@ -278,6 +278,27 @@ fn validate_host_metrics(metrics: &Map<String, Value>) -> DomainResult<String> {
     Ok(Value::Object(kept).to_string())
 }
 
+/// A server's heartbeat (SPEC D): rate-limited per server (30 / 60 s), validated, and
+/// acknowledged only once committed.
+pub async fn accept(core: &super::Core, server_id: &str, body: &Bytes) -> DomainResult<()> {
+    let now = crate::auth::now_unix();
+    if let Err(retry_after) = core.limits.heartbeat.check(server_id, now) {
+        return Err(DomainError::RateLimited { retry_after });
+    }
+    let record = validate_heartbeat(server_id, &parse_body(body)?, now)?;
+    match core.heartbeats.submit(record).await {
+        HeartbeatAck::Stored => Ok(()),
+        HeartbeatAck::UnknownServer => Err(DomainError::ServerNotFound),
+        HeartbeatAck::Failed(err) => Err(match &*err {
+            StoreError::Unavailable(_) => {
+                DomainError::Unavailable(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+            }
+            _ => DomainError::Internal(anyhow::anyhow!("heartbeat batch failed: {err}")),
+        }),
+    }
+}
+
+/// A JSON body, or the PHP hub's codeless 400 naming the parse error.
 pub fn parse_body(bytes: &Bytes) -> DomainResult<Value> {
     serde_json::from_slice(bytes).map_err(|err| bad(format!("Invalid JSON body: {err}")))
 }

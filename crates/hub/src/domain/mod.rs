@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod heartbeats;
+pub mod quotas;
 pub mod relay_tokens;
 pub mod servers;
 pub mod settings;

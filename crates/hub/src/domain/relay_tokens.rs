@@ -11,17 +11,18 @@ use crate::auth::now_unix;
 /// Lifetime of a client relay token.
 pub const RELAY_TOKEN_TTL_SECS: i64 = 3600;
 
-/// Mints a client relay token for a server the caller has checked `user_id` may use: the
-/// token (shown once) and its expiry. Only its SHA-256 is stored.
+/// Mints a client relay token for `user_id` on a server they own: the token (shown once) and
+/// its expiry. Only its SHA-256 is stored.
 ///
 /// # Errors
-/// Database failures only.
+/// 404 / 403 for a server that is not theirs; database failures.
 pub async fn mint_relay_token(
     core: &Core,
     user_id: &str,
     server_id: &str,
     client: &ClientInfo,
 ) -> DomainResult<(String, i64)> {
+    super::servers::owned_server(core, user_id, server_id).await?;
     let token = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<32>());
     let hash = hex::encode(Sha256::digest(token.as_bytes()));
     let now = now_unix();
@@ -32,4 +33,22 @@ pub async fn mint_relay_token(
         .await?;
     tracing::info!(target: "audit", event = "relay.token.minted", %server_id, ip = %client.ip, "audit");
     Ok((token, expires_at))
+}
+
+/// What a presented client relay token grants on `server_id`: its user, if the token is known,
+/// unexpired and minted for this server.
+///
+/// # Errors
+/// Database failures.
+pub async fn grant(
+    core: &Core,
+    token: &str,
+    server_id: &str,
+) -> DomainResult<Option<crate::store::RelayTokenGrant>> {
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    Ok(core
+        .store
+        .relay_token_grant(&hash, now_unix())
+        .await?
+        .filter(|grant| grant.server_id == server_id))
 }

@@ -1,7 +1,9 @@
 //! Hub settings (SPEC H.3): the keys admins may set, their defaults and ranges. Values are read
 //! at each use, so a change applies to the next token minted without a restart.
 
-use super::{Core, DomainResult};
+use serde_json::{Map, Value};
+
+use super::{Core, DomainError, DomainResult};
 use crate::auth::now_unix;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -70,8 +72,46 @@ pub async fn save_settings(core: &Core, updates: &[(&'static str, i64)]) -> Doma
         core.store
             .put_setting(key, &value.to_string(), "int", now)
             .await
-            .map_err(|e: StoreError| super::DomainError::from(e))?;
+            .map_err(|e: StoreError| DomainError::from(e))?;
         tracing::info!(target: "audit", event = "settings.changed", key, value, "audit");
     }
     Ok(())
+}
+
+/// Every setting with its current value.
+///
+/// # Errors
+/// Database failures only.
+pub async fn current(core: &Core) -> DomainResult<Vec<(IntSetting, i64)>> {
+    let mut values = Vec::with_capacity(ALL.len());
+    for setting in ALL {
+        values.push((setting, setting.get(&core.store).await?));
+    }
+    Ok(values)
+}
+
+/// Checks every `key: value` of `map` before any is written, then writes them all: an unknown
+/// key (400 `unknown_setting`) or an out-of-range value (422 `invalid_setting`) changes nothing.
+///
+/// # Errors
+/// As above, and database failures.
+pub async fn update(core: &Core, map: &Map<String, Value>) -> DomainResult<()> {
+    let mut updates = Vec::new();
+    for (key, value) in map {
+        let setting = ALL.iter().find(|s| s.key == key).ok_or_else(|| {
+            DomainError::invalid("unknown_setting", format!("{key} is not a hub setting"))
+        })?;
+        let number = value
+            .as_i64()
+            .filter(|v| setting.accepts(*v))
+            .ok_or_else(|| DomainError::Unprocessable {
+                code: "invalid_setting",
+                message: format!(
+                    "{key} must be an integer from {} to {}",
+                    setting.min, setting.max
+                ),
+            })?;
+        updates.push((setting.key, number));
+    }
+    save_settings(core, &updates).await
 }

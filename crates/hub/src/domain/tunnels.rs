@@ -447,3 +447,42 @@ pub fn seconds_to_next_month(now: i64) -> u64 {
         .map(|d| d.midnight().assume_utc().unix_timestamp());
     next.map_or(1, |next| u64::try_from(next - now).unwrap_or(1).max(1))
 }
+
+/// Records a tunnel's relay session as open on this node (SPEC B.3, the `relay_sessions` row).
+///
+/// # Errors
+/// Database failures: the tunnel must then be refused.
+pub async fn open_session(
+    core: &super::Core,
+    session_id: &str,
+    server_id: &str,
+    tunnel_id: &str,
+    now: i64,
+) -> super::DomainResult<()> {
+    core.store
+        .open_relay_session(session_id, server_id, tunnel_id, core.relay.node(), now)
+        .await?;
+    Ok(())
+}
+
+/// Records a relay session as closed with its reason and final counters; a failure is logged
+/// (the node's reconciliation closes the row at its next start).
+pub async fn close_session(
+    core: &super::Core,
+    session_id: &str,
+    reason: CloseReason,
+    counters: crate::store::SessionCounters,
+) {
+    if let Err(err) = core
+        .store
+        .close_relay_session(
+            session_id,
+            reason.session_reason(),
+            counters,
+            crate::auth::now_unix(),
+        )
+        .await
+    {
+        tracing::warn!(target: "relay", error = %err, "cannot close relay session row");
+    }
+}

@@ -198,7 +198,7 @@ impl CurrentUser {
         let user = if cached {
             core.access.user(&core.store, &claims.sub).await?
         } else {
-            core.store.user_by_id(&claims.sub).await?
+            crate::domain::accounts::find_user(core, &claims.sub).await?
         };
         let user = user.ok_or(ApiError::UserNotFound)?;
         Ok(Self { user, claims })

@@ -15,7 +15,6 @@ use bytes::Bytes;
 use phlix_proto::control;
 use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameError, FrameType};
 use phlix_proto::ws::{Opcode, close_code};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -99,11 +98,10 @@ async fn mount_client(
     let Some((token, offered_protocol)) = presented_token(request.headers()) else {
         return unauthorized();
     };
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    let grant = match core.store.relay_token_grant(&hash, now_unix()).await {
-        Ok(Some(grant)) if grant.server_id == server_id => grant,
-        Ok(_) => return unauthorized(),
-        Err(err) => return ApiError::from(err).into_response(),
+    let grant = match crate::domain::relay_tokens::grant(&core, &token, &server_id).await {
+        Ok(Some(grant)) => grant,
+        Ok(None) => return unauthorized(),
+        Err(err) => return err.into_response(),
     };
     match super::check_quota(&core, &grant.user_id, true).await {
         Ok(None) => {}
@@ -123,9 +121,9 @@ async fn mount_client(
         }
         Err(err) => return ApiError::from(err).into_response(),
     }
-    let throttle = match core.store.throttle_bps(&grant.user_id).await {
+    let throttle = match crate::domain::quotas::throttle_of(&core, &grant.user_id).await {
         Ok(bps) => bps,
-        Err(err) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
     };
     let Some(tunnel) = relay.tunnel(&server_id) else {
         return (

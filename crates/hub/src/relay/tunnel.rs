@@ -22,8 +22,9 @@ use super::{
     BACKPRESSURE_TIMEOUT, CLIENT_QUEUE, CONTROL_QUEUE, CloseReason, DATA_QUEUE, Outbound, Relay,
     ResponseEvent, TunnelCmd, TunnelCounters, TunnelHandle,
 };
-use crate::auth::{enrollment, now_unix};
+use crate::auth::now_unix;
 use crate::domain::events::HubEvent;
+use crate::domain::tunnels::close_session;
 use crate::http::state::AppState;
 use crate::store::SessionCounters;
 
@@ -98,14 +99,9 @@ async fn handshake(
         Ok(hello) => hello,
         Err(error) => return reject(writer, error).await,
     };
+    let owner =
+        crate::domain::servers::tunnel_owner(&core, &hello.server_id, &hello.enrollment_jwt).await;
     let now = now_unix();
-    let authorised = enrollment::verify(&core.keys.current(), &hello.enrollment_jwt, now)
-        .ok()
-        .filter(|claims| claims.server_id == hello.server_id);
-    let owner = match &authorised {
-        Some(_) => core.store.server_owner(&hello.server_id).await,
-        None => Ok(None),
-    };
     let owner_id = match owner {
         Ok(Some(owner_id)) => owner_id,
         Ok(None) => {
@@ -121,10 +117,9 @@ async fn handshake(
     };
     let session_id = uuid::Uuid::new_v4().to_string();
     let tunnel_id = uuid::Uuid::new_v4().to_string();
-    if let Err(err) = core
-        .store
-        .open_relay_session(&session_id, &hello.server_id, &tunnel_id, relay.node(), now)
-        .await
+    if let Err(err) =
+        crate::domain::tunnels::open_session(&core, &session_id, &hello.server_id, &tunnel_id, now)
+            .await
     {
         tracing::warn!(target: "relay", error = %err, "cannot open relay session");
         writer.close(close_code::INTERNAL, "internal_error").await;
@@ -186,21 +181,6 @@ async fn handshake(
         last_inbound: Instant::now(),
     };
     actor.run(writer_task).await;
-}
-
-async fn close_session(
-    core: &crate::domain::Core,
-    session_id: &str,
-    reason: CloseReason,
-    counters: SessionCounters,
-) {
-    if let Err(err) = core
-        .store
-        .close_relay_session(session_id, reason.session_reason(), counters, now_unix())
-        .await
-    {
-        tracing::warn!(target: "relay", error = %err, "cannot close relay session row");
-    }
 }
 
 /// Takes the next queued control frame, else the next data frame, without waiting.

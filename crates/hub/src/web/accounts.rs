@@ -226,6 +226,3 @@ pub async fn logout(
     clear_session_cookies(response.headers_mut(), &visitor.core.config);
     response
 }
-
-// ---------------------------------------------------------------------------------------------
-// Servers

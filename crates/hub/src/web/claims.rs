@@ -78,15 +78,15 @@ pub async fn claim(
             return html(status, page.render());
         }
     };
-    match viewer.core.store.server_by_id(&server_id).await {
-        Ok(Some(row)) => {
+    match crate::domain::servers::owned_server(&viewer.core, &viewer.user.id, &server_id).await {
+        Ok(row) => {
             let page = ClaimedPage {
                 layout: Layout::for_viewer("Server paired", &viewer, "claim"),
                 server: row.into(),
             };
             html(StatusCode::OK, page.render())
         }
-        Ok(None) => Redirect::to("/app/servers").into_response(),
-        Err(err) => api_error_page(&viewer, &err.into()),
+        Err(DomainError::NotFound(_)) => Redirect::to("/app/servers").into_response(),
+        Err(err) => api_error_page(&viewer, &err),
     }
 }

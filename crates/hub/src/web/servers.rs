@@ -9,9 +9,10 @@ use serde_json::Value;
 use super::layout::*;
 use super::session::{CsrfForm, Viewer};
 use super::{html, sparkline};
-use crate::auth::now_unix;
+use crate::domain::DomainError;
+use crate::domain::servers::{self, ServerOverview};
 use crate::http::extract::{ClientInfo, Path};
-use crate::store::{HeartbeatRow, ServerRow};
+use crate::store::HeartbeatRow;
 
 #[derive(Template)]
 #[template(path = "servers.html")]
@@ -32,9 +33,9 @@ pub async fn servers(
     viewer: Viewer,
     axum::extract::Query(query): axum::extract::Query<ServersQuery>,
 ) -> Response {
-    let rows = match viewer.core.store.servers_of_user(&viewer.user.id).await {
+    let rows = match servers::list_owned(&viewer.core, &viewer.user.id).await {
         Ok(rows) => rows,
-        Err(err) => return api_error_page(&viewer, &err.into()),
+        Err(err) => return api_error_page(&viewer, &err),
     };
     let mut layout = Layout::for_viewer("Servers", &viewer, "servers");
     layout.live = true;
@@ -134,29 +135,23 @@ fn heartbeat_line(row: &HeartbeatRow) -> HeartbeatLine {
 /// Renders the detail page of a server the viewer owns.
 async fn render_server(
     viewer: &Viewer,
-    server: ServerRow,
+    server_id: &str,
     token: Option<MintedToken>,
     notice: Option<String>,
 ) -> Response {
     let core = &viewer.core;
-    let server_id = server.id.clone();
-    let loaded = async {
-        let libraries = core.store.libraries_of_server(&server_id).await?;
-        let recent = core
-            .store
-            .recent_heartbeats(&server_id, CHART_POINTS)
-            .await?;
-        let sessions = core
-            .store
-            .relay_sessions_of_server(&server_id, SESSION_ROWS)
-            .await?;
-        Ok::<_, crate::store::StoreError>((libraries, recent, sessions))
-    }
-    .await;
-    let (libraries, recent, sessions) = match loaded {
-        Ok(loaded) => loaded,
-        Err(err) => return api_error_page(viewer, &err.into()),
-    };
+    let overview =
+        match servers::overview(core, &viewer.user.id, server_id, CHART_POINTS, SESSION_ROWS).await
+        {
+            Ok(overview) => overview,
+            Err(err) => return api_error_page(viewer, &err),
+        };
+    let ServerOverview {
+        server,
+        libraries,
+        recent_heartbeats: recent,
+        relay_sessions: sessions,
+    } = overview;
     // Oldest first for the charts.
     let metrics: Vec<Value> = recent
         .iter()
@@ -226,12 +221,6 @@ async fn render_server(
     html(StatusCode::OK, page.render())
 }
 
-async fn viewer_server(viewer: &Viewer, server_id: &str) -> Result<ServerRow, Response> {
-    crate::domain::servers::owned_server(&viewer.core, &viewer.user.id, server_id)
-        .await
-        .map_err(|err| api_error_page(viewer, &err))
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailQuery {
     pub saved: Option<String>,
@@ -243,15 +232,10 @@ pub async fn server_detail(
     Path(server_id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<DetailQuery>,
 ) -> Response {
-    match viewer_server(&viewer, &server_id).await {
-        Ok(server) => {
-            let notice = query
-                .saved
-                .map(|_| "The proxy policy was saved.".to_owned());
-            render_server(&viewer, server, None, notice).await
-        }
-        Err(response) => response,
-    }
+    let notice = query
+        .saved
+        .map(|_| "The proxy policy was saved.".to_owned());
+    render_server(&viewer, &server_id, None, notice).await
 }
 
 /// `POST /app/servers/{id}/relay-token`: mints a token and shows it once.
@@ -261,10 +245,6 @@ pub async fn mint_token(
     Path(server_id): Path<String>,
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Response {
-    let server = match viewer_server(&viewer, &server_id).await {
-        Ok(server) => server,
-        Err(response) => return response,
-    };
     match crate::domain::relay_tokens::mint_relay_token(
         &viewer.core,
         &viewer.user.id,
@@ -278,7 +258,7 @@ pub async fn mint_token(
                 token,
                 expires_text: when(expires_at).1,
             };
-            render_server(&viewer, server, Some(token), None).await
+            render_server(&viewer, &server_id, Some(token), None).await
         }
         Err(err) => api_error_page(&viewer, &err),
     }
@@ -296,30 +276,19 @@ pub async fn set_policy(
     Path(server_id): Path<String>,
     CsrfForm(form): CsrfForm<PolicyForm>,
 ) -> Response {
-    if let Err(response) = viewer_server(&viewer, &server_id).await {
-        return response;
-    }
-    if !matches!(form.policy.as_str(), "phlix" | "all") {
-        return viewer_error(
-            &viewer,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid policy",
-            "Choose either the Phlix allowlist or every path.",
-        );
-    }
-    match viewer
-        .core
-        .store
-        .set_proxy_policy(&server_id, &form.policy, now_unix())
-        .await
-        .inspect(|_| viewer.core.access.forget_server(&server_id))
-    {
-        Ok(_) => Redirect::to(&format!(
+    match servers::set_proxy_policy(&viewer.core, &viewer.user.id, &server_id, &form.policy).await {
+        Ok(()) => Redirect::to(&format!(
             "/app/servers/{}?saved=policy",
             crate::http::percent_encode(&server_id)
         ))
         .into_response(),
-        Err(err) => api_error_page(&viewer, &err.into()),
+        Err(DomainError::Invalid { .. }) => viewer_error(
+            &viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid policy",
+            "Choose either the Phlix allowlist or every path.",
+        ),
+        Err(err) => api_error_page(&viewer, &err),
     }
 }
 
@@ -335,11 +304,11 @@ pub async fn remove_server(
     Path(server_id): Path<String>,
     CsrfForm(form): CsrfForm<RemoveForm>,
 ) -> Response {
-    let server = match viewer_server(&viewer, &server_id).await {
-        Ok(server) => server,
-        Err(response) => return response,
-    };
     if form.confirm.is_none() {
+        // Still 404 / 403 for a server that is not the viewer's.
+        if let Err(err) = servers::owned_server(&viewer.core, &viewer.user.id, &server_id).await {
+            return api_error_page(&viewer, &err);
+        }
         return viewer_error(
             &viewer,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -347,20 +316,12 @@ pub async fn remove_server(
             "Tick the confirmation box to remove the server.",
         );
     }
-    let deleted = viewer.core.store.delete_server(&server_id).await;
-    viewer.core.access.forget_server(&server_id);
-    match deleted {
-        Ok(_) => {
-            tracing::info!(user_id = %viewer.user.id, %server_id, "server removed by its owner");
-            Redirect::to(&format!(
-                "/app/servers?removed={}",
-                crate::http::percent_encode(&server.server_name)
-            ))
-            .into_response()
-        }
-        Err(err) => api_error_page(&viewer, &err.into()),
+    match servers::remove_owned(&viewer.core, &viewer.user.id, &server_id).await {
+        Ok(server) => Redirect::to(&format!(
+            "/app/servers?removed={}",
+            crate::http::percent_encode(&server.server_name)
+        ))
+        .into_response(),
+        Err(err) => api_error_page(&viewer, &err),
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Settings

@@ -167,7 +167,10 @@ fn starting_page(state: &AppState) -> Response {
 async fn signed_in(core: &Core, headers: &HeaderMap) -> Option<UserRow> {
     let token = cookie_value(headers, ACCESS_COOKIE)?;
     let claims = core.sessions.verify(&token, TokenKind::Access).ok()?;
-    core.store.user_by_id(&claims.sub).await.ok().flatten()
+    crate::domain::accounts::find_user(core, &claims.sub)
+        .await
+        .ok()
+        .flatten()
 }
 
 impl FromRequestParts<AppState> for Viewer {

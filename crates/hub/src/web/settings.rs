@@ -63,13 +63,13 @@ fn admin_only(viewer: &Viewer) -> Option<Response> {
 
 async fn current_fields(core: &Core) -> Result<Vec<SettingField>, DomainError> {
     let mut fields = Vec::new();
-    for setting in crate::domain::settings::ALL {
+    for (setting, value) in crate::domain::settings::current(core).await? {
         let (label, help) = describe(setting.key);
         fields.push(SettingField {
             key: setting.key.to_owned(),
             label,
             help,
-            value: setting.get(&core.store).await?.to_string(),
+            value: value.to_string(),
             min: setting.min,
             max: setting.max,
             error: None,
@@ -155,6 +155,3 @@ pub async fn save_settings(
         Err(err) => api_error_page(&viewer, &err),
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Others
