@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the hub: HTTP API (8800), tunnel listener (8802), client listener (8803).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit (`serve` also applies them at start).
     Migrate(StoreArgs),
     /// Manage user accounts.
@@ -92,7 +92,7 @@ pub struct UserCreateArgs {
 /// Any failure, with a message meant for the operator.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => migrate(&args).await,
         Command::User(UserCommand::Create(args)) => create_user(args).await,
         Command::RotateKey(args) => {

@@ -85,6 +85,20 @@ pub struct ServeArgs {
     #[arg(long, env = "HUB_NODE_NAME")]
     pub node_name: Option<String>,
 
+    /// A client must send a request's whole header within this time (also the time a
+    /// WebSocket upgrade request may take on the tunnel and client ports).
+    #[arg(long, env = "HUB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// An API connection on which nothing is read or written for this long is closed (a
+    /// stalled request body, a silent keep-alive connection).
+    #[arg(long, env = "HUB_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Most connections one client address may hold open on each port; 0 = no cap.
+    #[arg(long, env = "HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: u32,
+
     /// How often the database is probed for `/health` (e.g. `15s`, `500ms`).
     #[arg(long, env = "HUB_HEALTH_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub health_interval: Duration,
@@ -136,6 +150,18 @@ pub struct Config {
     pub relay_timers: RelayTimers,
     pub node_name: String,
     pub proxy_requests_per_minute: u32,
+    pub connections: ConnLimits,
+}
+
+/// Limits on the connections of every listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Time a request's header may take to arrive (and a WebSocket upgrade request).
+    pub header_read: Duration,
+    /// An API connection with no byte read or written for this long is closed.
+    pub idle: Duration,
+    /// Most open connections per client address and port (0 = no cap).
+    pub per_ip: u32,
 }
 
 /// Name of the generated HS256 secret inside the data dir.
@@ -188,6 +214,11 @@ impl Config {
                 ..RelayTimers::default()
             },
             proxy_requests_per_minute: args.proxy_requests_per_minute,
+            connections: ConnLimits {
+                header_read: args.header_read_timeout,
+                idle: args.idle_timeout,
+                per_ip: args.max_connections_per_ip,
+            },
             node_name: args
                 .node_name
                 .clone()

@@ -72,24 +72,27 @@ fn serve(
     tracker: &TaskTracker,
     listener: TcpListener,
     router: Router,
+    state: &AppState,
     shutdown: CancellationToken,
     name: &'static str,
 ) {
-    tracker.spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        // Responses are written in pieces (head, streamed body chunks): without TCP_NODELAY
-        // Nagle's algorithm holds the last piece back until the peer's delayed ACK (~40 ms).
-        let listener =
-            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-                let _ = tcp.set_nodelay(true);
-            });
-        if let Err(err) = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(listener = name, error = %err, "listener failed");
-        }
-    });
+    let connections = state.connections();
+    let (stats, idle) = match name {
+        // Only the API port gets the idle timeout: tunnels and client mounts keep their own
+        // liveness rules (SPEC B.3, L) once upgraded.
+        "http" => (&connections.http, Some(state.config().connections.idle)),
+        "tunnel" => (&connections.tunnel, None),
+        _ => (&connections.client, None),
+    };
+    tracker.spawn(crate::http::conn::serve(
+        listener,
+        router,
+        state.config().connections,
+        idle,
+        Arc::clone(stats),
+        shutdown,
+        name,
+    ));
 }
 
 /// Middleware: the PHP hub registers no HEAD routes, so HEAD to any of its paths is 404 (SPEC
@@ -177,6 +180,13 @@ pub async fn launch(
     let health = Health::default();
     let state = AppState::new(config.clone(), health.clone());
     let tracker = TaskTracker::new();
+    if let Some(limit) = crate::http::conn::raise_fd_limit() {
+        tracing::info!(fd_limit = limit, "file-descriptor limit");
+        state
+            .connections()
+            .fd_limit
+            .store(limit, std::sync::atomic::Ordering::Relaxed);
+    }
     tracing::info!(
         http = %listeners.http.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
         store = config.database.backend(),
@@ -188,6 +198,7 @@ pub async fn launch(
         &tracker,
         listeners.http,
         app_router(state.clone()),
+        &state,
         shutdown.clone(),
         "http",
     );
@@ -314,6 +325,7 @@ async fn start(
         tracker,
         tunnel,
         crate::relay::tunnel::router(state.clone()),
+        state,
         shutdown.clone(),
         "tunnel",
     );
@@ -321,6 +333,7 @@ async fn start(
         tracker,
         client,
         crate::relay::client::router(state.clone()),
+        state,
         shutdown.clone(),
         "client",
     );

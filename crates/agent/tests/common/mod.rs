@@ -75,6 +75,9 @@ impl Hub {
             relay_stale_after: Duration::from_secs(90),
             relay_drain_grace: Duration::from_secs(10),
             proxy_requests_per_minute: 0,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections_per_ip: 256,
             node_name: Some("agent-test".into()),
         };
         let mut config = Config::load(&args).unwrap();

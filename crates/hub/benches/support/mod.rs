@@ -72,6 +72,9 @@ impl BenchHub {
             relay_drain_grace: Duration::from_secs(10),
             node_name: Some("bench".into()),
             proxy_requests_per_minute: 0,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections_per_ip: 0,
         };
         let config = Config::load(&args).unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -17,7 +17,7 @@ use crate::domain::servers;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{CurrentUser, Json, Path, Ready};
 
-/// Interval of the `: keep-alive` comment.
+/// Interval of the `: keep-alive` comment (shorter when the idle timeout is short).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Most points `…/metrics` returns.
 pub const METRICS_LIMIT: i64 = 1440;
@@ -56,14 +56,17 @@ pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
             }
         }
     });
-    sse_response(events)
+    // A comment at least three times per idle timeout keeps a quiet stream from being cut.
+    let keep_alive = KEEP_ALIVE.min(core.config.connections.idle / 3);
+    sse_response(events, keep_alive)
 }
 
 fn sse_response(
     events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    keep_alive: Duration,
 ) -> Response {
     let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
         .into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

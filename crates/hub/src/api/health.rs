@@ -5,8 +5,36 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use std::sync::atomic::Ordering;
+
 use crate::domain::health::HealthState;
+use crate::http::conn::Connections;
 use crate::http::state::AppState;
+
+/// Open connections against the descriptor limit.
+#[derive(Serialize)]
+struct Pressure {
+    open: u64,
+    fd_limit: u64,
+    refused_per_ip: u64,
+    timed_out: u64,
+}
+
+impl Pressure {
+    fn of(connections: &Connections) -> Self {
+        let all = [
+            connections.http.snapshot(),
+            connections.tunnel.snapshot(),
+            connections.client.snapshot(),
+        ];
+        Self {
+            open: all.iter().map(|s| s.open).sum(),
+            fd_limit: connections.fd_limit.load(Ordering::Relaxed),
+            refused_per_ip: all.iter().map(|s| s.refused_per_ip).sum(),
+            timed_out: all.iter().map(|s| s.timed_out).sum(),
+        }
+    }
+}
 
 #[derive(Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
@@ -17,6 +45,9 @@ enum HealthBody<'a> {
     Ok {
         version: &'static str,
         store: &'a str,
+        /// Accepted-connection pressure (ours): open connections of the three listeners
+        /// against the process's file-descriptor limit.
+        connections: Pressure,
     },
     Degraded {
         issues: Vec<String>,
@@ -38,6 +69,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
             axum::Json(HealthBody::Ok {
                 version: env!("CARGO_PKG_VERSION"),
                 store: backend,
+                connections: Pressure::of(state.connections()),
             }),
         )
             .into_response(),

@@ -8,16 +8,18 @@ use std::net::SocketAddr;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::http::conn::{ConnSnapshot, Connections};
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminUser, Ready};
+use crate::http::state::AppState;
 
 /// The metrics text of this node.
 #[must_use]
-pub fn render(core: &crate::domain::Core) -> String {
+pub fn render(core: &crate::domain::Core, connections: &Connections) -> String {
     let relay = &core.relay;
     let stats = relay.stats();
     let (mut live_in, mut live_out) = (0u64, 0u64);
@@ -68,6 +70,52 @@ pub fn render(core: &crate::domain::Core) -> String {
         "Relay frames dropped (unknown channel or request, slow client).",
         stats.frames_dropped.load(Ordering::Relaxed),
     );
+    let listeners = [
+        ("http", connections.http.snapshot()),
+        ("tunnel", connections.tunnel.snapshot()),
+        ("client", connections.client.snapshot()),
+    ];
+    let mut family = |name: &str, kind: &str, help: &str, value: fn(&ConnSnapshot) -> u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (listener, snapshot) in &listeners {
+            let _ = writeln!(out, "{name}{{listener=\"{listener}\"}} {}", value(snapshot));
+        }
+    };
+    family(
+        "phlix_connections_open",
+        "gauge",
+        "Connections open, by listener.",
+        |s| s.open,
+    );
+    family(
+        "phlix_connections_accepted_total",
+        "counter",
+        "Connections accepted, by listener.",
+        |s| s.accepted,
+    );
+    family(
+        "phlix_connections_refused_per_ip_total",
+        "counter",
+        "Connections refused because their address had too many open.",
+        |s| s.refused_per_ip,
+    );
+    family(
+        "phlix_connections_timed_out_total",
+        "counter",
+        "Connections closed by the header-read or idle timeout.",
+        |s| s.timed_out,
+    );
+    family(
+        "phlix_accept_errors_total",
+        "counter",
+        "accept() failures (such as running out of file descriptors).",
+        |s| s.accept_errors,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP phlix_fd_limit The soft RLIMIT_NOFILE of the process.\n# TYPE phlix_fd_limit gauge\nphlix_fd_limit {}",
+        connections.fd_limit.load(Ordering::Relaxed)
+    );
     let _ = writeln!(
         out,
         "# HELP phlix_relay_tunnel_closes_total Tunnel closes by reason.\n# TYPE phlix_relay_tunnel_closes_total counter"
@@ -87,13 +135,14 @@ pub fn render(core: &crate::domain::Core) -> String {
 /// `GET /metrics` for loopback peers.
 pub async fn loopback(
     Ready(core): Ready,
+    State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     admin: Result<AdminUser, ApiError>,
 ) -> Response {
     if !peer.ip().is_loopback() && admin.is_err() {
         return ApiError::forbidden("metrics.loopback_or_admin_only").into_response();
     }
-    let mut response = render(&core).into_response();
+    let mut response = render(&core, state.connections()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -3,6 +3,7 @@
 //! cookies ([`cookies`]), the application state ([`state`]), redirects and percent-encoding.
 //! This layer imports only the domain and the foundation below it.
 
+pub mod conn;
 pub mod cookies;
 pub mod error;
 pub mod extract;

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use super::conn::Connections;
 use crate::config::Config;
 use crate::domain::Core;
 use crate::domain::health::Health;
@@ -12,6 +13,7 @@ struct Shared {
     config: Config,
     health: Health,
     core: OnceLock<Core>,
+    connections: Arc<Connections>,
 }
 
 /// Cheap to clone: one `Arc`.
@@ -26,6 +28,7 @@ impl AppState {
             config,
             health,
             core: OnceLock::new(),
+            connections: Arc::default(),
         }))
     }
 
@@ -39,6 +42,12 @@ impl AppState {
     #[must_use]
     pub fn health(&self) -> &Health {
         &self.0.health
+    }
+
+    /// The connection counters of the three listeners.
+    #[must_use]
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.0.connections
     }
 
     /// Store and keys, once start-up is done.

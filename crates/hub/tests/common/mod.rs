@@ -87,6 +87,9 @@ pub fn serve_args(data_dir: &Path, database_url: &str) -> ServeArgs {
         relay_drain_grace: Duration::from_secs(10),
         node_name: Some("test-node".into()),
         proxy_requests_per_minute: 600,
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(75),
+        max_connections_per_ip: 256,
     }
 }
 
