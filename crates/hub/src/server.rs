@@ -102,12 +102,7 @@ async fn no_head(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let proxied = request
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/servers/")
-        .and_then(|rest| rest.split_once('/'))
-        .is_some_and(|(_, tail)| tail == "proxy" || tail.starts_with("proxy/"));
+    let proxied = crate::http::body::is_proxy_path(request.uri().path());
     if request.method() == axum::http::Method::HEAD && !proxied {
         return axum::response::IntoResponse::into_response(error::ApiError::not_found(
             "not_found",
@@ -125,13 +120,24 @@ pub fn app_router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(no_head))
+        .layer(axum::middleware::from_fn(crate::http::body::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::relay::route::subdomain_ingress,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(
+            // The default span logs the whole URI: `?token=` of the proxy route, claim ids.
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %crate::http::redact::uri_for_log(request.uri()),
+                    version = ?request.version(),
+                )
+            },
+        ))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,

@@ -272,3 +272,132 @@ async fn health_and_metrics_show_connection_pressure_and_the_raised_fd_limit() {
     assert_eq!(metric(&text, "phlix_fd_limit"), limit);
     drop(held);
 }
+
+#[tokio::test]
+async fn paths_with_invalid_utf8_get_a_json_400_on_every_surface() {
+    let hub = TestHub::start().await;
+    for path in [
+        "/invite/%ff%fe",
+        "/servers/%ff%fe",
+        "/app/assets/%ff%fe",
+        "/api/v1/server-claims/%ff%fe",
+    ] {
+        let response = hub.http_client.get(hub.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let response = hub
+        .http_client
+        .get(format!("http://{}/client/%ff%fe", hub.client_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn an_over_limit_content_length_is_refused_before_the_body_is_sent() {
+    let hub = TestHub::start().await;
+    let mut stream = TcpStream::connect(hub.http).await.unwrap();
+    // Only the head: the hub must answer without waiting for (or buffering) 20 MB.
+    stream
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: hub\r\ncontent-type: application/json\r\ncontent-length: 20000000\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, bytes) = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered and closed without the body");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"], "Payload Too Large");
+}
+
+/// Reads one response (head and `Content-Length` body) from `stream`.
+async fn read_response(stream: &mut (impl AsyncReadExt + Unpin)) -> (String, Vec<u8>) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 65536];
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("a response within 5 s")
+            .unwrap_or(0);
+        assert!(
+            n > 0,
+            "closed before a response: {}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = data[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        body.extend_from_slice(&buf[..n]);
+    }
+    (head, body)
+}
+
+#[tokio::test]
+async fn a_refusal_that_leaves_the_body_unread_tells_the_client_not_to_reuse_the_connection() {
+    let hub = TestHub::start().await;
+    for size in [1_000usize, 256 * 1024, 1024 * 1024] {
+        let stream = TcpStream::connect(hub.http).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        let mut request = format!(
+            "POST /api/v1/me/servers/nope/relay-token HTTP/1.1\r\nhost: hub\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+        )
+        .into_bytes();
+        request.resize(request.len() + size, b'x');
+        // The hub may answer before the body is through: write it from the side.
+        let sending = tokio::spawn(async move {
+            let sent = writer.write_all(&request).await.is_ok();
+            (writer, sent)
+        });
+        let (head, body) = read_response(&mut reader).await;
+        assert!(head.starts_with("http/1.1 401"), "{size}: {head}");
+        assert!(serde_json::from_slice::<Value>(&body).is_ok());
+        if head.contains("connection: close") {
+            // The client opens a new connection for its next request; this one ends.
+            let mut rest = Vec::new();
+            let ended =
+                tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest)).await;
+            assert!(ended.is_ok(), "{size}: said close but stayed open");
+        } else {
+            // Kept alive: then the next request on it must be answered.
+            let (mut writer, sent) = sending.await.unwrap();
+            assert!(
+                sent,
+                "{size}: the body could not be sent on a kept-alive connection"
+            );
+            writer
+                .write_all(b"GET /health HTTP/1.1\r\nhost: hub\r\n\r\n")
+                .await
+                .unwrap();
+            let (head, _) = read_response(&mut reader).await;
+            assert!(head.starts_with("http/1.1 200"), "{size}: {head}");
+        }
+    }
+}

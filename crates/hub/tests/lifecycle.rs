@@ -231,11 +231,22 @@ async fn a_restart_keeps_accounts_and_the_jwt_secret() {
 }
 
 fn spawn_hub(data_dir: &std::path::Path, database_url: &str, http: u16) -> std::process::Child {
+    spawn_hub_logging(data_dir, database_url, http, "info")
+}
+
+/// As [`spawn_hub`], with the log filter `HUB_LOG=<filter>`; the log is `<data dir>.log`.
+fn spawn_hub_logging(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    http: u16,
+    filter: &str,
+) -> std::process::Child {
     // The log sits beside the data dir, whose creation is the hub's job.
     std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
     let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
     Command::new(HUB)
         .arg("serve")
+        .env("HUB_LOG", filter)
         .env("HUB_DATA_DIR", data_dir)
         .env("HUB_DATABASE_URL", database_url)
         .env("HUB_HTTP_ADDR", format!("127.0.0.1:{http}"))
@@ -314,6 +325,77 @@ async fn sigterm_exits_zero_and_the_database_is_intact_after_restart() {
         Some(0),
         "SIGINT also exits 0"
     );
+}
+
+#[tokio::test]
+async fn claim_ids_query_tokens_and_passwords_never_reach_the_debug_log() {
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("data");
+    let database_url = match common::store_kind() {
+        "postgres" => common::fresh_postgres_database().await,
+        _ => format!("sqlite://{}", data_dir.join("hub.db").display()),
+    };
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_hub_logging(&data_dir, &database_url, port, "debug");
+    wait_health(&client, &base, "ok", |s, _| s == 200).await;
+
+    let password = "unforgettable-horse-913";
+    let resp = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"username": "logan", "email": "logan@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let (status, auth) = status_json(resp).await;
+    assert_eq!(status, 201, "{auth}");
+    let access = auth["access_token"].as_str().unwrap().to_owned();
+
+    let mut server = common::fake_server::FakePhlixServer::new(&base, "Log Box");
+    let (status, claim) = server.request_claim().await;
+    assert_eq!(status, 200, "{claim}");
+    let claim_id = claim["claimId"].as_str().unwrap().to_owned();
+    assert_eq!(server.poll().await["status"], "pending");
+
+    let query_token = "QueryTokenThatMustNotBeLogged0123456789abc";
+    let _ = client
+        .get(format!(
+            "{base}/api/v1/servers/no-such-server/proxy/web/index.html?token={query_token}&lang=en"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let _ = client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+    let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap();
+    assert!(
+        log.contains("/proxy/web/index.html?token=<redacted>&lang=en"),
+        "the request span is logged, redacted:\n{log}"
+    );
+    assert!(log.contains("/api/v1/server-claims/<redacted>"), "{log}");
+    for (what, secret) in [
+        ("claim id", claim_id.as_str()),
+        ("claim code", claim["claimCode"].as_str().unwrap()),
+        ("query token", query_token),
+        ("password", password),
+        ("access token", access.as_str()),
+    ] {
+        assert!(!log.contains(secret), "the {what} reached the log:\n{log}");
+    }
 }
 
 fn hub_cli(

@@ -372,13 +372,18 @@ async fn claim_requests_are_validated_with_the_spec_answers() {
         ),
         (
             with(json!({"serverName": "n".repeat(256)})),
-            500,
-            json!("HUB_INTERNAL_ERROR"),
+            400,
+            json!({"error": "Bad Request", "message": "ClaimRequest \"serverName\" must be 1 to 255 bytes."}),
+        ),
+        (
+            with(json!({"serverName": ""})),
+            400,
+            json!({"error": "Bad Request", "message": "ClaimRequest \"serverName\" must be 1 to 255 bytes."}),
         ),
         (
             with(json!({"version": "1".repeat(33)})),
-            500,
-            json!("HUB_INTERNAL_ERROR"),
+            400,
+            json!({"error": "Bad Request", "message": "ClaimRequest \"version\" must be 1 to 32 bytes."}),
         ),
         (
             with(json!({"hostnameCandidates": "not-a-list"})),
@@ -910,6 +915,88 @@ async fn owners_see_only_their_servers_and_mint_relay_tokens() {
             .await
             .0,
         404
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn server_routes_answer_bad_bodies_with_json_400_and_413() {
+    let hub = TestHub::start().await;
+    let owner = user(&hub, "owner").await;
+    let server = paired_server(&hub, &owner, "Strict").await;
+    let id = server.server_id();
+    let subdomain = format!("/api/v1/servers/{id}/subdomain");
+
+    // The subdomain body is optional, but one that is sent must be what it claims to be.
+    for (content_type, body, why) in [
+        ("application/json", "{\"subdomain\":", "invalid JSON"),
+        (
+            "application/json",
+            "{\"subdomain\": 5}",
+            "a number for the label",
+        ),
+        ("application/json", "[\"x\"]", "not an object"),
+        (
+            "text/plain",
+            "{\"subdomain\":\"strict-box\"}",
+            "a wrong content type",
+        ),
+    ] {
+        // Built by hand: the fake server's requests carry a JSON content type already.
+        let resp = hub
+            .http_client
+            .post(hub.url(&subdomain))
+            .header("Accept-Phlix-Protocol", "v1")
+            .bearer_auth(&server.enrollment.as_ref().unwrap().enrollment_jwt)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = status_json(resp).await;
+        assert_eq!(status, 400, "{why}: {answer}");
+        assert_eq!(answer["error"], "Bad Request", "{why}: {answer}");
+        assert!(answer["message"].is_string(), "{why}: {answer}");
+    }
+    let listing = get_json(&hub, &owner, "/api/v1/me/servers").await.1;
+    assert!(
+        listing["servers"][0]["subdomain"].is_null(),
+        "no refused request claimed a label: {listing}"
+    );
+
+    // Over-limit bodies: refused from Content-Length at once, or while streaming (chunked).
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let resp = server
+        .call(Method::POST, &subdomain)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["connection"], "close");
+    let (status, answer) = status_json(resp).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (413, Some("Payload Too Large")),
+        "{answer}"
+    );
+    let chunks = futures_util::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let resp = server
+        .call(Method::POST, &format!("/api/v1/servers/{id}/heartbeat"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = status_json(resp).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (413, Some("Payload Too Large")),
+        "{answer}"
     );
     hub.stop().await;
 }

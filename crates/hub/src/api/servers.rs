@@ -1,17 +1,19 @@
 //! Server-facing routes (SPEC C.5, C.6, D, E): heartbeat, renew, info, deregister, subdomain,
 //! and the two WebSocket signposts.
 
-use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phlix_proto::server::ServerInfo;
 use serde_json::{Value, json};
 use tracing::instrument;
 
-use crate::domain::heartbeats::{self, parse_body};
+use crate::domain::DomainError;
+use crate::domain::heartbeats;
 use crate::domain::servers;
 use crate::http::error::ApiResult;
-use crate::http::extract::{EnrolledServer, Json, Path, PhlixProtocol, Ready, ServerBearer};
+use crate::http::extract::{
+    EnrolledServer, Json, Path, PhlixProtocol, RawBody, Ready, ServerBearer,
+};
 
 /// `POST /api/v1/servers/{id}/heartbeat` → 200 `{"status":"ok"}` once the heartbeat is
 /// committed.
@@ -21,7 +23,7 @@ pub async fn heartbeat(
     _: PhlixProtocol,
     server: EnrolledServer,
     Path(server_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
     server.require_server(&server_id)?;
     heartbeats::accept(&core, &server_id, &body).await?;
@@ -77,17 +79,11 @@ pub async fn claim_subdomain(
     Ready(core): Ready,
     ServerBearer(server): ServerBearer,
     Path(server_id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
     server.require_server(&server_id)?;
-    let requested = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        parse_body(&body)?
-            .get("subdomain")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let requested = requested_subdomain(&headers, &body)?;
     let claimed = servers::claim_subdomain(&core, &server_id, requested.as_deref()).await?;
     Ok(Json(json!({
         "subdomain": claimed.subdomain,
@@ -95,6 +91,39 @@ pub async fn claim_subdomain(
         "tls_cert_path": "",
         "tls_key_path": "",
     })))
+}
+
+/// The optional `{"subdomain": "<label>"}` body: empty, or a JSON object sent as
+/// `application/json` whose `subdomain` is a string or null. Anything else is a 400 rather
+/// than a body silently ignored.
+fn requested_subdomain(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, DomainError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(DomainError::BadRequest(
+            "The body must be JSON with Content-Type: application/json.".into(),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| DomainError::BadRequest(format!("Invalid JSON body: {err}")))?;
+    let Value::Object(fields) = value else {
+        return Err(DomainError::BadRequest(
+            "The body must be a JSON object such as {\"subdomain\":\"my-server\"}.".into(),
+        ));
+    };
+    match fields.get("subdomain") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(label)) => Ok(Some(label.clone())),
+        Some(_) => Err(DomainError::BadRequest(
+            "\"subdomain\" must be a string.".into(),
+        )),
+    }
 }
 
 /// `DELETE /api/v1/servers/{id}/subdomain` → 204.

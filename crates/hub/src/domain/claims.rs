@@ -11,6 +11,7 @@ use super::settings::ENROLLMENT_TTL;
 use super::{ClaimFailure, ClientInfo, Core, DomainError, DomainResult};
 use crate::auth::{enrollment, now_unix};
 use crate::store::{AuditEntry, ClaimRow, PollOutcome, Redemption, StoreError, UserRow};
+use crate::telemetry::short_hash;
 
 /// Lifetime of a claim code.
 pub const CLAIM_TTL_SECS: i64 = 600;
@@ -66,7 +67,7 @@ struct ClaimInput {
 }
 
 /// Checks the body of `POST /api/v1/server-claims/new` in the PHP hub's order and with its
-/// answers (including the 500 for over-long names, SPEC I.6).
+/// answers (but a 400 for over-long names where the PHP hub answers 500, SPEC C.1).
 fn validate_claim(body: &Value) -> DomainResult<ClaimInput> {
     let body = body.as_object().ok_or_else(|| {
         DomainError::BadRequest("ClaimRequest body must be a JSON object.".into())
@@ -103,14 +104,15 @@ fn validate_claim(body: &Value) -> DomainResult<ClaimInput> {
         return Err(DomainError::ProtocolUnsupported);
     }
     let x = validate_jwk(jwk)?;
+    // The PHP hub answers 500 HUB_INTERNAL_ERROR here (SPEC C.1); ours is a clear 400.
     if server_name.is_empty() || server_name.len() > 255 {
-        return Err(DomainError::HubInternalQuirk(
-            "serverName must be 1 to 255 bytes".into(),
+        return Err(DomainError::BadRequest(
+            "ClaimRequest \"serverName\" must be 1 to 255 bytes.".into(),
         ));
     }
     if version.is_empty() || version.len() > 32 {
-        return Err(DomainError::HubInternalQuirk(
-            "version must be 1 to 32 bytes".into(),
+        return Err(DomainError::BadRequest(
+            "ClaimRequest \"version\" must be 1 to 32 bytes.".into(),
         ));
     }
     Ok(ClaimInput {
@@ -192,7 +194,8 @@ pub async fn request_code(core: &Core, body: &Value) -> DomainResult<ClaimRespon
             Err(err) => return Err(err.into()),
         }
     }
-    tracing::info!(claim_id = %claim.id, server_name = %claim.server_name, "claim code issued");
+    // The claim id is a bearer secret until the server polls (SPEC C.3): log a stand-in.
+    tracing::info!(claim = %short_hash(&claim.id), server_name = %claim.server_name, "claim code issued");
     Ok(ClaimResponse {
         claim_code: claim.claim_code,
         expires_in: CLAIM_TTL_SECS,

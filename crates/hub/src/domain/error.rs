@@ -54,9 +54,6 @@ pub enum DomainError {
     /// The server's JWK is not an Ed25519 public key.
     #[error("invalid server key: {0}")]
     ServerKeyInvalid(String),
-    /// The PHP hub's 500 `HUB_INTERNAL_ERROR` for over-long claim fields (SPEC I.6).
-    #[error("{0}")]
-    HubInternalQuirk(String),
     /// A claim code that cannot be redeemed.
     #[error("claim refused: {0:?}")]
     Claim(ClaimFailure),

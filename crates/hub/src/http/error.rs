@@ -161,10 +161,6 @@ fn domain_parts(err: &DomainError) -> (StatusCode, ErrorBody) {
             StatusCode::BAD_REQUEST,
             body("SERVER_KEY_INVALID", None, Some(message.clone())),
         ),
-        E::HubInternalQuirk(message) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            body("HUB_INTERNAL_ERROR", None, Some(message.clone())),
-        ),
         E::Claim(failure) => {
             let (status, code, message) = match failure {
                 ClaimFailure::Unknown => (

@@ -3,10 +3,12 @@
 //! cookies ([`cookies`]), the application state ([`state`]), redirects and percent-encoding.
 //! This layer imports only the domain and the foundation below it.
 
+pub mod body;
 pub mod conn;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod redact;
 pub mod state;
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -73,7 +73,7 @@ fn unauthorized() -> Response {
 async fn mount_client(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    axum::extract::Path(server_id): axum::extract::Path<String>,
+    crate::http::extract::Path(server_id): crate::http::extract::Path<String>,
     request: Request,
 ) -> Response {
     let server_id = server_id.trim().to_owned();

@@ -22,7 +22,7 @@ pub static VERSION: LazyLock<String> = LazyLock::new(|| {
 
 /// `GET /app/assets/{file}`.
 pub async fn serve(
-    axum::extract::Path(file): axum::extract::Path<String>,
+    crate::http::extract::Path(file): crate::http::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let (body, content_type) = match file.as_str() {

@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/invite/{token}",
             get(
-                |axum::extract::Path(token): axum::extract::Path<String>| async move {
+                |crate::http::extract::Path(token): crate::http::extract::Path<String>| async move {
                     found(&format!(
                         "/app/invite/{}",
                         crate::http::percent_encode(&token)
@@ -98,7 +98,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/servers/{id}",
             get(
-                |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                |crate::http::extract::Path(id): crate::http::extract::Path<String>| async move {
                     found(&format!(
                         "/app/servers/{}",
                         crate::http::percent_encode(&id)
