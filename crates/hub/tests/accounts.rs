@@ -256,6 +256,154 @@ async fn six_failed_logins_from_one_ip_are_rate_limited_with_retry_after() {
     hub.stop().await;
 }
 
+/// A client whose connections come from `127.0.0.<last>` (Linux routes all of 127/8 to
+/// loopback), so the hub sees a different address per client.
+fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .unwrap()
+}
+
+async fn login_from(hub: &TestHub, last: u8, username: &str, password: &str) -> (u16, Value) {
+    let resp = client_from(last)
+        .post(hub.url("/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    status_json(resp).await
+}
+
+#[tokio::test]
+async fn guesses_from_many_addresses_lock_the_account_but_not_its_known_devices() {
+    let hub = TestHub::start().await;
+    let admin = hub.register("root", "password123").await;
+    // The victim signs up from 127.0.0.1: that address is known to the account from now on.
+    let victim = hub.register("victim", "victim-password").await;
+    let victim_id = victim.user.id.clone();
+    let mut events = hub
+        .http_client
+        .get(hub.url("/api/v1/me/events"))
+        .bearer_auth(&victim.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+
+    // Ten wrong guesses from three addresses, each under the per-address limit of 5.
+    let mut statuses = Vec::new();
+    for last in [2u8, 3, 4] {
+        for _ in 0..4 {
+            statuses.push(login_from(&hub, last, "victim", "guess").await.0);
+        }
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert_eq!(
+        &statuses[10..],
+        &[429, 429],
+        "locked after 10: {statuses:?}"
+    );
+
+    // A new address is refused even with the right password, with the lock's own code.
+    let resp = client_from(5)
+        .post(hub.url("/api/v1/auth/login"))
+        .json(&json!({"username": "victim", "password": "victim-password"}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=900).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    let (status, body) = status_json(resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("auth.account_locked")),
+        "{body}"
+    );
+
+    // The owner hears of it on their event stream, and the audit log has the lock.
+    let mut seen = String::new();
+    while !seen.contains("event: auth.account_locked") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), events.chunk())
+            .await
+            .expect("the lock event arrives")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        seen.contains(&format!("\"userId\":\"{victim_id}\"")),
+        "{seen}"
+    );
+    let store = hub.store().await;
+    let locks = store
+        .recent_audit(Some("auth.account_locked"), 10)
+        .await
+        .unwrap();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].user_id.as_deref(), Some(victim_id.as_str()));
+
+    // The known address still signs in, and that lifts the lock for everyone.
+    assert_eq!(
+        login_from(&hub, 1, "victim", "victim-password").await.0,
+        200
+    );
+    assert_eq!(
+        login_from(&hub, 6, "victim", "victim-password").await.0,
+        200
+    );
+
+    // Locked again; only an admin may lift it, and then a new address gets in.
+    for last in [7u8, 8, 9] {
+        for _ in 0..4 {
+            login_from(&hub, last, "victim", "guess").await;
+        }
+    }
+    assert_eq!(
+        login_from(&hub, 10, "victim", "victim-password").await.0,
+        429
+    );
+    let unlock = format!("/api/v1/admin/users/{victim_id}/unlock");
+    let resp = hub
+        .http_client
+        .post(hub.url(&unlock))
+        .bearer_auth(&victim.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "only admins unlock");
+    let resp = hub
+        .http_client
+        .post(hub.url(&unlock))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(resp).await;
+    assert_eq!(
+        (status, body["was_locked"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(
+        login_from(&hub, 10, "victim", "victim-password").await.0,
+        200
+    );
+    let unlocks = store
+        .recent_audit(Some("auth.account_unlocked"), 10)
+        .await
+        .unwrap();
+    assert_eq!(unlocks.len(), 1);
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_requests_get_json_errors_never_500() {
     let hub = TestHub::start().await;
@@ -492,52 +640,54 @@ async fn mutating_api_routes_refuse_a_cookie_without_a_bearer_token() {
     let hub = TestHub::start().await;
     let admin = hub.register("csrfadmin", "password123").await;
     let cookie = format!("phlix_hub_token={}", admin.access_token);
-    let id = &admin.user.id;
-    let routes: Vec<(reqwest::Method, String)> = vec![
-        (reqwest::Method::POST, "/api/v1/auth/logout".into()),
-        (reqwest::Method::DELETE, "/api/v1/me/servers/s1".into()),
-        (
-            reqwest::Method::POST,
-            "/api/v1/me/servers/s1/relay-token".into(),
-        ),
-        (
-            reqwest::Method::PUT,
-            "/api/v1/me/servers/s1/proxy-policy".into(),
-        ),
-        (reqwest::Method::PUT, "/api/v1/me/hub-settings".into()),
-        (reqwest::Method::PUT, "/api/v1/admin/settings".into()),
-        (
-            reqwest::Method::PUT,
-            format!("/api/v1/admin/users/{id}/quota"),
-        ),
-        (
-            reqwest::Method::PUT,
-            format!("/api/v1/admin/users/{id}/throttle"),
-        ),
-        (reqwest::Method::POST, "/api/v1/server-claims/claim".into()),
-        (reqwest::Method::POST, "/api/v1/servers/s1/proxy/x".into()),
-        (reqwest::Method::DELETE, "/api/v1/servers/s1/proxy/x".into()),
-    ];
+    let routes = mutating_api_routes(&admin.user.id);
+    for expected in [
+        "DELETE /api/v1/me/servers/s1",
+        "POST /api/v1/me/servers/s1/relay-token",
+        "PUT /api/v1/me/hub-settings",
+        "POST /api/v1/admin/users/{user}/unlock",
+        "DELETE /api/v1/servers/s1/proxy/x",
+    ] {
+        let expected = expected.replace("{user}", &admin.user.id);
+        assert!(
+            routes.iter().any(|(m, p)| format!("{m} {p}") == expected),
+            "the router walk missed {expected}: {routes:?}"
+        );
+    }
     for (method, path) in &routes {
-        let resp = hub
-            .http_client
-            .request(method.clone(), hub.url(path))
-            .header("cookie", &cookie)
-            .header("origin", "http://evil.example")
-            .header("content-type", "text/plain")
-            .header("accept-phlix-protocol", "v1")
-            .body(r#"{"settings":{"auth.access_ttl":300},"policy":"all","claim_code":"AAAA-BBBB"}"#)
-            .send()
-            .await
-            .unwrap();
-        if path == "/api/v1/auth/logout" {
-            // Logout needs no credentials (it only revokes what it is given) and is always 204.
-            assert_eq!(resp.status(), 204, "{method} {path}");
-            continue;
-        }
-        let (status, body) = common::status_json(resp).await;
-        assert_eq!(status, 401, "{method} {path}: {body}");
-        assert_eq!(body["code"], "auth.required", "{method} {path}");
+        let send = |with_cookie: bool| {
+            let mut request = hub
+                .http_client
+                .request(method.clone(), hub.url(path))
+                .header("origin", "http://evil.example")
+                .header("content-type", "text/plain")
+                .header("accept-phlix-protocol", "v1")
+                .body(r#"{"settings":{"auth.access_ttl":300},"policy":"all","claim_code":"AAAA-BBBB"}"#);
+            if with_cookie {
+                request = request.header("cookie", &cookie);
+            }
+            request.send()
+        };
+        // The cookie must change nothing: the same answer as with no credentials at all.
+        let answer = |response: reqwest::Response| async move {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        };
+        let (bare, bare_body) = answer(send(false).await.unwrap()).await;
+        let (status, body) = answer(send(true).await.unwrap()).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (bare, &bare_body["code"]),
+            "{method} {path}: with the cookie {body}, without {bare_body}"
+        );
+        assert!(
+            !(200..300).contains(&status) || path == "/api/v1/auth/logout",
+            "{method} {path} succeeded with a cookie: {body}"
+        );
     }
     // The refused settings write changed nothing; a bearer token still works.
     let resp = hub
@@ -551,4 +701,92 @@ async fn mutating_api_routes_refuse_a_cookie_without_a_bearer_token() {
     assert_eq!(status, 200);
     assert_ne!(body["settings"]["auth.access_ttl"], 300, "{body}");
     hub.stop().await;
+}
+
+/// Every mutating route under `/api/` (POST, PUT, PATCH, DELETE), found by walking the route
+/// tables in the source (`api/mod.rs`: each `Router::new()` block, its `.route` calls and the
+/// `.nest`/`.merge` that place it; `relay/route.rs`: the proxy routes, which take every
+/// method), so a route added later is covered without touching this test.
+fn mutating_api_routes(user_id: &str) -> Vec<(reqwest::Method, String)> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let api = std::fs::read_to_string(format!("{src}/api/mod.rs")).unwrap();
+    let start = api.find("pub fn router()").unwrap();
+    let end = api[start..].find("\n}\n").map_or(api.len(), |e| start + e);
+    let body = &api[start..end];
+    // Blocks: `let name = Router::new()…;` and the final `Router::new()…` (named "root").
+    let parts: Vec<&str> = body.split("Router::new()").collect();
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for pair in parts.windows(2) {
+        let name = pair[0]
+            .trim_end()
+            .strip_suffix('=')
+            .and_then(|before| before.rsplit("let ").next())
+            .map_or_else(|| "root".to_owned(), |n| n.trim().to_owned());
+        blocks.push((name, pair[1].split(';').next().unwrap().to_owned()));
+    }
+    // Prefix of each block: root is "", and `.nest("/p", child)` / `.merge(child)` inside a
+    // block place the child under the block's prefix.
+    let mut prefix: std::collections::HashMap<String, String> =
+        [("root".to_owned(), String::new())].into();
+    for _ in 0..blocks.len() {
+        for (name, text) in &blocks {
+            let Some(own) = prefix.get(name).cloned() else {
+                continue;
+            };
+            for nest in text.split(".nest(").skip(1) {
+                let (path, rest) = nest.trim_start_matches('"').split_once('"').unwrap();
+                let child = rest
+                    .trim_start_matches([',', ' ', '\n'])
+                    .split(')')
+                    .next()
+                    .unwrap();
+                prefix.insert(child.trim().to_owned(), format!("{own}{path}"));
+            }
+            for merge in text.split(".merge(").skip(1) {
+                let child = merge.split(')').next().unwrap().trim().to_owned();
+                prefix.insert(child, own.clone());
+            }
+        }
+    }
+    let concrete = |path: &str| {
+        path.replace("{id}", "s1")
+            .replace("{claim_id}", "c1")
+            .replace("{*path}", "x")
+            .replace("{server_id}", "s1")
+    };
+    let mut routes = Vec::new();
+    for (name, text) in &blocks {
+        let own = prefix.get(name).cloned().unwrap_or_default();
+        for route in text.split(".route(").skip(1) {
+            let (path, handlers) = route
+                .trim_start_matches([' ', '\n', '"'])
+                .split_once('"')
+                .unwrap();
+            let full = format!("{own}{path}").replace("{id}/unlock", &format!("{user_id}/unlock"));
+            // The handlers of this route end where the next `.route(` starts.
+            for (token, method) in [
+                ("post(", reqwest::Method::POST),
+                ("put(", reqwest::Method::PUT),
+                ("patch(", reqwest::Method::PATCH),
+                ("delete(", reqwest::Method::DELETE),
+            ] {
+                if full.starts_with("/api/") && handlers.contains(token) {
+                    routes.push((method, concrete(&full)));
+                }
+            }
+        }
+    }
+    let relay = std::fs::read_to_string(format!("{src}/relay/route.rs")).unwrap();
+    for route in relay.split(".route(").skip(1) {
+        let (path, _) = route.trim_start_matches('"').split_once('"').unwrap();
+        for method in [
+            reqwest::Method::POST,
+            reqwest::Method::PUT,
+            reqwest::Method::PATCH,
+            reqwest::Method::DELETE,
+        ] {
+            routes.push((method, concrete(path)));
+        }
+    }
+    routes
 }

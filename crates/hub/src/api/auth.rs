@@ -13,7 +13,7 @@ use crate::domain::accounts::{
 use crate::domain::{Core, DomainError};
 use crate::http::cookies::{REFRESH_COOKIE, clear_session_cookies, set_session_cookies};
 use crate::http::error::ApiResult;
-use crate::http::extract::{ClientInfo, CurrentUser, Json, OptionalJson, Ready};
+use crate::http::extract::{AdminUser, ClientInfo, CurrentUser, Json, OptionalJson, Path, Ready};
 
 /// `POST /api/v1/auth/register` (alias `/signup`) → 201 `AuthResponse`.
 #[instrument(skip_all)]
@@ -102,4 +102,19 @@ pub async fn me(Ready(core): Ready, current: CurrentUser) -> ApiResult<Json<MeRe
         claims: current.claims,
         servers,
     }))
+}
+
+/// `POST /api/v1/admin/users/{id}/unlock` → 200 `{"user_id","was_locked"}`: an admin lifts the
+/// sign-in lock of an account (and its failure count).
+#[instrument(skip_all, fields(admin_id = %admin.0.user.id, user_id = %user_id))]
+pub async fn unlock(
+    Ready(core): Ready,
+    admin: AdminUser,
+    client: ClientInfo,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let was_locked = accounts::unlock(&core, &admin.0.user.id, &client, &user_id).await?;
+    Ok(Json(
+        serde_json::json!({"user_id": user_id, "was_locked": was_locked}),
+    ))
 }

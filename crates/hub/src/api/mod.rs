@@ -45,7 +45,8 @@ pub fn router() -> Router<AppState> {
         .route("/me/bandwidth", get(bandwidth::mine))
         .route("/admin/users/{id}/bandwidth", get(bandwidth::of_user))
         .route("/admin/users/{id}/quota", put(bandwidth::set_quota))
-        .route("/admin/users/{id}/throttle", put(bandwidth::set_throttle));
+        .route("/admin/users/{id}/throttle", put(bandwidth::set_throttle))
+        .route("/admin/users/{id}/unlock", post(auth::unlock));
     let servers = Router::new()
         .route("/{id}", delete(servers::deregister))
         .route("/{id}/heartbeat", post(servers::heartbeat))

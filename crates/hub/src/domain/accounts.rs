@@ -4,6 +4,7 @@
 
 use phlix_proto::auth::{AuthResponse, RegisterRequest, User};
 
+use super::events::HubEvent;
 use super::settings::{ACCESS_TTL, REFRESH_TTL};
 use super::{ClientInfo, Core, DomainError, DomainResult, audit};
 use crate::auth::now_unix;
@@ -177,6 +178,15 @@ pub fn format_datetime(unix: i64) -> String {
 pub const LOGIN_MAX_FAILURES: i64 = 5;
 /// Length of the login rate-limit window.
 pub const LOGIN_WINDOW_SECS: i64 = 900;
+/// Failed logins allowed per account and window, from any number of addresses (ours: the
+/// per-IP limit alone let 20 addresses × 5 guesses at one account). The account is then locked
+/// until its window ends, except for addresses it has signed in from before; a successful
+/// sign-in from one of those, or an admin, lifts the lock.
+pub const ACCOUNT_MAX_FAILURES: i64 = 10;
+
+fn account_key(user_id: &str) -> String {
+    format!("login:account:{user_id}")
+}
 
 /// Mints an access/refresh pair with the TTLs in force now.
 pub async fn issue_tokens(core: &Core, user: &UserRow) -> DomainResult<AuthResponse> {
@@ -233,11 +243,12 @@ pub async fn create_account(
     Ok(user)
 }
 
-/// Checks a login (username or e-mail) and password, with the per-IP failure limit and the
-/// audit rows; shared by the JSON API and the login form.
+/// Checks a login (username or e-mail) and password, with the per-IP and per-account failure
+/// limits and the audit rows; shared by the JSON API and the login form.
 ///
 /// # Errors
-/// 400 when a field is empty, 401 on bad credentials, 429 while the IP is locked out.
+/// 400 when a field is empty, 401 on bad credentials, 429 while the IP is locked out or the
+/// account is locked for this address.
 pub async fn authenticate(
     core: &Core,
     client: &ClientInfo,
@@ -272,6 +283,32 @@ pub async fn authenticate(
         return Err(DomainError::InvalidCredentials);
     }
     let user = core.store.user_by_login(login).await?;
+    if let Some(user) = &user
+        && let Some(retry_after) = core
+            .store
+            .rate_limit_retry_after(&account_key(&user.id), ACCOUNT_MAX_FAILURES, now)
+            .await?
+        && !core.store.has_signed_in_from(&user.id, &client.ip).await?
+    {
+        // Locked, and this address is a stranger to the account: refuse without checking the
+        // password (which would tell a guesser whether it was right), and count the attempt
+        // against the address.
+        core.store
+            .record_rate_limit_failure(&rate_key, LOGIN_WINDOW_SECS, now)
+            .await?;
+        let mut entry = audit::entry(
+            "auth.login.failure",
+            client,
+            Some(&user.id),
+            false,
+            Some("account_locked"),
+        );
+        entry.context_json = serde_json::to_string(&serde_json::json!({ "login": login })).ok();
+        core.store.audit(&entry).await?;
+        return Err(DomainError::AccountLocked {
+            retry_after: u64::try_from(retry_after).unwrap_or(1).max(1),
+        });
+    }
     let verified = core
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
@@ -279,6 +316,9 @@ pub async fn authenticate(
         .map_err(DomainError::Internal)?;
     match user {
         Some(user) if verified => {
+            if core.store.clear_rate_limit(&account_key(&user.id)).await? {
+                tracing::info!(user_id = %user.id, "account failure count cleared by a sign-in");
+            }
             core.store
                 .audit(&audit::entry(
                     "auth.login.success",
@@ -308,9 +348,76 @@ pub async fn authenticate(
             );
             entry.context_json = serde_json::to_string(&serde_json::json!({ "login": login })).ok();
             core.store.audit(&entry).await?;
+            if let Some(user) = &user {
+                let failures = core
+                    .store
+                    .record_rate_limit_failure(&account_key(&user.id), LOGIN_WINDOW_SECS, now)
+                    .await?;
+                if failures == ACCOUNT_MAX_FAILURES {
+                    lock_account(core, client, user, failures, now).await?;
+                }
+            }
             Err(DomainError::InvalidCredentials)
         }
     }
+}
+
+/// The account reached [`ACCOUNT_MAX_FAILURES`]: an audit row and an `auth.account_locked`
+/// event on the user's own event stream.
+async fn lock_account(
+    core: &Core,
+    client: &ClientInfo,
+    user: &UserRow,
+    failures: i64,
+    now: i64,
+) -> DomainResult<()> {
+    let locked_until = core
+        .store
+        .rate_limit_retry_after(&account_key(&user.id), ACCOUNT_MAX_FAILURES, now)
+        .await?
+        .map_or(now + LOGIN_WINDOW_SECS, |left| now + left);
+    let mut entry = audit::entry(
+        "auth.account_locked",
+        client,
+        Some(&user.id),
+        true,
+        Some("too_many_failures"),
+    );
+    entry.context_json = serde_json::to_string(&serde_json::json!({
+        "failures": failures,
+        "locked_until": locked_until,
+    }))
+    .ok();
+    core.store.audit(&entry).await?;
+    core.events
+        .publish(HubEvent::account_locked(&user.id, failures, locked_until));
+    tracing::warn!(user_id = %user.id, failures, locked_until, "account locked after failed sign-ins");
+    Ok(())
+}
+
+/// An admin lifts the lock (and the failure count) of `user_id`'s sign-ins. Returns whether
+/// there was anything to lift.
+///
+/// # Errors
+/// 404 `user.not_found`; database failures.
+pub async fn unlock(
+    core: &Core,
+    admin_id: &str,
+    client: &ClientInfo,
+    user_id: &str,
+) -> DomainResult<bool> {
+    if core.store.user_by_id(user_id).await?.is_none() {
+        return Err(DomainError::NotFound("user.not_found"));
+    }
+    let lifted = core.store.clear_rate_limit(&account_key(user_id)).await?;
+    let mut entry = audit::entry("auth.account_unlocked", client, Some(user_id), true, None);
+    entry.context_json = serde_json::to_string(&serde_json::json!({
+        "admin_id": admin_id,
+        "was_locked": lifted,
+    }))
+    .ok();
+    core.store.audit(&entry).await?;
+    Ok(lifted)
 }
 
 /// Spends a refresh token: verifies it, revokes its `jti` (so it works exactly once) and

@@ -41,6 +41,9 @@ pub enum DomainError {
     /// Too many attempts; try again in `retry_after` seconds.
     #[error("rate limited for {retry_after}s")]
     RateLimited { retry_after: u64 },
+    /// The account is locked after too many failed sign-ins (from this address).
+    #[error("account locked for {retry_after}s")]
+    AccountLocked { retry_after: u64 },
     /// The user's relay quota (bytes or concurrent streams) is used up.
     #[error("relay quota exceeded")]
     QuotaExceeded { retry_after: u64, streams: bool },

@@ -23,6 +23,8 @@ pub enum EventKind {
     ServerHeartbeat,
     RelayOpened,
     RelayClosed,
+    /// Ours: the user's account was locked after failed sign-ins.
+    AccountLocked,
 }
 
 impl EventKind {
@@ -35,6 +37,7 @@ impl EventKind {
             Self::ServerHeartbeat => "server.heartbeat",
             Self::RelayOpened => "relay.opened",
             Self::RelayClosed => "relay.closed",
+            Self::AccountLocked => "auth.account_locked",
         }
     }
 }
@@ -101,6 +104,13 @@ impl HubEvent {
             data["hostMetrics"] = metrics;
         }
         Self::new(EventKind::ServerHeartbeat, owner_id, server_id, &data)
+    }
+
+    /// `auth.account_locked` (ours), to the user themself: `{"userId","failures","lockedUntil"}`.
+    #[must_use]
+    pub fn account_locked(user_id: &str, failures: i64, locked_until: i64) -> Self {
+        let data = json!({"userId": user_id, "failures": failures, "lockedUntil": locked_until});
+        Self::new(EventKind::AccountLocked, user_id, "", &data)
     }
 
     /// `relay.opened` / `relay.closed`: `{"serverId","relayActive"}`.

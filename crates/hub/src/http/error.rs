@@ -129,6 +129,16 @@ fn domain_parts(err: &DomainError) -> (StatusCode, ErrorBody) {
                 )),
             ),
         ),
+        E::AccountLocked { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            body(
+                "Too Many Requests",
+                Some("auth.account_locked"),
+                Some(format!(
+                    "Too many failed sign-ins for this account; try again in {retry_after} seconds, or sign in from a device you have used before"
+                )),
+            ),
+        ),
         E::QuotaExceeded { streams, .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             body(
@@ -289,6 +299,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::Domain(
             DomainError::RateLimited { retry_after }
+            | DomainError::AccountLocked { retry_after }
             | DomainError::QuotaExceeded { retry_after, .. },
         ) = self
         {

@@ -65,4 +65,22 @@ impl Store {
             .await?)
         })
     }
+
+    /// Whether `user_id` has ever signed in (or signed up) from `ip`, by the audit log.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn has_signed_in_from(&self, user_id: &str, ip: &str) -> StoreResult<bool> {
+        dispatch!(self, |pool| {
+            Ok(sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM audit_logs WHERE user_id = $1 AND ip_address = $2 \
+                 AND success AND event IN ('auth.login.success', 'auth.register') LIMIT 1) AS seen",
+            )
+            .bind(user_id)
+            .bind(ip)
+            .fetch_one(pool)
+            .await?
+                > 0)
+        })
+    }
 }

@@ -28,7 +28,8 @@ impl Store {
         })
     }
 
-    /// Counts one failure for `key`; a window that has ended starts over at 1.
+    /// Counts one failure for `key` and returns the failures in its window now; a window that
+    /// has ended starts over at 1.
     ///
     /// # Errors
     /// Database failures only.
@@ -37,21 +38,38 @@ impl Store {
         key: &str,
         window_secs: i64,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<i64> {
         dispatch!(self, |pool| {
-            sqlx::query(
+            Ok(sqlx::query_scalar(
                 "INSERT INTO login_rate_limit (rate_key, attempts, reset_at, created_at) VALUES ($1, 1, $2, $3) \
                  ON CONFLICT (rate_key) DO UPDATE SET \
                    attempts = CASE WHEN login_rate_limit.reset_at <= $3 THEN 1 ELSE login_rate_limit.attempts + 1 END, \
-                   reset_at = CASE WHEN login_rate_limit.reset_at <= $3 THEN $2 ELSE login_rate_limit.reset_at END",
+                   reset_at = CASE WHEN login_rate_limit.reset_at <= $3 THEN $2 ELSE login_rate_limit.reset_at END \
+                 RETURNING attempts",
             )
             .bind(key)
             .bind(now + window_secs)
             .bind(now)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+
+    /// Forgets the failures of `key` (a successful sign-in, an admin's unlock).
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn clear_rate_limit(&self, key: &str) -> StoreResult<bool> {
+        dispatch!(self, |pool| {
+            Ok(
+                sqlx::query("DELETE FROM login_rate_limit WHERE rate_key = $1")
+                    .bind(key)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                    > 0,
+            )
+        })
     }
 
     /// Deletes counters whose window has ended.

@@ -104,6 +104,10 @@ pub async fn login(
                     "Too many failed sign-ins from this address. Try again in {} minutes.",
                     retry_after.div_ceil(60)
                 ),
+                DomainError::AccountLocked { retry_after } => format!(
+                    "This account is locked after too many failed sign-ins. Try again in {} minutes, or sign in from a device you have used before.",
+                    retry_after.div_ceil(60)
+                ),
                 DomainError::Invalid { message, .. } => capitalise(message),
                 _ => "The hub could not check your password right now. Try again in a moment."
                     .to_owned(),
@@ -116,7 +120,8 @@ pub async fn login(
                 notice: None,
             };
             let mut response = html(status, page.render());
-            if let DomainError::RateLimited { retry_after } = err
+            if let DomainError::RateLimited { retry_after }
+            | DomainError::AccountLocked { retry_after } = err
                 && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
             {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
