@@ -22,7 +22,7 @@ pub async fn register(
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
-    let user = create_account(&core, &client, &request).await?;
+    let user = create_account(&core, &client, &request, None).await?;
     let body = issue_tokens(&core, &user).await?;
     Ok(with_session_cookies(&core, StatusCode::CREATED, body).await)
 }

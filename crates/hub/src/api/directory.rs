@@ -115,13 +115,6 @@ pub async fn access_info(
     ))
 }
 
-/// `GET /api/v1/me/libraries` → `{"libraries":[{server_id, server_name, library_id,
-/// library_name}]}` across the user's servers.
-pub async fn libraries(Ready(core): Ready, user: CurrentUser) -> ApiResult<Json<Value>> {
-    let libraries = servers::libraries_of_owner(&core, &user.user.id).await?;
-    Ok(Json(json!({ "libraries": libraries })))
-}
-
 /// `POST /api/v1/me/servers/{id}/relay-token` → 201 `{"token","expires_at","server_id"}`. The
 /// token is 43 characters of base64url (32 random bytes); only its SHA-256 is stored.
 #[instrument(skip_all, fields(user_id = %user.user.id, server_id = %server_id))]

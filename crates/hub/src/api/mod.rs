@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod servers;
+pub mod shares;
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
@@ -36,7 +37,27 @@ pub fn router() -> Router<AppState> {
         .route("/me/servers/{id}/metrics", get(events::metrics))
         .route("/me/events", get(events::stream))
         .route("/me/servers/{id}/relay-token", post(directory::relay_token))
-        .route("/me/libraries", get(directory::libraries))
+        .route("/me/libraries", get(shares::libraries))
+        .route("/me/shares", get(shares::list).post(shares::create))
+        .route("/me/shares/", get(shares::list).post(shares::create))
+        .route(
+            "/me/shares/{id}",
+            axum::routing::patch(shares::update).delete(shares::revoke),
+        )
+        .route(
+            "/me/invite-links",
+            get(shares::invites).post(shares::create_invite),
+        )
+        .route(
+            "/me/invite-links/",
+            get(shares::invites).post(shares::create_invite),
+        )
+        .route("/me/invite-links/{id}", delete(shares::revoke_invite))
+        .route("/me/invite-links/{token}/redeem", post(shares::redeem))
+        .route(
+            "/me/servers/{id}/sharing-policy",
+            put(shares::set_sharing_policy),
+        )
         .route(
             "/me/hub-settings",
             get(directory::get_settings).put(directory::put_settings),

@@ -81,6 +81,8 @@ pub struct AccessCache {
     servers: TtlMap<ServerRow>,
     subdomains: TtlMap<ServerRow>,
     usage: TtlMap<Bandwidth>,
+    /// "server\nuser" → an active share exists (only `true` is cached).
+    collaborators: TtlMap<bool>,
 }
 
 impl Default for AccessCache {
@@ -97,6 +99,7 @@ impl AccessCache {
             servers: TtlMap::new(),
             subdomains: TtlMap::new(),
             usage: TtlMap::new(),
+            collaborators: TtlMap::new(),
         }
     }
 
@@ -152,10 +155,44 @@ impl AccessCache {
         Ok(loaded.unwrap_or_default())
     }
 
+    /// Whether `user_id` holds an active share on `server_id` (a refusal is never cached, so a
+    /// new share works at once; a revoke calls [`Self::forget_grant`]).
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn collaborator(
+        &self,
+        store: &Store,
+        server_id: &str,
+        user_id: &str,
+    ) -> StoreResult<bool> {
+        let key = format!("{server_id}\n{user_id}");
+        let found = self
+            .collaborators
+            .get_or_load(&key, || async {
+                let now = crate::auth::now_unix();
+                Ok(store
+                    .is_collaborator(server_id, user_id, now)
+                    .await?
+                    .then_some(true))
+            })
+            .await?;
+        Ok(found.unwrap_or(false))
+    }
+
+    /// Drops the cached grant of `user_id` on `server_id` (a share revoked or expired).
+    pub fn forget_grant(&self, server_id: &str, user_id: &str) {
+        let key = format!("{server_id}\n{user_id}");
+        self.collaborators.retain(|k, _| k != key.as_str());
+    }
+
     /// Drops what is known about a server (removed, policy or subdomain changed).
     pub fn forget_server(&self, id: &str) {
         self.servers.retain(|key, _| key != id);
         self.subdomains.retain(|_, server| server.id != id);
+        let prefix = format!("{id}\n");
+        self.collaborators
+            .retain(|key, _| !key.starts_with(&prefix));
     }
 
     /// Drops the usage rows of a user (quota changed, counters flushed).
@@ -170,6 +207,7 @@ impl AccessCache {
         self.servers.retain(|_, _| true);
         self.subdomains.retain(|_, _| true);
         self.usage.retain(|_, _| true);
+        self.collaborators.retain(|_, _| true);
     }
 }
 

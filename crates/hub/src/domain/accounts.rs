@@ -214,16 +214,33 @@ pub async fn issue_tokens(core: &Core, user: &UserRow) -> DomainResult<AuthRespo
 /// by the JSON API and the sign-up form.
 ///
 /// # Errors
-/// 400 on invalid fields, 409 when the username or e-mail is taken.
+/// 400 on invalid fields, 403 `signups_disabled` (unless `invite_token` is a usable invite
+/// link), 409 when the username or e-mail is taken.
 pub async fn create_account(
     core: &Core,
     client: &ClientInfo,
     request: &RegisterRequest,
+    invite_token: Option<&str>,
 ) -> DomainResult<UserRow> {
     let registration = validate(request).map_err(|message| DomainError::Invalid {
         code: "invalid_request",
         message,
     })?;
+    // With sign-ups disabled only an invite link lets a visitor in (the link is the
+    // permission, SPEC N); the very first account can always be made.
+    if super::settings::signups_disabled(&core.store).await? && core.store.count_users().await? > 0
+    {
+        let invited = match invite_token {
+            Some(token) => super::shares::invite_is_usable(core, token).await?,
+            None => false,
+        };
+        if !invited {
+            return Err(DomainError::Denied {
+                code: "signups_disabled",
+                message: "Sign-ups are disabled on this hub; ask for an invite link".into(),
+            });
+        }
+    }
     let user = register(&core.store, &core.passwords, registration, false)
         .await
         .map_err(|err| match err {

@@ -35,6 +35,15 @@ pub enum DomainError {
     /// The thing does not exist (or is not the caller's to see).
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// The caller may not do this, with the SPEC's message (403).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
+    /// The thing does not exist, with the SPEC's message (404).
+    #[error("{message}")]
+    Missing { code: &'static str, message: String },
+    /// The thing existed but is used up or expired (410).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// The thing exists already.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },

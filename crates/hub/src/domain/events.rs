@@ -25,6 +25,8 @@ pub enum EventKind {
     RelayClosed,
     /// Ours: the user's account was locked after failed sign-ins.
     AccountLocked,
+    /// Sharing and invites (`share.created|updated|revoked`, `invite.created|redeemed`).
+    Sharing(&'static str),
 }
 
 impl EventKind {
@@ -38,6 +40,7 @@ impl EventKind {
             Self::RelayOpened => "relay.opened",
             Self::RelayClosed => "relay.closed",
             Self::AccountLocked => "auth.account_locked",
+            Self::Sharing(name) => name,
         }
     }
 }
@@ -46,8 +49,10 @@ impl EventKind {
 #[derive(Debug, Clone)]
 pub struct HubEvent {
     pub kind: EventKind,
-    /// The owner of the server; only this user's streams receive it.
+    /// The owner of the server; this user's streams receive it.
     pub owner_id: String,
+    /// Other users whose streams receive it (a share's collaborator).
+    pub also: Vec<String>,
     pub server_id: String,
     pub data: String,
 }
@@ -57,6 +62,7 @@ impl HubEvent {
         Self {
             kind,
             owner_id: owner_id.to_owned(),
+            also: Vec::new(),
             server_id: server_id.to_owned(),
             data: data.to_string(),
         }
@@ -104,6 +110,40 @@ impl HubEvent {
             data["hostMetrics"] = metrics;
         }
         Self::new(EventKind::ServerHeartbeat, owner_id, server_id, &data)
+    }
+
+    /// Whether this event is about a server's state (online, heartbeat, relay), which its
+    /// collaborators see too (SPEC M.1).
+    #[must_use]
+    pub fn is_server_state(&self) -> bool {
+        matches!(
+            self.kind,
+            EventKind::ServerOnline
+                | EventKind::ServerOffline
+                | EventKind::ServerHeartbeat
+                | EventKind::RelayOpened
+                | EventKind::RelayClosed
+        )
+    }
+
+    /// Whether `user_id` is a direct recipient (the owner or one of `also`).
+    #[must_use]
+    pub fn is_for(&self, user_id: &str) -> bool {
+        self.owner_id == user_id || self.also.iter().any(|u| u == user_id)
+    }
+
+    /// A sharing event (`share.*`, `invite.*`) to the users of `audience` (the first is the
+    /// owner).
+    #[must_use]
+    pub fn sharing(name: &'static str, audience: &[&str], server_id: &str, data: &Value) -> Self {
+        let mut event = Self::new(
+            EventKind::Sharing(name),
+            audience.first().copied().unwrap_or_default(),
+            server_id,
+            data,
+        );
+        event.also = audience.iter().skip(1).map(|u| (*u).to_owned()).collect();
+        event
     }
 
     /// `auth.account_locked` (ours), to the user themself: `{"userId","failures","lockedUntil"}`.

@@ -16,6 +16,7 @@ pub mod quotas;
 pub mod relay_tokens;
 pub mod servers;
 pub mod settings;
+pub mod shares;
 pub mod tunnels;
 
 use std::sync::Arc;

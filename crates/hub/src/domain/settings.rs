@@ -38,8 +38,45 @@ pub const REFRESH_TTL: IntSetting = IntSetting {
     max: 2_592_000,
 };
 
+/// `invite.default_expiry_seconds`: lifetime of an invite link created without `expires_in`
+/// (0 = never expires; SPEC N).
+pub const INVITE_DEFAULT_EXPIRY: IntSetting = IntSetting {
+    key: "invite.default_expiry_seconds",
+    default: 604_800,
+    min: 0,
+    max: 31_536_000,
+};
+/// `server.max_users_per_server`: distinct active collaborators per server (0 = unlimited;
+/// SPEC M).
+pub const MAX_USERS_PER_SERVER: IntSetting = IntSetting {
+    key: "server.max_users_per_server",
+    default: 0,
+    min: 0,
+    max: 10_000,
+};
+
 /// Every setting the API may read or write.
-pub const ALL: [IntSetting; 3] = [ENROLLMENT_TTL, ACCESS_TTL, REFRESH_TTL];
+pub const ALL: [IntSetting; 5] = [
+    ENROLLMENT_TTL,
+    ACCESS_TTL,
+    REFRESH_TTL,
+    INVITE_DEFAULT_EXPIRY,
+    MAX_USERS_PER_SERVER,
+];
+
+/// `auth.signups_disabled` (bool, SPEC H.3): sign-up refused, except through an invite link.
+pub const SIGNUPS_DISABLED: &str = "auth.signups_disabled";
+
+/// Whether sign-ups are disabled (`true`/`1` stored; anything else is off).
+///
+/// # Errors
+/// Database failures only.
+pub async fn signups_disabled(store: &Store) -> StoreResult<bool> {
+    Ok(store
+        .setting(SIGNUPS_DISABLED)
+        .await?
+        .is_some_and(|v| matches!(v.trim(), "true" | "1")))
+}
 
 impl IntSetting {
     /// Whether `value` is inside the allowed range.

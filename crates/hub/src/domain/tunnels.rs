@@ -204,6 +204,45 @@ struct RelayInner {
     shutdown: CancellationToken,
     stats: RelayStats,
     meters: std::sync::Mutex<HashMap<String, Arc<UserMeter>>>,
+    /// What each user has open through the relay, per server: cancelled to cut them off.
+    grants: std::sync::Mutex<HashMap<String, Vec<GrantEntry>>>,
+    next_grant: AtomicU64,
+}
+
+#[derive(Debug)]
+struct GrantEntry {
+    id: u64,
+    user_id: String,
+    collaborator: bool,
+    cut: CancellationToken,
+}
+
+/// One relay use (a client mount, a proxied request) of a user on a server; cancelled when
+/// that user loses access (share revoked, collaborators switched off). Dropping it forgets it.
+#[derive(Debug)]
+pub struct RelayGrant {
+    relay: Relay,
+    server_id: String,
+    id: u64,
+    /// Cancelled when the user must be cut off.
+    pub cut: CancellationToken,
+}
+
+impl Drop for RelayGrant {
+    fn drop(&mut self) {
+        let mut grants = self
+            .relay
+            .0
+            .grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(entries) = grants.get_mut(&self.server_id) {
+            entries.retain(|e| e.id != self.id);
+            if entries.is_empty() {
+                grants.remove(&self.server_id);
+            }
+        }
+    }
 }
 
 impl Relay {
@@ -220,7 +259,62 @@ impl Relay {
             shutdown,
             stats: RelayStats::default(),
             meters: std::sync::Mutex::new(HashMap::new()),
+            grants: std::sync::Mutex::new(HashMap::new()),
+            next_grant: AtomicU64::new(1),
         }))
+    }
+
+    /// Registers a relay use of `user_id` on `server_id` (`collaborator`: not its owner).
+    #[must_use]
+    pub fn hold(&self, server_id: &str, user_id: &str, collaborator: bool) -> RelayGrant {
+        let id = self.0.next_grant.fetch_add(1, Ordering::Relaxed);
+        let cut = CancellationToken::new();
+        self.0
+            .grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(server_id.to_owned())
+            .or_default()
+            .push(GrantEntry {
+                id,
+                user_id: user_id.to_owned(),
+                collaborator,
+                cut: cut.clone(),
+            });
+        RelayGrant {
+            relay: self.clone(),
+            server_id: server_id.to_owned(),
+            id,
+            cut,
+        }
+    }
+
+    /// Cuts every relay use of `user_id` on `server_id` now; returns how many.
+    pub fn cut_user(&self, server_id: &str, user_id: &str) -> usize {
+        self.cut_where(server_id, |e| e.user_id == user_id)
+    }
+
+    /// Cuts every collaborator's relay use of `server_id` now; returns how many.
+    pub fn cut_collaborators(&self, server_id: &str) -> usize {
+        self.cut_where(server_id, |e| e.collaborator)
+    }
+
+    fn cut_where(&self, server_id: &str, which: impl Fn(&GrantEntry) -> bool) -> usize {
+        let grants = self.0.grants.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cut = 0;
+        for entry in grants
+            .get(server_id)
+            .into_iter()
+            .flatten()
+            .filter(|e| which(e))
+        {
+            entry.cut.cancel();
+            cut += 1;
+        }
+        if cut > 0 {
+            tracing::info!(target: "relay", %server_id, cut, "relay access cut");
+        }
+        cut
     }
 
     /// This node's name.

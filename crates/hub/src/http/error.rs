@@ -115,6 +115,18 @@ fn domain_parts(err: &DomainError) -> (StatusCode, ErrorBody) {
         ),
         E::Forbidden(code) => (StatusCode::FORBIDDEN, body("Forbidden", Some(code), None)),
         E::NotFound(code) => (StatusCode::NOT_FOUND, body("Not Found", Some(code), None)),
+        E::Denied { code, message } => (
+            StatusCode::FORBIDDEN,
+            body("Forbidden", Some(code), Some(message.clone())),
+        ),
+        E::Missing { code, message } => (
+            StatusCode::NOT_FOUND,
+            body("Not Found", Some(code), Some(message.clone())),
+        ),
+        E::Gone { code, message } => (
+            StatusCode::GONE,
+            body("Gone", Some(code), Some(message.clone())),
+        ),
         E::Conflict { code, message } => (
             StatusCode::CONFLICT,
             body("Conflict", Some(code), Some(message.clone())),

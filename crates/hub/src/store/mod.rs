@@ -14,6 +14,7 @@ mod ratelimit;
 mod relay;
 mod servers;
 mod settings;
+mod shares;
 mod users;
 
 use std::str::FromStr;
@@ -31,6 +32,7 @@ pub use quotas::{Bandwidth, DEFAULT_THROTTLE_BPS, period_start};
 mod url;
 pub use relay::{RelayTokenGrant, SessionCounters};
 pub use servers::{HeartbeatRow, LibraryRow, RelaySessionRow, ServerRow, UserLibraryRow};
+pub use shares::{IncomingShareRow, InviteRow, NewShare, ShareRow, ShareWrite};
 pub use url::{DatabaseUrl, redact_url};
 pub use users::{NewUser, UserRow};
 

@@ -17,6 +17,8 @@ pub struct ServerRow {
     pub subdomain: Option<String>,
     pub enrolled_at: i64,
     pub proxy_policy: String,
+    /// Whether collaborators may use the relay to this server (SPEC M.1).
+    pub collaborator_relay: bool,
     pub relay_active: bool,
     pub library_count: i64,
 }
@@ -46,7 +48,7 @@ macro_rules! server_row_sql {
     ($tail:literal) => {
         concat!(
             "SELECT s.id, s.user_id, s.server_name, s.version, s.status, s.last_seen_at, \
-                    s.hostname_candidates_json, s.subdomain, s.enrolled_at, s.proxy_policy, \
+                    s.hostname_candidates_json, s.subdomain, s.enrolled_at, s.proxy_policy, s.collaborator_relay, \
                     EXISTS (SELECT 1 FROM relay_sessions r WHERE r.server_id = s.id AND r.closed_at IS NULL) AS relay_active, \
                     (SELECT COUNT(*) FROM server_libraries l WHERE l.server_id = s.id) AS library_count \
              FROM servers s ",

@@ -172,6 +172,9 @@ pub struct SignupForm {
     #[serde(default)]
     pub password: String,
     pub next: Option<String>,
+    /// The invite link token when signing up from `/app/invite/{token}` (it allows sign-up
+    /// even when sign-ups are disabled).
+    pub invite: Option<String>,
 }
 
 /// `POST /app/signup` (and `POST /signup`): creates the account and signs in.
@@ -187,7 +190,14 @@ pub async fn signup(
         password: Some(form.password),
         display_name: None,
     };
-    match crate::domain::accounts::create_account(&visitor.core, &client, &request).await {
+    match crate::domain::accounts::create_account(
+        &visitor.core,
+        &client,
+        &request,
+        form.invite.as_deref(),
+    )
+    .await
+    {
         Ok(user) => start_session(&visitor.core, &user, &next).await,
         Err(err) => {
             let (status, _) = err.parts();

@@ -37,6 +37,14 @@ fn describe(key: &str) -> (&'static str, &'static str) {
             "Refresh token lifetime (seconds)",
             "How long a browser stays signed in without activity.",
         ),
+        "invite.default_expiry_seconds" => (
+            "Invite link lifetime (seconds)",
+            "How long a new invite link works when its creator sets no expiry; 0 = never expires.",
+        ),
+        "server.max_users_per_server" => (
+            "Collaborators per server",
+            "How many different people one server may be shared with; 0 = no limit.",
+        ),
         _ => ("", ""),
     }
 }
