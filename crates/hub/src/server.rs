@@ -350,6 +350,10 @@ async fn start(
         config.health_interval,
         shutdown.clone(),
     ));
+    tracker.spawn(crate::domain::shares::sweep_loop(
+        core.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(maintenance_loop(core, shutdown.clone()));
     tracing::info!("hub ready");
     Ok(Some(store))

@@ -858,11 +858,12 @@ async fn owners_see_only_their_servers_and_mint_relay_tokens() {
     let after = phlix_hub::auth::now_unix();
     assert_eq!(status, 201, "{body}");
     let token = body["token"].as_str().unwrap();
-    assert_eq!(token.len(), 43);
+    // 64 lowercase hex (SPEC L, as the PHP hub mints them).
+    assert_eq!(token.len(), 64);
     assert!(
         token
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     );
     assert_eq!(body["server_id"], id.as_str());
     let expires_at = body["expires_at"].as_i64().unwrap();
@@ -1159,7 +1160,8 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
         assert_eq!(status, 200);
         assert_eq!(
             body["settings"],
-            json!({"server.enrollment_ttl": 604_800, "auth.access_ttl": 3600, "auth.refresh_ttl": 604_800})
+            json!({"server.enrollment_ttl": 604_800, "auth.access_ttl": 3600, "auth.refresh_ttl": 604_800,
+                "invite.default_expiry_seconds": 604_800, "server.max_users_per_server": 0})
         );
     }
     let put = |token: &str, body: Value| {

@@ -480,7 +480,7 @@ async fn server_detail_shows_history_and_charts_and_its_buttons_work() {
         .and_then(|rest| rest.split('"').next())
         .expect("the token is on the page")
         .to_owned();
-    assert_eq!(token.len(), 43);
+    assert_eq!(token.len(), 64, "64 lowercase hex (SPEC L)");
     assert!(
         !web.get(&detail).await.body.contains(&token),
         "shown only once"
@@ -608,6 +608,8 @@ async fn settings_are_saved_all_or_nothing() {
                 ("server.enrollment_ttl", "86400"),
                 ("auth.access_ttl", "900"),
                 ("auth.refresh_ttl", "7200"),
+                ("invite.default_expiry_seconds", "0"),
+                ("server.max_users_per_server", "5"),
             ],
         )
         .await;

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::now_unix;
-use crate::domain::servers;
+use crate::domain::events::EventKind;
+use crate::domain::{servers, shares};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{CurrentUser, Json, Path, Ready};
 
@@ -31,10 +32,16 @@ pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(lifetime);
     let shutdown = core.relay.shutdown().clone();
     let rx = core.events.subscribe();
+    // Servers shared with the user: their state events reach this stream too (SPEC M.1).
+    let shared = shares::servers_shared_with(&core, &user_id)
+        .await
+        .unwrap_or_default();
     tracing::debug!(%user_id, "event stream opened");
-    let events = futures_util::stream::unfold(rx, move |mut rx| {
+    let stream_core = core.clone();
+    let events = futures_util::stream::unfold((rx, shared), move |(mut rx, mut shared)| {
         let user_id = user_id.clone();
         let shutdown = shutdown.clone();
+        let core = stream_core.clone();
         async move {
             loop {
                 let received = tokio::select! {
@@ -43,9 +50,18 @@ pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
                     received = rx.recv() => received,
                 };
                 match received {
-                    Ok(event) if event.owner_id == user_id => {
+                    Ok(event)
+                        if event.is_for(&user_id)
+                            || (event.is_server_state() && shared.contains(&event.server_id)) =>
+                    {
+                        if matches!(event.kind, EventKind::Sharing(_)) {
+                            // A share came or went: the set of shared servers changed.
+                            if let Ok(now) = shares::servers_shared_with(&core, &user_id).await {
+                                shared = now;
+                            }
+                        }
                         let sse = Event::default().event(event.kind.name()).data(&event.data);
-                        return Some((Ok::<_, Infallible>(sse), rx));
+                        return Some((Ok::<_, Infallible>(sse), (rx, shared)));
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(missed)) => {

@@ -1,8 +1,6 @@
 //! Client relay tokens (SPEC B.2, F.3): minted for a server the caller may use, shown once,
 //! stored as SHA-256.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::{ClientInfo, Core, DomainResult};
@@ -11,8 +9,8 @@ use crate::auth::now_unix;
 /// Lifetime of a client relay token.
 pub const RELAY_TOKEN_TTL_SECS: i64 = 3600;
 
-/// Mints a client relay token for `user_id` on a server they own: the token (shown once) and
-/// its expiry. Only its SHA-256 is stored.
+/// Mints a client relay token for `user_id` on a server they own or may use as a collaborator:
+/// the token (shown once) and its expiry. Only its SHA-256 is stored.
 ///
 /// # Errors
 /// 404 / 403 for a server that is not theirs; database failures.
@@ -22,8 +20,12 @@ pub async fn mint_relay_token(
     server_id: &str,
     client: &ClientInfo,
 ) -> DomainResult<(String, i64)> {
-    super::servers::owned_server(core, user_id, server_id).await?;
-    let token = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes::<32>());
+    // The owner, or a collaborator while the owner lets them through (SPEC M.1).
+    let server = core.store.server_by_id(server_id).await?;
+    super::shares::relay_server(core, server, user_id).await?;
+    // 64 lowercase hex (SPEC L). Tokens minted earlier as 43 characters of base64url keep
+    // working until they expire: only the SHA-256 of the text is looked up.
+    let token = hex::encode(crate::auth::random_bytes::<32>());
     let hash = hex::encode(Sha256::digest(token.as_bytes()));
     let now = now_unix();
     let expires_at = now + RELAY_TOKEN_TTL_SECS;

@@ -148,9 +148,11 @@ pub struct RelayAccess {
     pub token_endpoint: String,
 }
 
-/// The access information of a server `user_id` owns.
+/// The access information of a server `user_id` owns or may use as a collaborator (M.1).
 pub async fn access_info(core: &Core, user_id: &str, server_id: &str) -> DomainResult<AccessInfo> {
-    let server = owned_server(core, user_id, server_id).await?;
+    let server =
+        super::shares::relay_server(core, core.store.server_by_id(server_id).await?, user_id)
+            .await?;
     let config = &core.config;
     let subdomain_url = match (&config.public_domain, &server.subdomain) {
         (Some(domain), Some(sub)) => Some(format!("{}://{sub}.{domain}", config.public_scheme())),

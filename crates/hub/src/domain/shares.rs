@@ -832,3 +832,86 @@ pub async fn may_relay(core: &Core, server: &ServerRow, user_id: &str) -> Domain
         .collaborator(&core.store, &server.id, user_id)
         .await?)
 }
+
+/// The server a relay caller may use: 404 `server.not_found` for none, 403 `server.not_owned`
+/// unless `user_id` owns it or may relay to it as a collaborator (SPEC M.1).
+///
+/// # Errors
+/// As above; database failures.
+pub async fn relay_server(
+    core: &Core,
+    server: Option<ServerRow>,
+    user_id: &str,
+) -> DomainResult<ServerRow> {
+    let server = server.ok_or(DomainError::NotFound("server.not_found"))?;
+    if may_relay(core, &server, user_id).await? {
+        Ok(server)
+    } else {
+        Err(DomainError::Forbidden("server.not_owned"))
+    }
+}
+
+/// [`relay_server`] by id, through the access cache.
+///
+/// # Errors
+/// As [`relay_server`].
+pub async fn relay_server_by_id(
+    core: &Core,
+    server_id: &str,
+    user_id: &str,
+) -> DomainResult<ServerRow> {
+    let server = core.access.server(&core.store, server_id).await?;
+    relay_server(core, server, user_id).await
+}
+
+/// The servers shared with `user_id` now, for its event stream (SPEC M.1: live events include
+/// servers shared with the user).
+///
+/// # Errors
+/// Database failures.
+pub async fn servers_shared_with(
+    core: &Core,
+    user_id: &str,
+) -> DomainResult<std::collections::HashSet<String>> {
+    Ok(core
+        .store
+        .servers_shared_with(user_id, now_unix())
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// How often open collaborator relay uses are re-checked against the database.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Re-checks every collaborator's open relay use on this node every [`SWEEP_INTERVAL`] and
+/// cuts those whose share expired or was revoked (also on another node), or whose server's
+/// owner switched collaborators off: access ends within a few seconds whatever ended it.
+pub async fn sweep_loop(core: Core, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+        }
+        let now = now_unix();
+        for (server_id, user_id) in core.relay.collaborator_holds() {
+            let allowed = match core.store.server_by_id(&server_id).await {
+                Ok(Some(server)) if server.collaborator_relay => {
+                    core.store.is_collaborator(&server_id, &user_id, now).await
+                }
+                Ok(_) => Ok(false),
+                Err(err) => Err(err),
+            };
+            match allowed {
+                Ok(true) => {}
+                Ok(false) => {
+                    core.access.forget_grant(&server_id, &user_id);
+                    core.relay.cut_user(&server_id, &user_id);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "collaborator sweep: database unavailable")
+                }
+            }
+        }
+    }
+}

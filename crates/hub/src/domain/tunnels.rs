@@ -299,6 +299,24 @@ impl Relay {
         self.cut_where(server_id, |e| e.collaborator)
     }
 
+    /// The distinct (server, user) pairs of collaborators holding relay uses now.
+    #[must_use]
+    pub fn collaborator_holds(&self) -> Vec<(String, String)> {
+        let grants = self.0.grants.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pairs: Vec<(String, String)> = grants
+            .iter()
+            .flat_map(|(server, entries)| {
+                entries
+                    .iter()
+                    .filter(|e| e.collaborator && !e.cut.is_cancelled())
+                    .map(move |e| (server.clone(), e.user_id.clone()))
+            })
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
+
     fn cut_where(&self, server_id: &str, which: impl Fn(&GrantEntry) -> bool) -> usize {
         let grants = self.0.grants.lock().unwrap_or_else(PoisonError::into_inner);
         let mut cut = 0;

@@ -103,6 +103,12 @@ async fn mount_client(
         Ok(None) => return unauthorized(),
         Err(err) => return err.into_response(),
     };
+    // The token's user must still be the owner, or a collaborator let through (SPEC M.1).
+    let collaborator =
+        match crate::domain::shares::relay_server_by_id(&core, &server_id, &grant.user_id).await {
+            Ok(server) => server.user_id != grant.user_id,
+            Err(err) => return err.into_response(),
+        };
     match super::check_quota(&core, &grant.user_id, true).await {
         Ok(None) => {}
         Ok(Some(super::QuotaRefusal::Bytes { retry_after })) => {
@@ -137,8 +143,9 @@ async fn mount_client(
             .into_response();
     };
     let protocol = offered_protocol.then_some("bearer");
+    let held = relay.hold(&server_id, &grant.user_id, collaborator);
     ws_io::upgrade(request, &accept, protocol, move |stream| async move {
-        run_client(core, tunnel, stream, grant.user_id, throttle, peer).await;
+        run_client(core, tunnel, stream, grant.user_id, throttle, peer, held).await;
     })
 }
 
@@ -158,6 +165,7 @@ async fn run_client(
     user_id: String,
     throttle_bps: i64,
     peer: SocketAddr,
+    held: super::RelayGrant,
 ) {
     let meter = core.relay.meter(&user_id);
     meter.streams.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +208,7 @@ async fn run_client(
         own: &tx,
         ws_tx: &ws_tx,
         gone: &gone,
+        cut: &held.cut,
         meter: &meter,
         liveness: &liveness,
     };
@@ -255,6 +264,8 @@ struct ClientLink<'a> {
     ws_tx: &'a mpsc::Sender<ClientWs>,
     /// Cancelled when the tunnel drops this client.
     gone: &'a tokio_util::sync::CancellationToken,
+    /// Cancelled when the user loses access to the server (share revoked, M.1).
+    cut: &'a tokio_util::sync::CancellationToken,
     meter: &'a super::UserMeter,
     liveness: &'a Liveness,
 }
@@ -273,6 +284,7 @@ async fn client_reader(
         own,
         ws_tx,
         gone,
+        cut,
         meter,
         liveness,
     } = *link;
@@ -288,6 +300,7 @@ async fn client_reader(
                 continue;
             }
             () = gone.cancelled() => return "disconnected",
+            () = cut.cancelled() => return "access_revoked",
         };
         liveness.touch();
         match event {

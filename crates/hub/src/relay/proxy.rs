@@ -65,6 +65,8 @@ pub enum ProxyError {
     BadGateway,
     ScopeDenied,
     InvalidPath,
+    /// The caller lost access mid-request (share revoked, collaborators switched off).
+    Revoked,
 }
 
 impl ProxyError {
@@ -79,6 +81,11 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The relay tunnel closed before the response completed.",
                 "server.offline",
+            ),
+            Self::Revoked => (
+                StatusCode::FORBIDDEN,
+                "Access to this server was revoked.",
+                "relay.access_revoked",
             ),
             Self::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
@@ -266,6 +273,8 @@ struct RequestGuard {
     tunnel: TunnelHandle,
     id: u32,
     done: bool,
+    /// The caller's hold on the server; cancelled when their access ends.
+    grant: super::RelayGrant,
 }
 
 impl RequestGuard {
@@ -299,6 +308,7 @@ pub async fn forward(
     relay: &super::Relay,
     tunnel: TunnelHandle,
     request: ProxyRequest,
+    grant: super::RelayGrant,
 ) -> Response {
     let id = relay.next_request_id();
     let timeout = if under(&request.path, "/hls") || under(&request.path, "/dash") {
@@ -326,7 +336,9 @@ pub async fn forward(
         tunnel: tunnel.clone(),
         id,
         done: false,
+        grant,
     };
+    let cut = guard.grant.cut.clone();
     let head = RequestHead {
         method: request.method.as_str().to_owned(),
         path: request.path.clone(),
@@ -372,7 +384,11 @@ pub async fn forward(
 
     // The response head.
     let head = loop {
-        match tokio::time::timeout(timeout, rx.recv()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(timeout, rx.recv()) => next,
+            () = cut.cancelled() => return ProxyError::Revoked.into_response(),
+        };
+        match next {
             Err(_) => return ProxyError::Timeout.into_response(),
             Ok(None | Some(ResponseEvent::TunnelClosed)) => {
                 return ProxyError::Offline.into_response();
@@ -440,8 +456,16 @@ fn async_stream_body(
     };
     futures_util::stream::unfold(Some(state), move |state| async move {
         let mut state = state?;
+        let cut = state.guard.grant.cut.clone();
         loop {
-            match tokio::time::timeout(timeout, state.rx.recv()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(timeout, state.rx.recv()) => next,
+                () = cut.cancelled() => {
+                    let err = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "access revoked");
+                    return Some((Err(err), None));
+                }
+            };
+            match next {
                 Err(_) => {
                     let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "server stalled");
                     return Some((Err(err), None));

@@ -63,10 +63,15 @@ async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -
     let Some(tunnel) = core.relay.tunnel(&server.id) else {
         return ProxyError::NoTunnel.into_response();
     };
-    proxy::forward(&core.relay, tunnel, request).await
+    let grant = core.relay.hold(
+        &server.id,
+        &request.user_id,
+        server.user_id != request.user_id,
+    );
+    proxy::forward(&core.relay, tunnel, request, grant).await
 }
 
-/// `ANY /api/v1/servers/{id}/proxy/{path}`: owner only.
+/// `ANY /api/v1/servers/{id}/proxy/{path}`: the owner, or a collaborator (SPEC M.1).
 pub async fn proxy_route(
     Ready(core): Ready,
     CachedUser(user): CachedUser,
@@ -89,7 +94,8 @@ pub async fn proxy_route(
         Ok(server) => server,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    let server = match crate::domain::servers::owner_check(server, &user.user.id) {
+    // The owner, or an active collaborator while the owner lets them through (SPEC M.1).
+    let server = match crate::domain::shares::relay_server(&core, server, &user.user.id).await {
         Ok(server) => server,
         Err(err) => return err.into_response(),
     };
@@ -146,11 +152,18 @@ pub async fn subdomain_ingress(
         Err(err) => return ApiError::from(err).into_response(),
     };
     let uri = request.uri().clone();
-    let user_id = CookieJar::from_headers(request.headers())
+    let signed_in = CookieJar::from_headers(request.headers())
         .get(ACCESS_COOKIE)
         .and_then(|cookie| core.sessions.verify(cookie.value(), TokenKind::Access).ok())
-        .map(|claims| claims.sub)
-        .filter(|sub| *sub == server.user_id);
+        .map(|claims| claims.sub);
+    let user_id = match signed_in {
+        Some(sub) => match crate::domain::shares::may_relay(&core, &server, &sub).await {
+            Ok(true) => Some(sub),
+            Ok(false) => None,
+            Err(err) => return err.into_response(),
+        },
+        None => None,
+    };
     let Some(user_id) = user_id else {
         let original = format!(
             "{}://{host}{}",

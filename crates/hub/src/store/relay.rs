@@ -115,8 +115,8 @@ impl Store {
         })
     }
 
-    /// The grant behind a relay token hash, if the token is unrevoked, unexpired, and its user
-    /// still owns its server right now.
+    /// The grant behind a relay token hash, if the token is unrevoked, unexpired and its server
+    /// still exists (whether its user may still use the server is the domain's check).
     ///
     /// # Errors
     /// Database failures only.
@@ -128,7 +128,7 @@ impl Store {
         dispatch!(self, |pool| {
             Ok(sqlx::query_as::<_, RelayTokenGrant>(
                 "SELECT t.user_id, t.server_id, t.expires_at FROM client_relay_tokens t \
-                 JOIN servers s ON s.id = t.server_id AND s.user_id = t.user_id \
+                 JOIN servers s ON s.id = t.server_id \
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2",
             )
             .bind(token_hash)
