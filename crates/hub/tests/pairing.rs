@@ -1161,7 +1161,8 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
         assert_eq!(
             body["settings"],
             json!({"server.enrollment_ttl": 604_800, "auth.access_ttl": 3600, "auth.refresh_ttl": 604_800,
-                "invite.default_expiry_seconds": 604_800, "server.max_users_per_server": 0})
+                "invite.default_expiry_seconds": 604_800, "server.max_users_per_server": 0,
+                "auth.signups_disabled": false})
         );
     }
     let put = |token: &str, body: Value| {

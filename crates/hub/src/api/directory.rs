@@ -167,6 +167,12 @@ async fn settings_document(core: &Core) -> ApiResult<Value> {
             "min": setting.min, "max": setting.max, "restart": false,
         }));
     }
+    let key = settings::SIGNUPS_DISABLED;
+    values.insert(
+        key.to_owned(),
+        json!(settings::signups_disabled(core).await?),
+    );
+    schema.push(json!({"key": key, "type": "boolean", "default": false, "restart": false}));
     Ok(json!({ "settings": values, "schema": schema }))
 }
 

@@ -228,8 +228,7 @@ pub async fn create_account(
     })?;
     // With sign-ups disabled only an invite link lets a visitor in (the link is the
     // permission, SPEC N); the very first account can always be made.
-    if super::settings::signups_disabled(&core.store).await? && core.store.count_users().await? > 0
-    {
+    if super::settings::signups_disabled(core).await? && core.store.count_users().await? > 0 {
         let invited = match invite_token {
             Some(token) => super::shares::invite_is_usable(core, token).await?,
             None => false,

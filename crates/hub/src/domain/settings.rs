@@ -71,8 +71,9 @@ pub const SIGNUPS_DISABLED: &str = "auth.signups_disabled";
 ///
 /// # Errors
 /// Database failures only.
-pub async fn signups_disabled(store: &Store) -> StoreResult<bool> {
-    Ok(store
+pub async fn signups_disabled(core: &Core) -> DomainResult<bool> {
+    Ok(core
+        .store
         .setting(SIGNUPS_DISABLED)
         .await?
         .is_some_and(|v| matches!(v.trim(), "true" | "1")))
@@ -134,7 +135,15 @@ pub async fn current(core: &Core) -> DomainResult<Vec<(IntSetting, i64)>> {
 /// As above, and database failures.
 pub async fn update(core: &Core, map: &Map<String, Value>) -> DomainResult<()> {
     let mut updates = Vec::new();
+    let mut signups = None;
     for (key, value) in map {
+        if key == SIGNUPS_DISABLED {
+            signups = Some(value.as_bool().ok_or_else(|| DomainError::Unprocessable {
+                code: "invalid_setting",
+                message: format!("{key} must be true or false"),
+            })?);
+            continue;
+        }
         let setting = ALL.iter().find(|s| s.key == key).ok_or_else(|| {
             DomainError::invalid("unknown_setting", format!("{key} is not a hub setting"))
         })?;
@@ -150,5 +159,17 @@ pub async fn update(core: &Core, map: &Map<String, Value>) -> DomainResult<()> {
             })?;
         updates.push((setting.key, number));
     }
-    save_settings(core, &updates).await
+    save_settings(core, &updates).await?;
+    if let Some(disabled) = signups {
+        core.store
+            .put_setting(
+                SIGNUPS_DISABLED,
+                if disabled { "true" } else { "false" },
+                "bool",
+                now_unix(),
+            )
+            .await?;
+        tracing::info!(target: "audit", event = "settings.changed", key = SIGNUPS_DISABLED, value = disabled, "audit");
+    }
+    Ok(())
 }
