@@ -99,6 +99,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: u32,
 
+    /// Let webhooks reach loopback, private and link-local addresses (for a receiver on the
+    /// same machine or network; off on a public hub).
+    #[arg(long, env = "HUB_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+
     /// How often the database is probed for `/health` (e.g. `15s`, `500ms`).
     #[arg(long, env = "HUB_HEALTH_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub health_interval: Duration,
@@ -151,6 +156,11 @@ pub struct Config {
     pub node_name: String,
     pub proxy_requests_per_minute: u32,
     pub connections: ConnLimits,
+    /// Whether webhooks may target private addresses.
+    pub webhook_allow_private: bool,
+    /// Waits between webhook attempts (SPEC P.3: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h);
+    /// no flag, tests shorten it.
+    pub webhook_retry_schedule: Vec<Duration>,
 }
 
 /// Limits on the connections of every listener.
@@ -214,6 +224,11 @@ impl Config {
                 ..RelayTimers::default()
             },
             proxy_requests_per_minute: args.proxy_requests_per_minute,
+            webhook_allow_private: args.webhook_allow_private,
+            webhook_retry_schedule: [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
             connections: ConnLimits {
                 header_read: args.header_read_timeout,
                 idle: args.idle_timeout,

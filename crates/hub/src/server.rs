@@ -325,7 +325,14 @@ async fn start(
         relay,
         tunnel_port,
         client_port,
+        webhooks: Arc::new(crate::domain::webhooks::Webhooks::new(
+            crate::domain::webhooks::DeliveryConfig {
+                schedule: config.webhook_retry_schedule.clone(),
+                allow_private: config.webhook_allow_private,
+            },
+        )),
     };
+    crate::domain::webhooks::spawn(&core, shutdown, tracker);
     state.set_ready(core.clone());
     serve(
         tracker,

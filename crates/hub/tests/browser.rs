@@ -194,7 +194,11 @@ async fn an_owner_uses_the_hub_in_a_real_browser() {
     let token = page
         .eval("document.getElementById('relay-token').value")
         .await;
-    assert_eq!(token.as_str().map(str::len), Some(43), "{token}");
+    assert_eq!(
+        token.as_str().map(str::len),
+        Some(64),
+        "64 lowercase hex: {token}"
+    );
     page.screenshot("server-detail").await;
     drop(tunnel);
 

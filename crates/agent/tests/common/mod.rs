@@ -78,6 +78,7 @@ impl Hub {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections_per_ip: 256,
+            webhook_allow_private: true,
             node_name: Some("agent-test".into()),
         };
         let mut config = Config::load(&args).unwrap();

@@ -75,6 +75,7 @@ impl BenchHub {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections_per_ip: 0,
+            webhook_allow_private: true,
         };
         let config = Config::load(&args).unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();

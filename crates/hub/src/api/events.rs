@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::now_unix;
-use crate::domain::events::EventKind;
 use crate::domain::{servers, shares};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{CurrentUser, Json, Path, Ready};
@@ -54,7 +53,7 @@ pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
                         if event.is_for(&user_id)
                             || (event.is_server_state() && shared.contains(&event.server_id)) =>
                     {
-                        if matches!(event.kind, EventKind::Sharing(_)) {
+                        if event.is_sharing() {
                             // A share came or went: the set of shared servers changed.
                             if let Ok(now) = shares::servers_shared_with(&core, &user_id).await {
                                 shared = now;

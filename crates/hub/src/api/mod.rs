@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod servers;
 pub mod shares;
+pub mod webhooks;
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
@@ -54,6 +55,23 @@ pub fn router() -> Router<AppState> {
         )
         .route("/me/invite-links/{id}", delete(shares::revoke_invite))
         .route("/me/invite-links/{token}/redeem", post(shares::redeem))
+        .route("/me/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/me/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/me/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route("/me/webhooks/{id}/test", post(webhooks::test))
+        .route("/me/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/me/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route(
             "/me/servers/{id}/sharing-policy",
             put(shares::set_sharing_policy),

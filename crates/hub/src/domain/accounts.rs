@@ -256,6 +256,14 @@ pub async fn create_account(
         ))
         .await?;
     tracing::info!(user_id = %user.id, is_admin = user.is_admin, "user registered");
+    // Hub scope only (SPEC P.2): the user's own endpoints cannot exist yet.
+    core.events.publish(HubEvent::named(
+        "user.created",
+        "",
+        "",
+        serde_json::json!({"id": user.id, "username": user.username, "email": user.email,
+                           "is_admin": user.is_admin, "created_at": user.created_at}),
+    ));
     Ok(user)
 }
 

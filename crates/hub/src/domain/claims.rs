@@ -331,6 +331,14 @@ pub async fn redeem_code(
             tracing::info!(%server_id, "server paired");
             core.events
                 .publish(HubEvent::status(&user.id, &server_id, true, Some(now)));
+            if let Some(server) = core.store.server_by_id(&server_id).await? {
+                core.events.publish(HubEvent::named(
+                    "server.claimed",
+                    &user.id,
+                    &server_id,
+                    serde_json::json!({"server_id": server_id, "server_name": server.server_name}),
+                ));
+            }
             Ok(server_id)
         }
         Redemption::NotFound => Err(DomainError::Claim(ClaimFailure::Unknown)),

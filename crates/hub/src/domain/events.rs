@@ -25,8 +25,9 @@ pub enum EventKind {
     RelayClosed,
     /// Ours: the user's account was locked after failed sign-ins.
     AccountLocked,
-    /// Sharing and invites (`share.created|updated|revoked`, `invite.created|redeemed`).
-    Sharing(&'static str),
+    /// The events named by their domain: sharing and invites (`share.*`, `invite.*`),
+    /// `server.claimed`, `server.removed`, `user.created`, `webhook.test` (SPEC P.2).
+    Named(&'static str),
 }
 
 impl EventKind {
@@ -40,7 +41,7 @@ impl EventKind {
             Self::RelayOpened => "relay.opened",
             Self::RelayClosed => "relay.closed",
             Self::AccountLocked => "auth.account_locked",
-            Self::Sharing(name) => name,
+            Self::Named(name) => name,
         }
     }
 }
@@ -55,6 +56,9 @@ pub struct HubEvent {
     pub also: Vec<String>,
     pub server_id: String,
     pub data: String,
+    /// The resource as the API shows it, for webhook deliveries (SPEC P.3), when the live
+    /// `data` is not that.
+    pub resource: Option<Value>,
 }
 
 impl HubEvent {
@@ -63,6 +67,7 @@ impl HubEvent {
             kind,
             owner_id: owner_id.to_owned(),
             also: Vec::new(),
+            resource: None,
             server_id: server_id.to_owned(),
             data: data.to_string(),
         }
@@ -137,13 +142,36 @@ impl HubEvent {
     #[must_use]
     pub fn sharing(name: &'static str, audience: &[&str], server_id: &str, data: &Value) -> Self {
         let mut event = Self::new(
-            EventKind::Sharing(name),
+            EventKind::Named(name),
             audience.first().copied().unwrap_or_default(),
             server_id,
             data,
         );
         event.also = audience.iter().skip(1).map(|u| (*u).to_owned()).collect();
         event
+    }
+
+    /// An event named by its domain (`server.claimed`, `user.created`, …) for `owner_id`, with
+    /// `resource` as its webhook data and its live data.
+    #[must_use]
+    pub fn named(name: &'static str, owner_id: &str, server_id: &str, resource: Value) -> Self {
+        let mut event = Self::new(EventKind::Named(name), owner_id, server_id, &resource);
+        event.resource = Some(resource);
+        event
+    }
+
+    /// Sets the webhook resource of this event.
+    #[must_use]
+    pub fn with_resource(mut self, resource: Value) -> Self {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// Whether this is a sharing event (`share.*`, `invite.*`).
+    #[must_use]
+    pub fn is_sharing(&self) -> bool {
+        let name = self.kind.name();
+        name.starts_with("share.") || name.starts_with("invite.")
     }
 
     /// `auth.account_locked` (ours), to the user themself: `{"userId","failures","lockedUntil"}`.
@@ -170,6 +198,7 @@ impl HubEvent {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<HubEvent>>,
+    outbox: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Arc<HubEvent>>>>,
 }
 
 impl Default for EventBus {
@@ -184,14 +213,25 @@ impl EventBus {
     pub fn new() -> Self {
         Self {
             tx: broadcast::channel(BUS_CAPACITY).0,
+            outbox: Arc::default(),
         }
     }
 
-    /// Publishes an event; without subscribers it is dropped at once.
+    /// Publishes an event to the live streams (dropped at once without subscribers) and to
+    /// the webhook outbox, when one is attached (it never drops an event).
     pub fn publish(&self, event: HubEvent) {
-        if self.tx.receiver_count() > 0 {
-            let _ = self.tx.send(Arc::new(event));
+        let event = Arc::new(event);
+        if let Some(outbox) = self.outbox.get() {
+            let _ = outbox.send(Arc::clone(&event));
         }
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(event);
+        }
+    }
+
+    /// Attaches the webhook outbox: every event published from now on is also sent there.
+    pub fn attach_outbox(&self, outbox: tokio::sync::mpsc::UnboundedSender<Arc<HubEvent>>) {
+        let _ = self.outbox.set(outbox);
     }
 
     /// A new subscription that sees every event published from now on.

@@ -18,6 +18,7 @@ pub mod servers;
 pub mod settings;
 pub mod shares;
 pub mod tunnels;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub struct Core {
     pub tunnel_port: u16,
     /// Port the client-mount listener is bound to.
     pub client_port: u16,
+    /// Webhook endpoints' outbox and delivery workers.
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 /// Per-node rate limits (SPEC B.6).

@@ -93,6 +93,12 @@ pub async fn remove_owned(core: &Core, user_id: &str, server_id: &str) -> Domain
     core.access.forget_server(server_id);
     deleted?;
     tracing::info!(%user_id, %server_id, "server removed by its owner");
+    core.events.publish(super::events::HubEvent::named(
+        "server.removed",
+        &server.user_id,
+        server_id,
+        serde_json::json!({"server_id": server_id, "server_name": server.server_name}),
+    ));
     Ok(server)
 }
 
@@ -218,10 +224,19 @@ pub async fn renew(core: &Core, server_id: &str) -> DomainResult<String> {
 /// The server removes itself from the directory (SPEC C.6).
 pub async fn deregister(core: &Core, server_id: &str) -> DomainResult<()> {
     core.access.forget_server(server_id);
+    let server = core.store.server_by_id(server_id).await?;
     if !core.store.delete_server(server_id).await? {
         return Err(DomainError::ServerNotFound);
     }
     tracing::info!(%server_id, "server deregistered itself");
+    if let Some(server) = server {
+        core.events.publish(super::events::HubEvent::named(
+            "server.removed",
+            &server.user_id,
+            server_id,
+            serde_json::json!({"server_id": server_id, "server_name": server.server_name}),
+        ));
+    }
     Ok(())
 }
 

@@ -111,12 +111,15 @@ fn publish(core: &Core, name: &'static str, share: &ShareRow) {
         "ownerUserId": share.owner_user_id,
         "collaboratorUserId": share.collaborator_user_id,
     });
-    core.events.publish(HubEvent::sharing(
-        name,
-        &[&share.owner_user_id, &share.collaborator_user_id],
-        &share.server_id,
-        &data,
-    ));
+    core.events.publish(
+        HubEvent::sharing(
+            name,
+            &[&share.owner_user_id, &share.collaborator_user_id],
+            &share.server_id,
+            &data,
+        )
+        .with_resource(serde_json::to_value(share).unwrap_or_default()),
+    );
 }
 
 /// Writes a share (create or re-activate) and maps the store's refusals to M's answers.
@@ -554,13 +557,18 @@ pub async fn create_invite(
                 "library_id": invite.library_id, "max_uses": max_uses, "expires_at": expires_at}),
     )
     .await?;
-    core.events.publish(HubEvent::sharing(
-        "invite.created",
-        &[&owner.id],
-        &invite.server_id,
-        &json!({"inviteId": invite.id, "serverId": invite.server_id,
-                "libraryId": invite.library_id, "maxUses": max_uses, "expiresAt": expires_at}),
-    ));
+    core.events.publish(
+        HubEvent::sharing(
+            "invite.created",
+            &[&owner.id],
+            &invite.server_id,
+            &json!({"inviteId": invite.id, "serverId": invite.server_id,
+                    "libraryId": invite.library_id, "maxUses": max_uses, "expiresAt": expires_at}),
+        )
+        .with_resource(
+            serde_json::to_value(InviteView::of(invite.clone(), now)).unwrap_or_default(),
+        ),
+    );
     Ok(CreatedInvite {
         url: format!("{}/invite/{token}", core.config.public_url),
         id: invite.id,

@@ -16,6 +16,7 @@ mod servers;
 mod settings;
 mod shares;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use servers::{HeartbeatRow, LibraryRow, RelaySessionRow, ServerRow, UserLibr
 pub use shares::{IncomingShareRow, InviteRow, NewShare, ShareRow, ShareWrite};
 pub use url::{DatabaseUrl, redact_url};
 pub use users::{NewUser, UserRow};
+pub use webhooks::{AttemptOutcome, AttemptRow, DeliveryRow, WebhookRow};
 
 /// Expands `$body` once for each backend with `$pool` bound to that backend's pool.
 macro_rules! dispatch {

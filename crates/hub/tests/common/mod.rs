@@ -90,6 +90,7 @@ pub fn serve_args(data_dir: &Path, database_url: &str) -> ServeArgs {
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(75),
         max_connections_per_ip: 256,
+        webhook_allow_private: true,
     }
 }
 
