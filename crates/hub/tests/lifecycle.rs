@@ -253,6 +253,8 @@ fn spawn_hub_logging(
         .env("HUB_TUNNEL_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("HUB_CLIENT_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("HUB_LOG_FORMAT", "json")
+        .env("HUB_NODE_NAME", "lifecycle-node")
+        .env("HUB_WEBHOOK_ALLOW_PRIVATE", "true")
         .env_remove("HUB_JWT_SECRET")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -396,6 +398,186 @@ async fn claim_ids_query_tokens_and_passwords_never_reach_the_debug_log() {
     ] {
         assert!(!log.contains(secret), "the {what} reached the log:\n{log}");
     }
+}
+
+#[tokio::test]
+async fn webhook_deliveries_pending_at_a_kill_9_all_arrive_once_after_restart() {
+    use axum::http::{HeaderMap, StatusCode};
+    // The receiver holds every request without answering until the hub has been killed (the
+    // attempts in flight die with it), then answers 200; it records every request's webhook-id
+    // and its answer.
+    let answered: Arc<std::sync::Mutex<Vec<(String, u16)>>> = Arc::default();
+    let accept = Arc::new(AtomicBool::new(false));
+    let app = {
+        let (answered, accept) = (answered.clone(), accept.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap| {
+                let (answered, accept) = (answered.clone(), accept.clone());
+                async move {
+                    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                    if !accept.load(Ordering::SeqCst) {
+                        answered.lock().unwrap().push((id, 0));
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    answered.lock().unwrap().push((id, 200));
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("data");
+    let database_url = match common::store_kind() {
+        "postgres" => common::fresh_postgres_database().await,
+        _ => format!("sqlite://{}", data_dir.join("hub.db").display()),
+    };
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_hub(&data_dir, &database_url, port);
+    wait_health(&client, &base, "ok", |s, _| s == 200).await;
+    let register = |name: &'static str| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let resp = client
+                .post(format!("{base}/api/v1/auth/register"))
+                .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "password123"}))
+                .send()
+                .await
+                .unwrap();
+            status_json(resp).await.1["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let owner = register("crashowner").await;
+    register("crashfriend").await;
+    let mut server = common::fake_server::FakePhlixServer::new(&base, "Crash NAS");
+    server.request_claim().await;
+    let resp = client
+        .post(format!("{base}/api/v1/server-claims/claim"))
+        .header("Accept-Phlix-Protocol", "v1")
+        .bearer_auth(&owner)
+        .json(&json!({"claim_code": server.claim_code.clone().unwrap()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.poll().await;
+    let resp = client
+        .post(format!("{base}/api/v1/me/webhooks"))
+        .bearer_auth(&owner)
+        .json(
+            &json!({"name": "crash", "url": format!("http://{receiver}/hook"),
+                      "events": ["share.created", "share.revoked"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    // 200 events: 100 shares made and revoked.
+    for _ in 0..100 {
+        let (status, share) = status_json(
+            client
+                .post(format!("{base}/api/v1/me/shares"))
+                .bearer_auth(&owner)
+                .json(&json!({"collaborator_email": "crashfriend@example.com", "server_id": server.server_id(),
+                              "library_id": "lib", "library_name": "Films"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{share}");
+        let resp = client
+            .delete(format!(
+                "{base}/api/v1/me/shares/{}",
+                share["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    // Deliveries are under way (and failing) when the hub dies.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answered.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no delivery attempt before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    wait_exit(&mut child, Duration::from_secs(10));
+    let before_restart = answered.lock().unwrap().len();
+    accept.store(true, Ordering::SeqCst);
+
+    let mut child = spawn_hub(&data_dir, &database_url, port);
+    wait_health(&client, &base, "ok after the kill", |s, _| s == 200).await;
+    // The restarted node releases its leases: everything is due at once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered: std::collections::HashSet<String> = answered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, status)| *status == 200)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if delivered.len() >= 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 200 events delivered within 30 s of the restart",
+            delivered.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = answered.lock().unwrap().clone();
+    let accepted: Vec<&String> = all
+        .iter()
+        .filter(|(_, s)| *s == 200)
+        .map(|(id, _)| id)
+        .collect();
+    let unique: std::collections::HashSet<&String> = accepted.iter().copied().collect();
+    // At-least-once across the crash: the attempts the kill interrupted are sent again.
+    let resent = all[..before_restart]
+        .iter()
+        .filter(|(id, _)| unique.contains(id))
+        .count();
+    eprintln!(
+        "{before_restart} attempts held when the hub was killed (all sent again after it), {} after; \
+         {} events delivered, {} delivered twice after the restart",
+        all.len() - before_restart,
+        unique.len(),
+        accepted.len() - unique.len()
+    );
+    assert_eq!(
+        resent, before_restart,
+        "an interrupted attempt was not resumed"
+    );
+    assert_eq!(unique.len(), 200);
+    assert_eq!(accepted.len(), 200, "an event was delivered twice");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    wait_exit(&mut child, Duration::from_secs(10));
 }
 
 fn hub_cli(

@@ -19,7 +19,11 @@ use crate::http::state::AppState;
 
 /// The metrics text of this node.
 #[must_use]
-pub fn render(core: &crate::domain::Core, connections: &Connections) -> String {
+pub fn render(
+    core: &crate::domain::Core,
+    connections: &Connections,
+    webhook_queue: (i64, i64),
+) -> String {
     let relay = &core.relay;
     let stats = relay.stats();
     let (mut live_in, mut live_out) = (0u64, 0u64);
@@ -116,6 +120,49 @@ pub fn render(core: &crate::domain::Core, connections: &Connections) -> String {
         "# HELP phlix_fd_limit The soft RLIMIT_NOFILE of the process.\n# TYPE phlix_fd_limit gauge\nphlix_fd_limit {}",
         connections.fd_limit.load(Ordering::Relaxed)
     );
+    let hooks = &core.webhooks.stats;
+    let _ = writeln!(
+        out,
+        "# HELP phlix_webhook_deliveries_total Webhook attempts by outcome on this node.\n# TYPE phlix_webhook_deliveries_total counter"
+    );
+    for (outcome, n) in [
+        ("delivered", &hooks.delivered),
+        ("retried", &hooks.retried),
+        ("failed", &hooks.failed),
+    ] {
+        let _ = writeln!(
+            out,
+            "phlix_webhook_deliveries_total{{outcome=\"{outcome}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP phlix_webhook_queue_depth Webhook deliveries waiting (all nodes).\n# TYPE phlix_webhook_queue_depth gauge\nphlix_webhook_queue_depth {}\n# HELP phlix_webhook_oldest_pending_seconds Age of the oldest waiting delivery.\n# TYPE phlix_webhook_oldest_pending_seconds gauge\nphlix_webhook_oldest_pending_seconds {}",
+        webhook_queue.0, webhook_queue.1
+    );
+    let _ = writeln!(
+        out,
+        "# HELP phlix_webhook_first_attempt_seconds From an event's commit to its first delivery attempt.\n# TYPE phlix_webhook_first_attempt_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (i, bound) in crate::domain::webhooks::LATENCY_BUCKETS_MS
+        .iter()
+        .enumerate()
+    {
+        cumulative += hooks.first_attempt[i].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "phlix_webhook_first_attempt_seconds_bucket{{le=\"{}\"}} {cumulative}",
+            *bound as f64 / 1000.0
+        );
+    }
+    cumulative += hooks.first_attempt[9].load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "phlix_webhook_first_attempt_seconds_bucket{{le=\"+Inf\"}} {cumulative}\nphlix_webhook_first_attempt_seconds_sum {}\nphlix_webhook_first_attempt_seconds_count {cumulative}",
+        hooks.first_attempt_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    );
     let _ = writeln!(
         out,
         "# HELP phlix_relay_tunnel_closes_total Tunnel closes by reason.\n# TYPE phlix_relay_tunnel_closes_total counter"
@@ -142,7 +189,10 @@ pub async fn loopback(
     if !peer.ip().is_loopback() && admin.is_err() {
         return ApiError::forbidden("metrics.loopback_or_admin_only").into_response();
     }
-    let mut response = render(&core, state.connections()).into_response();
+    let queue = crate::domain::webhooks::queue(&core)
+        .await
+        .unwrap_or_default();
+    let mut response = render(&core, state.connections(), queue).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -700,10 +700,25 @@ pub fn signature_headers(
 // ---------------------------------------------------------------------------------------------
 // The service: fan-out from the bus to the outbox, and the delivery workers
 
+/// Upper bounds (ms) of the commit-to-first-attempt latency histogram.
+pub const LATENCY_BUCKETS_MS: [u64; 9] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+
+/// Delivery counters of this node, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    pub delivered: std::sync::atomic::AtomicU64,
+    pub retried: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    /// First attempts by latency bucket (the last slot is `+Inf`), and their sum in ms.
+    pub first_attempt: [std::sync::atomic::AtomicU64; 10],
+    pub first_attempt_sum_ms: std::sync::atomic::AtomicU64,
+}
+
 /// The webhook service of a node, in `Core`.
 #[derive(Debug)]
 pub struct Webhooks {
     pub config: DeliveryConfig,
+    pub stats: DeliveryStats,
     /// Wakes the workers when rows became due.
     wake: Notify,
     /// Enabled endpoints, cached for the fan-out; dropped on every change.
@@ -718,6 +733,7 @@ impl Webhooks {
     pub fn new(config: DeliveryConfig) -> Self {
         Self {
             config,
+            stats: DeliveryStats::default(),
             wake: Notify::new(),
             endpoints: Mutex::new(None),
             per_endpoint: Mutex::new(HashMap::new()),
@@ -864,11 +880,22 @@ pub fn spawn(core: &Core, shutdown: &CancellationToken, tracker: &tokio_util::ta
     let work_core = core.clone();
     let work_stop = shutdown.clone();
     tracker.spawn(async move {
+        // What this node was attempting when it last stopped is due again now.
+        match work_core.store.release_leases(work_core.relay.node()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "webhook deliveries resumed after a restart"),
+            Err(err) => tracing::warn!(error = %err, "cannot release webhook leases"),
+        }
         let slots = Arc::new(Semaphore::new(WORKERS));
         loop {
             let claimed = match work_core
                 .store
-                .claim_deliveries(now_ms(), LEASE_MS, i64::try_from(WORKERS).unwrap_or(64))
+                .claim_deliveries(
+                    work_core.relay.node(),
+                    now_ms(),
+                    LEASE_MS,
+                    i64::try_from(WORKERS).unwrap_or(64),
+                )
                 .await
             {
                 Ok(rows) => rows,
@@ -958,6 +985,7 @@ async fn attempt(core: &Core, endpoint: &WebhookRow, delivery: &DeliveryRow) -> 
         next_attempt_ms,
     };
     core.store.record_attempt(delivery, &outcome).await?;
+    count(&core.webhooks.stats, delivery, status, at_ms);
     tracing::debug!(webhook = %endpoint.id, delivery = %delivery.id, attempt = attempts_made, status, "webhook attempt");
     let now = now_unix();
     if gone {
@@ -977,6 +1005,26 @@ async fn attempt(core: &Core, endpoint: &WebhookRow, delivery: &DeliveryRow) -> 
         core.webhooks.forget_endpoints();
     }
     Ok(())
+}
+
+fn count(stats: &DeliveryStats, delivery: &DeliveryRow, status: &str, at_ms: i64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    match status {
+        "delivered" => stats.delivered.fetch_add(1, Relaxed),
+        "failed" => stats.failed.fetch_add(1, Relaxed),
+        _ => stats.retried.fetch_add(1, Relaxed),
+    };
+    // Latency from the event's commit (the row's creation) to its first attempt; a test
+    // delivery is attempted by its request and redeliveries are not first attempts.
+    if delivery.attempt_count == 0 && delivery.event_type != "webhook.test" {
+        let ms = u64::try_from(at_ms - delivery.created_ms).unwrap_or(0);
+        let slot = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|bound| ms <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        stats.first_attempt[slot].fetch_add(1, Relaxed);
+        stats.first_attempt_sum_ms.fetch_add(ms, Relaxed);
+    }
 }
 
 /// `wait` ± 20 %, in milliseconds.

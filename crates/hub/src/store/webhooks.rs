@@ -234,13 +234,14 @@ impl Store {
     /// Database failures only.
     pub async fn claim_deliveries(
         &self,
+        node: &str,
         now_ms: i64,
         lease_ms: i64,
         limit: i64,
     ) -> StoreResult<Vec<DeliveryRow>> {
         match self {
             Self::Postgres(pool) => Ok(sqlx::query_as::<_, DeliveryRow>(
-                "UPDATE webhook_deliveries SET lease_until_ms = $2 WHERE id IN ( \
+                "UPDATE webhook_deliveries SET lease_until_ms = $2, lease_owner = $4 WHERE id IN ( \
                    SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
                    AND (lease_until_ms IS NULL OR lease_until_ms <= $1) \
                    ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
@@ -250,12 +251,13 @@ impl Store {
             .bind(now_ms)
             .bind(now_ms + lease_ms)
             .bind(limit)
+            .bind(node)
             .fetch_all(pool)
             .await?),
             Self::Sqlite(pool) => {
                 let mut tx = pool.begin_write().await?;
                 let rows = sqlx::query_as::<_, DeliveryRow>(
-                    "UPDATE webhook_deliveries SET lease_until_ms = $2 WHERE id IN ( \
+                    "UPDATE webhook_deliveries SET lease_until_ms = $2, lease_owner = $4 WHERE id IN ( \
                        SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
                        AND (lease_until_ms IS NULL OR lease_until_ms <= $1) \
                        ORDER BY next_attempt_ms LIMIT $3) \
@@ -265,12 +267,31 @@ impl Store {
                 .bind(now_ms)
                 .bind(now_ms + lease_ms)
                 .bind(limit)
+                .bind(node)
                 .fetch_all(&mut *tx)
                 .await?;
                 tx.commit().await?;
                 Ok(rows)
             }
         }
+    }
+
+    /// Releases the leases `node` held when it stopped (a crash leaves them): its pending
+    /// deliveries are due again at once. Returns how many.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn release_leases(&self, node: &str) -> StoreResult<u64> {
+        dispatch!(self, |pool| {
+            Ok(sqlx::query(
+                "UPDATE webhook_deliveries SET lease_until_ms = NULL, lease_owner = NULL \
+                 WHERE lease_owner = $1 AND status = 'pending'",
+            )
+            .bind(node)
+            .execute(pool)
+            .await?
+            .rows_affected())
+        })
     }
 
     /// Records an attempt and moves its delivery on, and the endpoint's last status.
