@@ -70,7 +70,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/app/settings",
             get(settings::settings_page).post(settings::save_settings),
         )
-        .route("/app/invite/{token}", get(invite::invite))
+        .route(
+            "/app/invite/{token}",
+            get(invite::invite).post(invite::accept),
+        )
         .route("/app/{*rest}", get(layout::not_found))
         .route(
             "/login",
