@@ -1,5 +1,5 @@
-// Phlix Hub pages: live server state over server-sent events, relative times, copy buttons
-// and confirmations. Everything works without this script; it only makes pages live.
+// Phlix Hub pages: live server state and shares over server-sent events, relative times, copy
+// buttons and confirmations. Everything works without this script; it only makes pages live.
 "use strict";
 
 (function () {
@@ -58,10 +58,45 @@
       const main = document.getElementById("main");
       if (fresh && main) {
         main.innerHTML = fresh.innerHTML;
+        prepare(main);
         refreshTimes();
       }
     } finally {
       refreshing = false;
+    }
+  }
+
+  // Fetches the page again and swaps only the elements with these ids, so the rest of the page
+  // (a form being filled in) stays as it is. Requests made during a fetch are merged into one
+  // more fetch.
+  const wantedSections = new Set();
+  let sectionsRunning = false;
+  async function refreshSections(ids) {
+    ids.forEach((id) => wantedSections.add(id));
+    if (sectionsRunning) return;
+    sectionsRunning = true;
+    try {
+      while (wantedSections.size > 0) {
+        const wanted = Array.from(wantedSections);
+        wantedSections.clear();
+        const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+        if (!response.ok) return;
+        const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+        wanted.forEach((id) => {
+          const fresh = doc.getElementById(id);
+          const current = document.getElementById(id);
+          if (fresh && current) {
+            const node = document.importNode(fresh, true);
+            current.replaceWith(node);
+            prepare(node);
+          }
+        });
+        refreshTimes();
+      }
+    } catch (e) {
+      /* offline: the next event tries again */
+    } finally {
+      sectionsRunning = false;
     }
   }
 
@@ -88,17 +123,48 @@
       }
     });
     refreshTimes();
-    // The detail page redraws its charts and history from the server.
-    if (document.getElementById("live-region") && data.hostMetrics) refreshMain();
+    // The detail page redraws its charts and history from the server (not its forms).
+    if (document.getElementById("live-region") && data.hostMetrics) refreshSections(["live-region", "history"]);
   }
 
   function onRelay(data) {
-    rowsOf(data.serverId).forEach((row) => {
+    const rows = rowsOf(data.serverId);
+    rows.forEach((row) => {
       setField(row, "relay", (el) => {
         el.textContent = data.relayActive ? "active" : "idle";
         el.setAttribute("data-active", data.relayActive ? "1" : "0");
       });
     });
+    // A server shared with the viewer: its "Open through the hub" link follows the tunnel.
+    if (rows.some((row) => row.hasAttribute("data-share-id"))) refreshSections(shareSections(data.serverId));
+  }
+
+  // The lists of shares and invite links this page shows for `serverId` (all of them when a
+  // list is not about one server).
+  function shareSections(serverId) {
+    return Array.from(document.querySelectorAll("[data-live-section]"))
+      .filter((el) => !el.hasAttribute("data-section-server") || el.getAttribute("data-section-server") === serverId)
+      .map((el) => el.id)
+      .filter(Boolean);
+  }
+
+  // A revoked share (or one its collaborator left) disappears from every list at once; a list
+  // left empty is drawn again by the hub, with its empty-state text.
+  function onShareRevoked(data) {
+    const emptied = [];
+    document.querySelectorAll("[data-share-id]").forEach((row) => {
+      if (row.getAttribute("data-share-id") !== data.shareId) return;
+      const section = row.closest("[data-live-section]");
+      row.remove();
+      if (section && section.id && !section.querySelector("[data-share-id]")) emptied.push(section.id);
+    });
+    if (emptied.length > 0) refreshSections(emptied);
+  }
+
+  // A new or changed share or invite link: the lists are drawn again.
+  function onSharesChanged(data) {
+    const ids = shareSections(data.serverId);
+    if (ids.length > 0) refreshSections(ids);
   }
 
   function live() {
@@ -126,9 +192,18 @@
       source.addEventListener("server.heartbeat", handle(onHeartbeat));
       source.addEventListener("relay.opened", handle(onRelay));
       source.addEventListener("relay.closed", handle(onRelay));
+      source.addEventListener("share.revoked", handle(onShareRevoked));
+      ["share.created", "share.updated", "invite.created", "invite.redeemed"].forEach((name) => {
+        source.addEventListener(name, handle(onSharesChanged));
+      });
     }
     connect();
     window.addEventListener("pagehide", () => { if (source) source.close(); });
+  }
+
+  // Copy buttons only work with this script, so they are hidden until it runs.
+  function prepare(root) {
+    root.querySelectorAll("button[data-copy][hidden]").forEach((button) => { button.hidden = false; });
   }
 
   function copyButtons() {
@@ -156,6 +231,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    prepare(document);
     refreshTimes();
     setInterval(refreshTimes, 10000);
     live();

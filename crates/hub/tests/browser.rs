@@ -1,8 +1,10 @@
 //! The owner's journey in a real headless Chromium: sign up, sign out, sign in with the
 //! keyboard, claim a server that a fake Phlix server asked for, watch it go offline and come
 //! back online and its relay open without reloading, read its charts, mint a relay token,
-//! change a setting, be refused a CSRF-less form, sign out. Screenshots of every main page go
-//! to `target/screenshots/` (light, dark and phone).
+//! change a setting, be refused a CSRF-less form, sign out. Then sharing: a library shared
+//! and an invite link made on the server page, opened by a second person in a browser context
+//! of their own who signs up through it and accepts, and the shares pages following changes
+//! live. Screenshots of every main page go to `target/screenshots/` (light, dark and phone).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -236,6 +238,399 @@ async fn an_owner_uses_the_hub_in_a_real_browser() {
     page.wait_path(&format!("/app/login?next=%2Fapp%2Fservers%2F{server_id}"))
         .await;
     drop(page);
+    drop(browser);
+    hub.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharing and invite links (SPEC M, N, Q.5)
+
+/// `method path` of the JSON API with a bearer token.
+async fn api(
+    hub: &TestHub,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = hub
+        .http_client
+        .request(method, hub.url(path))
+        .header("Accept-Phlix-Protocol", "v1")
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Signs `page` in through the login form, then waits for `next`.
+async fn sign_in(page: &Page<'_>, base: &str, username: &str, next: &str) {
+    page.goto(&format!(
+        "{base}/app/login?next={}",
+        next.replace('/', "%2F")
+    ))
+    .await;
+    page.type_into("#login", username).await;
+    page.type_into("#password", "correct horse").await;
+    page.click("button[type=submit].primary").await;
+    page.wait_path(next).await;
+}
+
+/// Waits until the page's event stream is open.
+async fn live(page: &Page<'_>) {
+    page.wait_for(
+        "!!document.getElementById('live-state') && document.getElementById('live-state').dataset.state === 'open'",
+        "the live-event stream to connect",
+    )
+    .await;
+}
+
+/// The number of rows with `data-share-id="<id>"` on the page.
+async fn share_rows(page: &Page<'_>, share_id: &str) -> u64 {
+    page.eval(&format!(
+        "document.querySelectorAll('[data-share-id=\"{share_id}\"]').length"
+    ))
+    .await
+    .as_u64()
+    .unwrap()
+}
+
+/// A fake server claimed by the holder of `token` through the API, reporting Movies and Shows.
+async fn claimed_server(hub: &TestHub, token: &str, name: &str) -> FakePhlixServer {
+    let mut server = FakePhlixServer::new(&hub.url(""), name);
+    let (status, body) = server.request_claim().await;
+    assert_eq!(status, 200, "{body}");
+    let code = server.claim_code.clone().unwrap();
+    let (status, body) = api(
+        hub,
+        token,
+        reqwest::Method::POST,
+        "/api/v1/server-claims/claim",
+        Some(json!({"claim_code": code})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.poll().await["status"], "claimed");
+    let (status, body) = server
+        .heartbeat(&[("lib-movies", "Movies"), ("lib-shows", "Shows")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_shares_and_a_friend_joins_through_an_invite_link() {
+    let hub = TestHub::start().await;
+    let base = hub.url("");
+    let alice = hub.register("alice", "correct horse").await;
+    let carol = hub.register("carol", "correct horse").await;
+    let server = claimed_server(&hub, &alice.access_token, "Family NAS").await;
+    let server_id = server.server_id();
+    let browser = Browser::launch().await;
+
+    // The owner shares Movies with carol, read and write, from the server page.
+    let owner = browser.new_page().await;
+    sign_in(&owner, &base, "alice", &format!("/app/servers/{server_id}")).await;
+    assert!(owner.text("nav").await.contains("Shares"));
+    owner.select("#share-library", "lib-movies").await;
+    owner.type_into("#share-email", "carol@example.com").await;
+    owner.select("#share-permission", "readwrite").await;
+    owner.click("#share-submit").await;
+    owner
+        .wait_for(
+            "!!document.getElementById('sharing-notice') && document.getElementById('sharing-notice').textContent === 'Movies is now shared with carol.'",
+            "the share's notice",
+        )
+        .await;
+    let shared_with = owner.text("#server-shares").await;
+    assert!(
+        shared_with.contains("carol") && shared_with.contains("Movies"),
+        "{shared_with}"
+    );
+    // A typo in the e-mail is said on the field.
+    owner.type_into("#share-email", "nobody@example.com").await;
+    owner.click("#share-submit").await;
+    owner
+        .wait_for(
+            "!!document.getElementById('share-email-error')",
+            "the e-mail field's message",
+        )
+        .await;
+    assert_eq!(owner.status().await, 404);
+    assert_eq!(
+        owner
+            .eval("document.getElementById('share-email').getAttribute('aria-invalid')")
+            .await,
+        "true"
+    );
+    owner.screenshot("server-sharing").await;
+
+    // An invite link to Shows, one use, three days: shown once, with a working copy button.
+    owner.select("#invite-library", "lib-shows").await;
+    owner.type_into("#invite-expires", "3").await;
+    owner.click("#invite-submit").await;
+    owner
+        .wait_for("!!document.getElementById('invite-link')", "the new link")
+        .await;
+    let link = owner
+        .eval("document.getElementById('invite-link').value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The link is on the hub's public URL; the test hub's `--public-url` has no port, so the
+    // guest below opens its path on the hub's real address.
+    let prefix = "http://127.0.0.1/invite/";
+    assert!(link.starts_with(prefix), "{link}");
+    let token = link[prefix.len()..].to_owned();
+    assert_eq!(token.len(), 64, "{link}");
+    assert_eq!(
+        owner
+            .eval("document.querySelector('button[data-copy=\"invite-link\"]').hidden")
+            .await,
+        json!(false),
+        "the script shows the copy button"
+    );
+    owner.click("button[data-copy='invite-link']").await;
+    owner
+        .wait_for(
+            "document.querySelector('button[data-copy=\"invite-link\"]').textContent === 'Copied'",
+            "the copy button to confirm",
+        )
+        .await;
+    owner.screenshot("invite-created").await;
+
+    // Sign-ups are closed: only the link lets a newcomer in.
+    let store = hub.store().await;
+    store
+        .put_setting(
+            "auth.signups_disabled",
+            "true",
+            "bool",
+            phlix_hub::auth::now_unix(),
+        )
+        .await
+        .unwrap();
+
+    // Bob, in a browser context of his own, opens the link signed out.
+    let guest = browser.new_isolated_page().await;
+    guest.goto(&format!("{base}/invite/{token}")).await;
+    let invitation = format!("/app/invite/{token}");
+    guest.wait_path(&invitation).await;
+    assert_eq!(
+        guest.text("h1").await,
+        "alice invites you to Shows on Family NAS"
+    );
+    let facts = guest.text("#invitation").await;
+    assert!(
+        facts.contains("Read only") && facts.contains("UTC"),
+        "{facts}"
+    );
+    assert!(
+        !guest.text("header").await.contains("alice"),
+        "the guest is not signed in as the owner"
+    );
+    guest.screenshot("invite-signed-out").await;
+    guest.click("#invite-signup").await;
+    guest
+        .wait_path(&format!(
+            "/app/signup?next=%2Fapp%2Finvite%2F{token}&invite={token}"
+        ))
+        .await;
+    assert!(guest.text("#invited").await.contains("invite link"));
+    guest.type_into("#username", "bob").await;
+    guest.type_into("#email", "bob@example.com").await;
+    guest.type_into("#password", "correct horse").await;
+    guest.click("button[type=submit].primary").await;
+    guest.wait_path(&invitation).await;
+    guest
+        .wait_for("!!document.getElementById('accept')", "the Accept button")
+        .await;
+    assert!(guest.text("header").await.contains("bob"));
+    guest.screenshot("invite-accept").await;
+    guest.click("#accept").await;
+    guest
+        .wait_for(
+            "location.pathname === '/app/shares' && document.readyState === 'complete'",
+            "the shares page",
+        )
+        .await;
+    assert_eq!(
+        guest.text("#shares-notice").await,
+        "Invitation accepted: alice shares Shows on Family NAS with you."
+    );
+    let incoming = guest.text("#incoming-shares").await;
+    assert!(
+        incoming.contains("Family NAS") && incoming.contains("Shows") && incoming.contains("alice"),
+        "{incoming}"
+    );
+    live(&guest).await;
+    guest.screenshot("shares-collaborator").await;
+
+    // The owner's /app/shares lists both shares and follows changes without reloading: carol
+    // leaves through the API, a new share made through the API appears.
+    owner.goto(&format!("{base}/app/shares")).await;
+    live(&owner).await;
+    owner.eval("window.__sameDocument = true").await;
+    let (status, lists) = api(
+        &hub,
+        &carol.access_token,
+        reqwest::Method::GET,
+        "/api/v1/me/shares",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{lists}");
+    let carols = lists["incoming"][0]["share_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(share_rows(&owner, &carols).await, 1);
+    assert_eq!(
+        owner
+            .eval("document.querySelectorAll('#outgoing-shares [data-share-id]').length")
+            .await,
+        json!(2)
+    );
+    let (status, _) = api(
+        &hub,
+        &carol.access_token,
+        reqwest::Method::DELETE,
+        &format!("/api/v1/me/shares/{carols}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    owner
+        .wait_for(
+            &format!("document.querySelectorAll('[data-share-id=\"{carols}\"]').length === 0"),
+            "carol's share to leave the owner's page live",
+        )
+        .await;
+    let (status, body) = api(
+        &hub,
+        &alice.access_token,
+        reqwest::Method::POST,
+        "/api/v1/me/shares",
+        Some(
+            json!({"collaborator_email": "carol@example.com", "server_id": server_id,
+            "library_id": "lib-shows", "library_name": "Shows"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let new_share = body["id"].as_str().unwrap().to_owned();
+    owner
+        .wait_for(
+            &format!("document.querySelectorAll('#outgoing-shares [data-share-id=\"{new_share}\"]').length === 1"),
+            "the new share to appear on the owner's page live",
+        )
+        .await;
+    assert_eq!(
+        owner.eval("window.__sameDocument === true").await,
+        json!(true),
+        "no reload"
+    );
+    owner.screenshot("shares-owner").await;
+
+    // The owner revokes bob's share on the page; bob's list no longer has it.
+    let bobs = guest
+        .eval("document.querySelector('#incoming-shares [data-share-id]').dataset.shareId")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    owner
+        .click(&format!("tr[data-share-id=\"{bobs}\"] button.revoke"))
+        .await;
+    owner.wait_path("/app/shares?done=revoked").await;
+    assert_eq!(share_rows(&owner, &bobs).await, 0);
+    guest.goto(&format!("{base}/app/shares")).await;
+    assert_eq!(share_rows(&guest, &bobs).await, 0);
+    assert!(
+        guest
+            .text("#incoming-shares")
+            .await
+            .contains("Nobody shares")
+    );
+
+    // On a phone the share lists do not scroll sideways.
+    owner.viewport(Some((390, 844))).await;
+    assert_eq!(
+        owner
+            .eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        json!(true),
+        "no horizontal scrolling on a phone"
+    );
+    owner.screenshot("shares-phone").await;
+    owner.viewport(None).await;
+    drop((owner, guest));
+    drop(browser);
+    store.close().await;
+    hub.stop().await;
+}
+
+/// The collaborator's side of a revocation, live: their open `/app/shares` loses the row the
+/// moment the owner revokes the share, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_share_leaves_the_collaborators_open_page_without_reload() {
+    let hub = TestHub::start().await;
+    let base = hub.url("");
+    let alice = hub.register("alice", "correct horse").await;
+    hub.register("bob", "correct horse").await;
+    let server = claimed_server(&hub, &alice.access_token, "Family NAS").await;
+    let server_id = server.server_id();
+    let (status, share) = api(
+        &hub,
+        &alice.access_token,
+        reqwest::Method::POST,
+        "/api/v1/me/shares",
+        Some(
+            json!({"collaborator_email": "bob@example.com", "server_id": server_id,
+            "library_id": "lib-movies", "library_name": "Movies"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{share}");
+    let share_id = share["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::launch().await;
+    let owner = browser.new_page().await;
+    sign_in(&owner, &base, "alice", "/app/shares").await;
+    let guest = browser.new_isolated_page().await;
+    sign_in(&guest, &base, "bob", "/app/shares").await;
+    live(&guest).await;
+    guest.eval("window.__sameDocument = true").await;
+    assert_eq!(share_rows(&guest, &share_id).await, 1);
+
+    owner
+        .click(&format!("tr[data-share-id=\"{share_id}\"] button.revoke"))
+        .await;
+    owner.wait_path("/app/shares?done=revoked").await;
+    guest
+        .wait_for(
+            &format!("document.querySelectorAll('[data-share-id=\"{share_id}\"]').length === 0"),
+            "the revoked share to leave the collaborator's page live",
+        )
+        .await;
+    assert_eq!(
+        guest.eval("window.__sameDocument === true").await,
+        json!(true),
+        "no reload"
+    );
+    guest
+        .wait_for(
+            "document.getElementById('incoming-shares').innerText.includes('Nobody shares')",
+            "the emptied list to show its empty state",
+        )
+        .await;
+    guest.screenshot("shares-collaborator-revoked").await;
+    drop((owner, guest));
     drop(browser);
     hub.stop().await;
 }

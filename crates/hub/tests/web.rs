@@ -1,6 +1,6 @@
 //! The web UI over real HTTP, as a browser without JavaScript uses it: redirects, cookie
-//! sessions, CSRF, every form and its error pages, the live-event stream and the metrics
-//! history. The real-browser journey is in `browser.rs`.
+//! sessions, CSRF, every form and its error pages, sharing and invite links, the live-event
+//! stream and the metrics history. The real-browser journeys are in `browser.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -646,7 +646,7 @@ async fn unknown_pages_invites_and_assets() {
     );
     let page = web.get("/app/invite/some-token").await;
     assert_eq!(page.status, 404);
-    assert!(page.body.contains("invite links"), "{}", page.body);
+    assert!(page.body.contains("Invite link not valid"), "{}", page.body);
 
     let page = web.get("/app/assets/app.css").await;
     assert_eq!(page.status, 200);
@@ -925,5 +925,826 @@ async fn the_json_api_sets_and_clears_the_same_session_cookies() {
         .filter(|l| l.contains("Max-Age=0"))
         .collect();
     assert_eq!(cleared.len(), 2, "{cleared:?}");
+    hub.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharing (SPEC M, N, Q.5)
+
+/// A server claimed by `web`'s user through the form, reporting Movies and Shows.
+async fn server_with_libraries(hub: &TestHub, web: &mut WebClient, name: &str) -> FakePhlixServer {
+    let mut server = waiting_server(hub, name).await;
+    claim_via_form(web, &mut server).await;
+    let (status, body) = server
+        .heartbeat(&[("lib-movies", "Movies"), ("lib-shows", "Shows")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server
+}
+
+/// The `value` of the input `id` on a page.
+fn input_value(body: &str, id: &str) -> String {
+    body.split(&format!(r#"id="{id}""#))
+        .nth(1)
+        .and_then(|rest| rest.split(r#"value=""#).nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no input {id} on the page: {body}"))
+        .to_owned()
+}
+
+/// The `data-share-id` of the first row of a page (or of the part after `after`).
+fn first_share_id(body: &str, after: &str) -> String {
+    body.split(after)
+        .nth(1)
+        .and_then(|rest| rest.split(r#"data-share-id=""#).nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no share row after {after}: {body}"))
+        .to_owned()
+}
+
+/// The token of an invite link URL (`…/invite/<token>`).
+fn token_of(url: &str) -> String {
+    url.rsplit('/').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_page_form_refuses_a_post_without_its_csrf_token() {
+    let hub = TestHub::start().await;
+    let mut alice = WebClient::new(&hub.url(""));
+    alice.sign_up("alice", "correct horse").await;
+    let mut bob = WebClient::new(&hub.url(""));
+    bob.sign_up("bob", "correct horse").await;
+    let server_id = server_with_libraries(&hub, &mut alice, "NAS")
+        .await
+        .server_id();
+    let detail = format!("/app/servers/{server_id}");
+
+    // A share and an invite link made properly, for the forms that act on them.
+    let page = alice
+        .submit(
+            &format!("{detail}/shares"),
+            &[
+                ("library_id", "lib-movies"),
+                ("collaborator_email", "bob@example.com"),
+                ("permission", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let share_id = first_share_id(&alice.get(&detail).await.body, r#"id="server-shares""#);
+    let page = alice
+        .submit(
+            &format!("{detail}/invites"),
+            &[
+                ("library_id", ""),
+                ("permission", "read"),
+                ("max_uses", "1"),
+                ("expires_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = token_of(&input_value(&page.body, "invite-link"));
+    let store = hub.store().await;
+    let invite = store
+        .invite_by_hash(&phlix_hub_token_hash(&token))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Every POST route of the pages, read from the route table in the source, so a form added
+    // later is covered without touching this test.
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/web/mod.rs")).unwrap();
+    let mut posts = Vec::new();
+    for route in source.split(".route(").skip(1) {
+        let route = route.trim_start();
+        let Some((path, rest)) = route.strip_prefix('"').and_then(|r| r.split_once('"')) else {
+            continue;
+        };
+        if rest.contains("post(") {
+            posts.push(
+                path.replace("/servers/{id}", &format!("/servers/{server_id}"))
+                    .replace("/shares/{id}", &format!("/shares/{share_id}"))
+                    .replace("/invites/{id}", &format!("/invites/{}", invite.id))
+                    .replace("{token}", &token),
+            );
+        }
+    }
+    for must in [
+        "/app/servers/{s}/shares",
+        "/app/servers/{s}/invites",
+        "/app/servers/{s}/sharing-policy",
+        "/app/shares/{share}/permission",
+        "/app/shares/{share}/revoke",
+        "/app/shares/{share}/leave",
+        "/app/invites/{invite}/revoke",
+        "/app/invite/{token}",
+    ] {
+        let path = must
+            .replace("{s}", &server_id)
+            .replace("{share}", &share_id)
+            .replace("{invite}", &invite.id)
+            .replace("{token}", &token);
+        assert!(posts.contains(&path), "{path} is a POST route: {posts:?}");
+    }
+    let fields: &[(&str, &str)] = &[
+        ("library_id", "lib-shows"),
+        ("collaborator_email", "bob@example.com"),
+        ("permission", "readwrite"),
+        ("max_uses", "3"),
+    ];
+    for path in &posts {
+        for client in [&mut alice, &mut bob] {
+            let page = client.post_form(path, fields).await;
+            assert_eq!(page.status, 403, "POST {path} without _csrf: {}", page.body);
+            assert!(page.body.contains("Form refused"), "{path}: {}", page.body);
+        }
+        // A token that is not the cookie's is refused as well.
+        let page = alice
+            .post_form(
+                path,
+                &[
+                    ("_csrf", "x".repeat(43).as_str()),
+                    ("permission", "readwrite"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 403, "POST {path} with a wrong _csrf");
+    }
+
+    // Nothing changed: one share, still read only and active; the link unused; the switch on.
+    let shares = store
+        .outgoing_shares(&invite.owner_user_id, phlix_hub::auth::now_unix())
+        .await
+        .unwrap();
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    assert_eq!(shares[0].permission_level, "read");
+    let after = store.invite_by_id(&invite.id).await.unwrap().unwrap();
+    assert_eq!((after.use_count, after.max_uses), (0, 1));
+    assert!(
+        store
+            .server_by_id(&server_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .collaborator_relay
+    );
+    assert_eq!(
+        store.invites_of(&invite.owner_user_id).await.unwrap().len(),
+        1
+    );
+    store.close().await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_share_form_explains_each_field_and_the_lists_follow() {
+    let hub = TestHub::start().await;
+    let mut alice = WebClient::new(&hub.url(""));
+    alice.sign_up("alice", "correct horse").await;
+    let mut bob = WebClient::new(&hub.url(""));
+    bob.sign_up("bob", "correct horse").await;
+    let server = server_with_libraries(&hub, &mut alice, "Family NAS").await;
+    let server_id = server.server_id();
+    let detail = format!("/app/servers/{server_id}");
+    let shares_path = format!("{detail}/shares");
+
+    // The Sharing section: the library picker lists the server's libraries by name.
+    let page = alice.get(&detail).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"id="sharing""#), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<option value="lib-movies">Movies</option>"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("This server is not shared with anyone."));
+    assert!(page.body.contains("No invite link yet."));
+    assert!(page.body.contains(r#"id="collaborator-relay" checked"#));
+
+    let share = |email: &'static str, permission: &'static str, library: &'static str| {
+        vec![
+            ("library_id", library),
+            ("collaborator_email", email),
+            ("permission", permission),
+        ]
+    };
+    // An e-mail no account uses: 404, said on the field, the typed values kept.
+    let page = alice
+        .submit(
+            &shares_path,
+            &share("nobody@example.com", "read", "lib-shows"),
+        )
+        .await;
+    assert_eq!(page.status, 404, "{}", page.body);
+    assert!(
+        page.body.contains(r#"id="share-email-error""#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("No account on this hub uses this e-mail address")
+    );
+    assert!(page.body.contains(r#"aria-invalid="true""#));
+    assert_eq!(input_value(&page.body, "share-email"), "nobody@example.com");
+    assert!(
+        page.body
+            .contains(r#"<option value="lib-shows" selected>Shows</option>"#)
+    );
+    // Oneself: 400 on the e-mail field.
+    let page = alice
+        .submit(
+            &shares_path,
+            &share("ALICE@example.com", "read", "lib-movies"),
+        )
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body
+            .contains("You cannot share a library with yourself."),
+        "{}",
+        page.body
+    );
+    // A permission that is not offered, a library the server does not have, a bad expiry:
+    // each said on its own field, all at once.
+    let mut fields = share("bob@example.com", "admin", "lib-music");
+    fields.push(("expires_days", "0"));
+    let page = alice.submit(&shares_path, &fields).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    for id in [
+        "share-permission-error",
+        "share-library-error",
+        "share-expires-error",
+    ] {
+        assert!(
+            page.body.contains(&format!(r#"id="{id}""#)),
+            "{id}: {}",
+            page.body
+        );
+    }
+    assert!(page.body.contains("Choose read only or read and write."));
+    // An empty e-mail.
+    let page = alice
+        .submit(&shares_path, &share("", "read", "lib-movies"))
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("Enter the e-mail address of the account to share with.")
+    );
+    let store = hub.store().await;
+    let alice_id = store.user_by_login("alice").await.unwrap().unwrap().id;
+    assert!(
+        store
+            .outgoing_shares(&alice_id, phlix_hub::auth::now_unix())
+            .await
+            .unwrap()
+            .is_empty(),
+        "no refused form shared anything"
+    );
+
+    // Shared: PRG back to the section with a notice naming the share.
+    let mut fields = share("bob@example.com", "read", "lib-movies");
+    fields.push(("expires_days", "30"));
+    let page = alice.submit(&shares_path, &fields).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let location = page.location.unwrap();
+    assert!(
+        location.starts_with(&format!("{detail}?saved=shared&share="))
+            && location.ends_with("#sharing"),
+        "{location}"
+    );
+    let page = alice.get(location.trim_end_matches("#sharing")).await;
+    assert!(
+        page.body.contains("Movies is now shared with bob."),
+        "{}",
+        page.body
+    );
+    let share_id = first_share_id(&page.body, r#"id="server-shares""#);
+    // Again: 409, said above the form.
+    let page = alice
+        .submit(
+            &shares_path,
+            &share("bob@example.com", "readwrite", "lib-movies"),
+        )
+        .await;
+    assert_eq!(page.status, 409);
+    assert!(
+        page.body
+            .contains("Movies is already shared with this account.")
+    );
+
+    // Bob sees it on /app/shares (and on the server list) with a Leave button.
+    let page = bob.get("/app/shares").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(r#"aria-current="page">Shares</a>"#),
+        "the navigation"
+    );
+    assert!(page.body.contains("data-live=\"1\""), "a live page");
+    let incoming = page.body.split(r#"id="outgoing-shares""#).next().unwrap();
+    for text in [
+        "alice",
+        "Family NAS",
+        "Movies",
+        "Read only",
+        &share_id,
+        "/leave",
+    ] {
+        assert!(incoming.contains(text), "{text}: {incoming}");
+    }
+    assert!(
+        !incoming.contains("/api/v1/servers/"),
+        "no relay link while the server has no tunnel"
+    );
+    let page = bob.get("/app/servers").await;
+    assert!(page.body.contains("Shared with you"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!(r#"data-share-id="{share_id}""#))
+    );
+
+    // While the server's tunnel is open (and its owner lets collaborators through), bob's
+    // lists offer to open it through the hub.
+    let enrollment = server.enrollment.clone().unwrap();
+    let (tunnel, _) =
+        common::fake_tunnel::open(hub.tunnel, &server_id, &enrollment.enrollment_jwt).await;
+    let link = format!(r#"href="http://127.0.0.1/api/v1/servers/{server_id}/proxy/""#);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !bob.get("/app/shares").await.body.contains(&link) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no relay link while the tunnel is open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bob.get("/app/servers").await.body.contains(&link));
+    assert!(
+        !alice.get("/app/shares").await.body.contains(&link),
+        "the owner's outgoing list has no such link"
+    );
+    drop(tunnel);
+
+    // Permission: the owner changes it (back to the server page), a stranger may not.
+    let permission = format!("/app/shares/{share_id}/permission");
+    let page = alice
+        .submit(
+            &permission,
+            &[("permission", "readwrite"), ("server_id", &server_id)],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("{detail}?saved=permission#sharing").as_str())
+    );
+    assert!(bob.get("/app/shares").await.body.contains("Read and write"));
+    let page = alice.submit(&permission, &[("permission", "owner")]).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Choose read only or read and write."));
+    let page = bob.submit(&permission, &[("permission", "read")]).await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("This share belongs to another account."));
+    let page = alice
+        .submit(
+            "/app/shares/no-such-share/permission",
+            &[("permission", "read")],
+        )
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("There is no such share."));
+    // A stranger's server: no share form for it.
+    let page = bob
+        .submit(
+            &format!("{detail}/shares"),
+            &share("alice@example.com", "read", "lib-movies"),
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+
+    // The owner's /app/shares lists it with the change and revoke forms; revoking there comes
+    // back there; bob's lists lose it.
+    let page = alice.get("/app/shares").await;
+    let outgoing = page.body.split(r#"id="outgoing-shares""#).nth(1).unwrap();
+    for text in [
+        "Family NAS",
+        "Movies",
+        "bob",
+        "Read and write",
+        "/revoke",
+        "/permission",
+    ] {
+        assert!(outgoing.contains(text), "{text}: {outgoing}");
+    }
+    let page = alice
+        .submit(&format!("/app/shares/{share_id}/revoke"), &[])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/app/shares?done=revoked"));
+    assert!(
+        alice
+            .get("/app/shares?done=revoked")
+            .await
+            .body
+            .contains("The share was revoked.")
+    );
+    assert!(!bob.get("/app/shares").await.body.contains(&share_id));
+    assert!(
+        !bob.get("/app/servers")
+            .await
+            .body
+            .contains("Shared with you")
+    );
+
+    // Shared again, then bob leaves it himself.
+    let page = alice
+        .submit(&shares_path, &share("bob@example.com", "read", "lib-shows"))
+        .await;
+    assert_eq!(page.status, 303);
+    let page = bob.get("/app/shares").await;
+    let share_id = first_share_id(&page.body, r#"id="incoming-shares""#);
+    let page = bob
+        .submit(&format!("/app/shares/{share_id}/leave"), &[])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/app/shares?done=left"));
+    let page = bob.get("/app/shares?done=left").await;
+    assert!(page.body.contains("You left the shared library."));
+    assert!(!page.body.contains(&share_id));
+    assert!(!alice.get(&detail).await.body.contains(&share_id));
+
+    // The collaborator-relay switch.
+    let policy = format!("{detail}/sharing-policy");
+    let page = alice.submit(&policy, &[]).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("{detail}?saved=sharing-policy#sharing").as_str())
+    );
+    let page = alice.get(&format!("{detail}?saved=sharing-policy")).await;
+    assert!(
+        page.body
+            .contains("Collaborators can no longer reach this server through the hub.")
+    );
+    assert!(
+        page.body.contains(r#"id="collaborator-relay">"#),
+        "unticked"
+    );
+    assert!(
+        !store
+            .server_by_id(&server_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .collaborator_relay
+    );
+    let page = alice.submit(&policy, &[("collaborator_relay", "1")]).await;
+    assert_eq!(page.status, 303);
+    assert!(
+        store
+            .server_by_id(&server_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .collaborator_relay
+    );
+    assert_eq!(bob.submit(&policy, &[]).await.status, 403);
+    store.close().await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn invite_links_are_made_once_shown_and_explained_to_whoever_opens_them() {
+    let hub = TestHub::start().await;
+    let mut alice = WebClient::new(&hub.url(""));
+    alice.sign_up("alice", "correct horse").await;
+    let server_id = server_with_libraries(&hub, &mut alice, "Family NAS")
+        .await
+        .server_id();
+    let detail = format!("/app/servers/{server_id}");
+    let invites = format!("{detail}/invites");
+
+    // Each field of the invite form says what is wrong with it.
+    let page = alice
+        .submit(
+            &invites,
+            &[
+                ("library_id", "lib-music"),
+                ("permission", "all"),
+                ("max_uses", "0"),
+                ("expires_days", "soon"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    for id in [
+        "invite-library-error",
+        "invite-permission-error",
+        "invite-uses-error",
+        "invite-expires-error",
+    ] {
+        assert!(
+            page.body.contains(&format!(r#"id="{id}""#)),
+            "{id}: {}",
+            page.body
+        );
+    }
+    assert_eq!(input_value(&page.body, "invite-uses"), "0");
+    // The empty form starts from the hub's default lifetime (7 days) and one use.
+    let page = alice.get(&detail).await;
+    assert_eq!(input_value(&page.body, "invite-expires"), "7");
+    assert_eq!(input_value(&page.body, "invite-uses"), "1");
+
+    // A link to Shows, shown once with a copy button (hidden until the script shows it).
+    let page = alice
+        .submit(
+            &invites,
+            &[
+                ("library_id", "lib-shows"),
+                ("permission", "readwrite"),
+                ("max_uses", "1"),
+                ("expires_days", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Invite link created"));
+    assert!(page.body.contains(r#"data-copy="invite-link" hidden"#));
+    let url = input_value(&page.body, "invite-link");
+    // The link is on the hub's public URL (the test hub's `--public-url` has no port).
+    assert!(url.starts_with("http://127.0.0.1/invite/"), "{url}");
+    let token = token_of(&url);
+    assert_eq!(token.len(), 64);
+    let page = alice.get(&detail).await;
+    assert!(!page.body.contains(&token), "shown only once");
+    let list = page.body.split(r#"id="server-invites""#).nth(1).unwrap();
+    for text in [
+        "Shows",
+        "Read and write",
+        r#"data-status="active""#,
+        "0 of 1",
+    ] {
+        assert!(list.contains(text), "{text}: {list}");
+    }
+
+    // Signed out, the link shows who invites whom to what, and the ways in.
+    let mut carol = WebClient::new(&hub.url(""));
+    let page = carol.get(&format!("/invite/{token}")).await;
+    assert_eq!(page.status, 302);
+    let here = format!("/app/invite/{token}");
+    assert_eq!(page.location.as_deref(), Some(here.as_str()));
+    let page = carol.get(&here).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("alice invites you to Shows on Family NAS"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Read and write"));
+    assert!(page.body.contains("UTC"), "the expiry date");
+    let next = format!("%2Fapp%2Finvite%2F{token}");
+    let login = format!(r#"href="/app/login?next={next}""#);
+    let signup = format!(r#"href="/app/signup?next={next}&amp;invite={token}""#);
+    assert!(page.body.contains(&login), "{}", page.body);
+    assert!(page.body.contains(&signup), "{}", page.body);
+    assert!(!page.body.contains(r#"id="accept""#));
+
+    // Sign-ups are closed, but the link lets carol in: the sign-up page carries the token.
+    let store = hub.store().await;
+    store
+        .put_setting(
+            "auth.signups_disabled",
+            "true",
+            "bool",
+            phlix_hub::auth::now_unix(),
+        )
+        .await
+        .unwrap();
+    let page = carol
+        .get(&format!("/app/signup?next={next}&invite={token}"))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&format!(
+            r#"<input type="hidden" name="invite" value="{token}">"#
+        )),
+        "{}",
+        page.body
+    );
+    // The login page's sign-up link keeps the invitation too.
+    let page = carol.get(&format!("/app/login?next={next}")).await;
+    assert!(
+        page.body.contains(&format!("invite={token}")),
+        "{}",
+        page.body
+    );
+    let carol_fields = [
+        ("username", "carol"),
+        ("email", "carol@example.com"),
+        ("password", "correct horse"),
+        ("next", here.as_str()),
+    ];
+    let page = carol.submit("/app/signup", &carol_fields[..3]).await;
+    assert_eq!(page.status, 403, "without the link: {}", page.body);
+    assert!(page.body.contains("Sign-ups are closed on this hub."));
+    let mut with_invite = carol_fields.to_vec();
+    with_invite.push(("invite", &token));
+    let page = carol.submit("/app/signup", &with_invite).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some(here.as_str()));
+
+    // Signed in, the page offers Accept; accepting lands on /app/shares with a notice.
+    let page = carol.get(&here).await;
+    assert!(page.body.contains(r#"id="accept""#), "{}", page.body);
+    assert!(page.body.contains("You accept as <strong>carol</strong>"));
+    let page = carol.submit(&here, &[]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let location = page.location.unwrap();
+    assert!(location.starts_with("/app/shares?accepted="), "{location}");
+    let page = carol.get(&location).await;
+    assert!(
+        page.body
+            .contains("Invitation accepted: alice shares Shows on Family NAS with you."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Read and write"));
+    // The link is used up now: its page says so (410), to anyone.
+    let page = carol.get(&here).await;
+    assert_eq!(page.status, 410, "{}", page.body);
+    assert!(page.body.contains("Invite link used up"));
+    assert!(page.body.contains("alice"));
+    let page = WebClient::new(&hub.url("")).get(&here).await;
+    assert_eq!(page.status, 410);
+    let page = alice.get(&detail).await;
+    let list = page.body.split(r#"id="server-invites""#).nth(1).unwrap();
+    assert!(
+        list.contains(r#"data-status="exhausted""#) && list.contains("1 of 1"),
+        "{list}"
+    );
+
+    // The owner opening her own link is told she cannot accept it.
+    let page = alice
+        .submit(
+            &invites,
+            &[
+                ("library_id", ""),
+                ("permission", "read"),
+                ("max_uses", "5"),
+                ("never", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("All Libraries"));
+    assert!(
+        page.body.contains("<dt>Expires</dt><dd>never</dd>"),
+        "{}",
+        page.body
+    );
+    let own = format!(
+        "/app/invite/{}",
+        token_of(&input_value(&page.body, "invite-link"))
+    );
+    let page = alice.get(&own).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("This is your own invite link"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("All Libraries"));
+    assert!(!page.body.contains(r#"id="accept""#));
+    let page = alice.submit(&own, &[]).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("This is your own invite link"));
+    // Carol accepts it (all libraries); accepting twice is explained.
+    assert_eq!(carol.submit(&own, &[]).await.status, 303);
+    let page = carol.submit(&own, &[]).await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(page.body.contains("already shared with you"));
+
+    // Expired: the page says when and who to ask.
+    let page = alice
+        .submit(
+            &invites,
+            &[
+                ("library_id", "lib-movies"),
+                ("permission", "read"),
+                ("max_uses", "1"),
+                ("expires_days", "1"),
+            ],
+        )
+        .await;
+    let expired_token = token_of(&input_value(&page.body, "invite-link"));
+    let expired = store
+        .invite_by_hash(&phlix_hub_token_hash(&expired_token))
+        .await
+        .unwrap()
+        .unwrap();
+    common::execute(
+        &store,
+        "UPDATE invite_links SET expires_at = 1000 WHERE id = $1",
+        &[&expired.id],
+    )
+    .await;
+    let page = WebClient::new(&hub.url(""))
+        .get(&format!("/app/invite/{expired_token}"))
+        .await;
+    assert_eq!(page.status, 410, "{}", page.body);
+    assert!(page.body.contains("Invite link expired"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("expired on 1970-01-01 00:16 UTC. Ask alice for a new link.")
+    );
+    let page = carol
+        .submit(&format!("/app/invite/{expired_token}"), &[])
+        .await;
+    assert_eq!(page.status, 410, "accepting an expired link: {}", page.body);
+    assert!(page.body.contains("Invite link expired"));
+
+    // Unknown and malformed links: 404 pages, not JSON.
+    for token in ["0".repeat(64), "not-a-token".to_owned(), "A".repeat(64)] {
+        let page = WebClient::new(&hub.url(""))
+            .get(&format!("/app/invite/{token}"))
+            .await;
+        assert_eq!(page.status, 404, "{token}");
+        assert!(
+            page.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{token}"
+        );
+        assert!(page.body.contains("Invite link not valid"), "{}", page.body);
+    }
+    // A sign-up with a used-up link while sign-ups are closed is explained.
+    let mut dave = WebClient::new(&hub.url(""));
+    let page = dave
+        .submit(
+            "/app/signup",
+            &[
+                ("username", "dave"),
+                ("email", "dave@example.com"),
+                ("password", "correct horse"),
+                ("invite", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("this invite link can no longer be used"),
+        "{}",
+        page.body
+    );
+
+    // Revoking a link from the server page: its page then says it is used up.
+    let page = alice
+        .submit(
+            &invites,
+            &[
+                ("library_id", ""),
+                ("permission", "read"),
+                ("max_uses", "2"),
+                ("expires_days", ""),
+            ],
+        )
+        .await;
+    let revoked_token = token_of(&input_value(&page.body, "invite-link"));
+    let revoked = store
+        .invite_by_hash(&phlix_hub_token_hash(&revoked_token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        revoked.expires_at.is_some(),
+        "empty days: the hub's default lifetime"
+    );
+    let page = carol
+        .submit(
+            &format!("/app/invites/{}/revoke", revoked.id),
+            &[("server_id", &server_id)],
+        )
+        .await;
+    assert_eq!(page.status, 403, "not carol's link");
+    let page = alice
+        .submit(
+            &format!("/app/invites/{}/revoke", revoked.id),
+            &[("server_id", &server_id)],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("{detail}?saved=invite-revoked#invites").as_str())
+    );
+    let page = carol.get(&format!("/app/invite/{revoked_token}")).await;
+    assert_eq!(page.status, 410);
+    assert!(page.body.contains("Invite link used up"));
+    store.close().await;
     hub.stop().await;
 }

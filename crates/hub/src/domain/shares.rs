@@ -923,3 +923,46 @@ pub async fn sweep_loop(core: Core, shutdown: tokio_util::sync::CancellationToke
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// One server's sharing, for its owner's page
+
+/// What the Sharing section of a server's page shows its owner: the server's active shares
+/// and every invite link to it (revoked, used-up and expired ones included, each with its
+/// status), both newest first.
+#[derive(Debug, Clone)]
+pub struct ServerSharing {
+    pub shares: Vec<ShareRow>,
+    pub invites: Vec<InviteView>,
+}
+
+/// The shares and invite links of one server `owner_id` owns: the owner's lists of [`list`]
+/// and [`invites`] narrowed to that server, so the page and the JSON API cannot disagree on
+/// what is active.
+///
+/// # Errors
+/// 403 `not_server_owner` (also for an unknown server); database failures.
+pub async fn of_server(
+    core: &Core,
+    owner_id: &str,
+    server_id: &str,
+) -> DomainResult<ServerSharing> {
+    server_of_owner(core, owner_id, server_id).await?;
+    let now = now_unix();
+    let shares = core
+        .store
+        .outgoing_shares(owner_id, now)
+        .await?
+        .into_iter()
+        .filter(|share| share.server_id == server_id)
+        .collect();
+    let invites = core
+        .store
+        .invites_of(owner_id)
+        .await?
+        .into_iter()
+        .filter(|invite| invite.server_id == server_id)
+        .map(|row| InviteView::of(row, now))
+        .collect();
+    Ok(ServerSharing { shares, invites })
+}

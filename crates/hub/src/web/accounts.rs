@@ -18,6 +18,18 @@ use crate::store::UserRow;
 pub struct NextQuery {
     pub next: Option<String>,
     pub signed_out: Option<String>,
+    /// The token of the invite link the visitor came from (`/app/invite/{token}`).
+    pub invite: Option<String>,
+}
+
+/// The invite token a sign-in or sign-up carries: the explicit one, else the token of an
+/// invitation page the visitor returns to. Only well-formed tokens are kept (the form repeats
+/// it; the link itself is checked when the account is made).
+fn invite_token(explicit: Option<&str>, next: &str) -> Option<String> {
+    explicit
+        .or_else(|| next.strip_prefix("/app/invite/"))
+        .filter(|token| crate::domain::shares::is_token(token))
+        .map(str::to_owned)
 }
 
 #[derive(Template)]
@@ -25,6 +37,8 @@ pub struct NextQuery {
 struct LoginPage {
     layout: Layout,
     next: String,
+    /// Carried on to the sign-up link.
+    invite: Option<String>,
     login: String,
     error: Option<String>,
     notice: Option<String>,
@@ -35,6 +49,9 @@ struct LoginPage {
 struct SignupPage {
     layout: Layout,
     next: String,
+    /// The invite link's token, repeated by the form: it lets the visitor sign up even when
+    /// sign-ups are disabled.
+    invite: Option<String>,
     username: String,
     email: String,
     error: Option<String>,
@@ -57,6 +74,7 @@ pub async fn login_page(
     }
     let page = LoginPage {
         layout: Layout::new("Sign in", None, &visitor.csrf, "login"),
+        invite: invite_token(query.invite.as_deref(), &next),
         next,
         login: String::new(),
         error: None,
@@ -114,6 +132,7 @@ pub async fn login(
             };
             let page = LoginPage {
                 layout: Layout::new("Sign in", None, &visitor.csrf, "login"),
+                invite: invite_token(None, &next),
                 next,
                 login: form.login,
                 error: Some(message),
@@ -155,6 +174,7 @@ pub async fn signup_page(
     }
     let page = SignupPage {
         layout: Layout::new("Create an account", None, &visitor.csrf, "signup"),
+        invite: invite_token(query.invite.as_deref(), &next),
         next,
         username: String::new(),
         email: String::new(),
@@ -184,6 +204,7 @@ pub async fn signup(
     CsrfForm(form): CsrfForm<SignupForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
+    let invite = invite_token(form.invite.as_deref().filter(|t| !t.is_empty()), &next);
     let request = phlix_proto::auth::RegisterRequest {
         username: Some(form.username.trim().to_owned()),
         email: Some(form.email.trim().to_owned()),
@@ -194,7 +215,7 @@ pub async fn signup(
         &visitor.core,
         &client,
         &request,
-        form.invite.as_deref(),
+        invite.as_deref(),
     )
     .await
     {
@@ -210,12 +231,20 @@ pub async fn signup(
                     "An account with this e-mail address exists already. Sign in instead."
                         .to_owned()
                 }
+                DomainError::Denied { code, .. } if *code == "signups_disabled" => {
+                    if invite.is_some() {
+                        "Sign-ups are closed on this hub, and this invite link can no longer be used. Ask for a new link.".to_owned()
+                    } else {
+                        "Sign-ups are closed on this hub. Ask someone with an account for an invite link.".to_owned()
+                    }
+                }
                 _ => {
                     "The account could not be created right now. Try again in a moment.".to_owned()
                 }
             };
             let page = SignupPage {
                 layout: Layout::new("Create an account", None, &visitor.csrf, "signup"),
+                invite,
                 next,
                 username: form.username,
                 email: form.email,

@@ -5,7 +5,8 @@
 //! - [`session`]: cookies, the page gate (redirect to `/app/login?next=…`), silent session
 //!   renewal from the refresh cookie, the CSRF token and the form extractor;
 //! - one file of handlers per domain ([`accounts`], [`servers`], [`claims`], [`settings`],
-//!   [`invite`]) over the shared [`layout`]; [`sparkline`]: inline SVG charts; [`assets`]: CSS/JS.
+//!   [`shares`], [`invite`]) over the shared [`layout`]; [`sparkline`]: inline SVG charts;
+//!   [`assets`]: CSS/JS.
 
 pub mod accounts;
 pub mod assets;
@@ -15,6 +16,7 @@ pub mod layout;
 pub mod servers;
 pub mod session;
 pub mod settings;
+pub mod shares;
 pub mod sparkline;
 
 use axum::Router;
@@ -46,6 +48,20 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/app/servers/{id}/relay-token", post(servers::mint_token))
         .route("/app/servers/{id}/proxy-policy", post(servers::set_policy))
         .route("/app/servers/{id}/remove", post(servers::remove_server))
+        .route("/app/servers/{id}/shares", post(shares::share))
+        .route("/app/servers/{id}/invites", post(shares::create_invite))
+        .route(
+            "/app/servers/{id}/sharing-policy",
+            post(shares::set_sharing_policy),
+        )
+        .route("/app/shares", get(shares::shares_page))
+        .route(
+            "/app/shares/{id}/permission",
+            post(shares::change_permission),
+        )
+        .route("/app/shares/{id}/revoke", post(shares::revoke))
+        .route("/app/shares/{id}/leave", post(shares::leave))
+        .route("/app/invites/{id}/revoke", post(shares::revoke_invite))
         .route(
             "/app/claim-server",
             get(claims::claim_page).post(claims::claim),
@@ -54,7 +70,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/app/settings",
             get(settings::settings_page).post(settings::save_settings),
         )
-        .route("/app/invite/{token}", get(invite::invite))
+        .route(
+            "/app/invite/{token}",
+            get(invite::invite).post(invite::accept),
+        )
         .route("/app/{*rest}", get(layout::not_found))
         .route(
             "/login",

@@ -1,4 +1,4 @@
-//! The server list and the server detail page (relay token, proxy policy, removal).
+//! The server list and the server detail page (relay token, proxy policy, sharing, removal).
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use super::layout::*;
 use super::session::{CsrfForm, Viewer};
+use super::shares::{
+    IncomingLine, InviteFormView, ShareFormView, SharingNotice, SharingSection, incoming_lines,
+    sharing_section,
+};
 use super::{html, sparkline};
 use crate::domain::DomainError;
 use crate::domain::servers::{self, ServerOverview};
@@ -19,6 +23,8 @@ use crate::store::HeartbeatRow;
 struct ServersPage {
     layout: Layout,
     servers: Vec<ServerView>,
+    /// Libraries other accounts share with the viewer.
+    incoming: Vec<IncomingLine>,
     public_url: String,
     notice: Option<String>,
 }
@@ -33,8 +39,11 @@ pub async fn servers(
     viewer: Viewer,
     axum::extract::Query(query): axum::extract::Query<ServersQuery>,
 ) -> Response {
-    let rows = match servers::list_owned(&viewer.core, &viewer.user.id).await {
-        Ok(rows) => rows,
+    let (rows, incoming) = match tokio::try_join!(
+        servers::list_owned(&viewer.core, &viewer.user.id),
+        incoming_lines(&viewer)
+    ) {
+        Ok(both) => both,
         Err(err) => return api_error_page(&viewer, &err),
     };
     let mut layout = Layout::for_viewer("Servers", &viewer, "servers");
@@ -42,6 +51,7 @@ pub async fn servers(
     let page = ServersPage {
         layout,
         servers: rows.into_iter().map(ServerView::from).collect(),
+        incoming,
         public_url: viewer.core.config.public_url.clone(),
         notice: query
             .removed
@@ -96,6 +106,32 @@ struct ServerPage {
     notice: Option<String>,
     client_endpoint: String,
     proxy_base: String,
+    sharing: SharingSection,
+}
+
+/// What a detail page shows beyond the server itself: a token minted this once, a notice, the
+/// sharing forms as they were sent (with their messages), and the page's status.
+#[derive(Debug, Clone)]
+pub(super) struct DetailExtras {
+    pub token: Option<MintedToken>,
+    pub notice: Option<String>,
+    pub sharing_notice: SharingNotice,
+    pub share_form: Option<ShareFormView>,
+    pub invite_form: Option<InviteFormView>,
+    pub status: StatusCode,
+}
+
+impl Default for DetailExtras {
+    fn default() -> Self {
+        Self {
+            token: None,
+            notice: None,
+            sharing_notice: SharingNotice::default(),
+            share_form: None,
+            invite_form: None,
+            status: StatusCode::OK,
+        }
+    }
 }
 
 fn metric(metrics: Option<&Value>, key: &str) -> Option<f64> {
@@ -133,11 +169,10 @@ fn heartbeat_line(row: &HeartbeatRow) -> HeartbeatLine {
 }
 
 /// Renders the detail page of a server the viewer owns.
-async fn render_server(
+pub(super) async fn render_server(
     viewer: &Viewer,
     server_id: &str,
-    token: Option<MintedToken>,
-    notice: Option<String>,
+    extras: DetailExtras,
 ) -> Response {
     let core = &viewer.core;
     let overview =
@@ -182,6 +217,20 @@ async fn render_server(
         )
     });
     let cpu_caption = cpu.last().map_or_else(String::new, |c| format!("{c:.1} %"));
+    let sharing = match sharing_section(
+        viewer,
+        &server.id,
+        &server.server_name,
+        server.collaborator_relay,
+        extras.share_form,
+        extras.invite_form,
+        &extras.sharing_notice,
+    )
+    .await
+    {
+        Ok(sharing) => sharing,
+        Err(err) => return api_error_page(viewer, &err),
+    };
     let page = ServerPage {
         layout: {
             let mut layout = Layout::for_viewer(server.server_name.clone(), viewer, "servers");
@@ -215,15 +264,20 @@ async fn render_server(
                 reason: s.close_reason.unwrap_or_default(),
             })
             .collect(),
-        token,
-        notice,
+        token: extras.token,
+        notice: extras.notice,
+        sharing,
     };
-    html(StatusCode::OK, page.render())
+    html(extras.status, page.render())
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailQuery {
+    /// What was just saved: `policy`, or a sharing action (`shared`, `permission`,
+    /// `share-revoked`, `invite-revoked`, `sharing-policy`).
     pub saved: Option<String>,
+    /// The share `saved=shared` made.
+    pub share: Option<String>,
 }
 
 /// `GET /app/servers/{id}`.
@@ -232,10 +286,17 @@ pub async fn server_detail(
     Path(server_id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<DetailQuery>,
 ) -> Response {
-    let notice = query
-        .saved
-        .map(|_| "The proxy policy was saved.".to_owned());
-    render_server(&viewer, &server_id, None, notice).await
+    let notice = (query.saved.as_deref() == Some("policy"))
+        .then(|| "The proxy policy was saved.".to_owned());
+    let extras = DetailExtras {
+        notice,
+        sharing_notice: SharingNotice {
+            saved: query.saved,
+            share: query.share,
+        },
+        ..DetailExtras::default()
+    };
+    render_server(&viewer, &server_id, extras).await
 }
 
 /// `POST /app/servers/{id}/relay-token`: mints a token and shows it once.
@@ -258,7 +319,11 @@ pub async fn mint_token(
                 token,
                 expires_text: when(expires_at).1,
             };
-            render_server(&viewer, &server_id, Some(token), None).await
+            let extras = DetailExtras {
+                token: Some(token),
+                ..DetailExtras::default()
+            };
+            render_server(&viewer, &server_id, extras).await
         }
         Err(err) => api_error_page(&viewer, &err),
     }

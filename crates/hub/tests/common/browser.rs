@@ -156,9 +156,22 @@ impl Browser {
 
     /// A new tab.
     pub async fn new_page(&self) -> Page<'_> {
-        let target = self
-            .call(None, "Target.createTarget", json!({"url": "about:blank"}))
+        self.open_page(json!({"url": "about:blank"})).await
+    }
+
+    /// A tab in a new browser context: its own cookies and storage, as a second browser
+    /// profile would have (a second person on another computer).
+    pub async fn new_isolated_page(&self) -> Page<'_> {
+        let context = self
+            .call(None, "Target.createBrowserContext", json!({}))
             .await;
+        let id = context["browserContextId"].as_str().unwrap().to_owned();
+        self.open_page(json!({"url": "about:blank", "browserContextId": id}))
+            .await
+    }
+
+    async fn open_page(&self, params: Value) -> Page<'_> {
+        let target = self.call(None, "Target.createTarget", params).await;
         let target_id = target["targetId"].as_str().unwrap().to_owned();
         let attached = self
             .call(
@@ -287,6 +300,21 @@ impl Page<'_> {
         );
         assert_eq!(self.eval(&focus).await, json!(true), "focus {selector}");
         self.call("Input.insertText", json!({"text": text})).await;
+    }
+
+    /// Picks the option `value` of the `<select>` matching `selector`, firing the events a
+    /// user's choice fires.
+    pub async fn select(&self, selector: &str, value: &str) {
+        let expression = format!(
+            "(() => {{ const el = document.querySelector({0}); if (!el) return false; el.focus(); el.value = {1}; el.dispatchEvent(new Event('input', {{bubbles: true}})); el.dispatchEvent(new Event('change', {{bubbles: true}})); return el.value === {1}; }})()",
+            json!(selector),
+            json!(value)
+        );
+        assert_eq!(
+            self.eval(&expression).await,
+            json!(true),
+            "pick {value} in {selector}"
+        );
     }
 
     /// Clicks the middle of the first element matching `selector` with the mouse.
