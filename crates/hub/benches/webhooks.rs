@@ -186,12 +186,7 @@ async fn latency(database: Option<String>) -> (f64, f64) {
     let arrivals = receiver.arrivals.lock().unwrap().clone();
     let mut samples: Vec<f64> = committed
         .iter()
-        .map(|(id, at)| {
-            arrivals[id]
-                .saturating_duration_since(*at)
-                .as_secs_f64()
-                * 1000.0
-        })
+        .map(|(id, at)| arrivals[id].saturating_duration_since(*at).as_secs_f64() * 1000.0)
         .collect();
     samples.sort_by(f64::total_cmp);
     hub.stop().await;
