@@ -4,7 +4,9 @@
 //! change a setting, be refused a CSRF-less form, sign out. Then sharing: a library shared
 //! and an invite link made on the server page, opened by a second person in a browser context
 //! of their own who signs up through it and accepts, and the shares pages following changes
-//! live. Screenshots of every main page go to `target/screenshots/` (light, dark and phone).
+//! live. Then webhooks: an endpoint added against a real receiver, its secret shown once, a
+//! test sent and its answer read, the delivery log and a redelivery, deletion. Screenshots of
+//! every main page go to `target/screenshots/` (light, dark and phone).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use common::TestHub;
 use common::browser::{Browser, Page};
 use common::fake_server::FakePhlixServer;
+use common::receiver::Receiver;
 use serde_json::{Value, json};
 
 fn heartbeat_with_metrics(server: &FakePhlixServer, cpu: f64) -> Value {
@@ -631,6 +634,216 @@ async fn a_revoked_share_leaves_the_collaborators_open_page_without_reload() {
         .await;
     guest.screenshot("shares-collaborator-revoked").await;
     drop((owner, guest));
+    drop(browser);
+    hub.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks (SPEC P, Q.5)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_adds_a_webhook_and_reads_its_delivery_log_in_a_real_browser() {
+    let hub = TestHub::start().await;
+    let base = hub.url("");
+    let (receiver, addr) = Receiver::start().await;
+    receiver.reply("browser", r#"{"received":true}"#);
+    hub.register("alice", "correct horse").await;
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    sign_in(&page, &base, "alice", "/app/servers").await;
+
+    // Webhooks is in the navigation; the page starts empty.
+    page.click("nav a[href='/app/webhooks']").await;
+    page.wait_path("/app/webhooks").await;
+    assert_eq!(
+        page.eval("document.querySelector('nav a[aria-current=page]').textContent")
+            .await,
+        "Webhooks"
+    );
+    assert!(page.text("#no-webhooks").await.contains("No endpoint yet"));
+
+    // Sent empty, the form says what each field needs.
+    page.click("#webhook-submit").await;
+    page.wait_for(
+        "!!document.getElementById('webhook-events-error')",
+        "the field messages",
+    )
+    .await;
+    assert_eq!(page.status().await, 400);
+    assert!(
+        page.text("#webhook-url-error")
+            .await
+            .contains("Enter the URL")
+    );
+    assert_eq!(
+        page.eval("document.getElementById('webhook-name').getAttribute('aria-invalid')")
+            .await,
+        "true"
+    );
+    page.screenshot("webhooks-errors").await;
+
+    // A real receiver, two events ticked with the mouse.
+    page.type_into("#webhook-name", "Home automation").await;
+    let url = format!("http://{addr}/browser");
+    page.type_into("#webhook-url", &url).await;
+    page.click("#event-server-online").await;
+    page.click("#event-relay-opened").await;
+    assert_eq!(
+        page.eval("document.querySelectorAll('#webhook-events input:checked').length")
+            .await,
+        json!(2)
+    );
+    page.screenshot("webhooks-form").await;
+    page.click("#webhook-submit").await;
+
+    // The secret, once, with a working copy button.
+    page.wait_for(
+        "!!document.getElementById('webhook-secret')",
+        "the new endpoint's secret",
+    )
+    .await;
+    let secret = page
+        .eval("document.getElementById('webhook-secret').value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let id = page
+        .eval("document.querySelector('[data-webhook-id]').dataset.webhookId")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    page.click("button[data-copy='webhook-secret']").await;
+    page.wait_for(
+        "document.querySelector('button[data-copy=\"webhook-secret\"]').textContent === 'Copied'",
+        "the copy button to confirm",
+    )
+    .await;
+    page.screenshot("webhook-created").await;
+
+    // Send test: the receiver gets webhook.test and the page shows its answer.
+    page.click("#send-test").await;
+    page.wait_for(
+        "!!document.getElementById('test-result')",
+        "the test's result",
+    )
+    .await;
+    assert!(
+        page.url()
+            .await
+            .contains(&format!("/app/webhooks/{id}?tested=")),
+        "{}",
+        page.url().await
+    );
+    assert_eq!(page.text("#test-title").await, "Test delivered");
+    assert_eq!(page.text("#test-status").await, "HTTP 200");
+    assert!(page.text("#test-latency").await.ends_with(" ms"));
+    assert_eq!(page.text("#test-excerpt").await, r#"{"received":true}"#);
+    let got = receiver.on("browser");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].body.contains(r#""type":"webhook.test""#),
+        "{}",
+        got[0].body
+    );
+    assert!(
+        !page
+            .eval("document.body.innerHTML")
+            .await
+            .as_str()
+            .unwrap()
+            .contains(&secret),
+        "the secret is not shown again"
+    );
+    page.screenshot("webhook-test").await;
+
+    // The list shows the endpoint's health; its Deliveries link opens the log.
+    page.click("nav a[href='/app/webhooks']").await;
+    page.wait_path("/app/webhooks").await;
+    let row = format!("tr[data-webhook-id=\"{id}\"]");
+    let health = page.text(&row).await;
+    assert!(
+        health.contains("enabled") && health.contains("HTTP 200") && health.contains(&url),
+        "{health}"
+    );
+    assert!(
+        !page
+            .eval("document.body.innerHTML")
+            .await
+            .as_str()
+            .unwrap()
+            .contains(&secret)
+    );
+    page.screenshot("webhooks").await;
+    page.click(&format!("{row} a.button")).await;
+    page.wait_path(&format!("/app/webhooks/{id}")).await;
+    assert_eq!(
+        page.eval("document.querySelectorAll('#delivery-table tr[data-delivery-id]').length")
+            .await,
+        json!(1)
+    );
+    let log = page.text("#delivery-table").await;
+    assert!(
+        log.contains("webhook.test") && log.contains("delivered") && log.contains("HTTP 200"),
+        "{log}"
+    );
+
+    // Redeliver: the same event again; the log shows the second attempt.
+    page.click("#delivery-table button.redeliver").await;
+    page.wait_path(&format!("/app/webhooks/{id}?saved=redelivered"))
+        .await;
+    let again = receiver.wait("browser", 2, Duration::from_secs(10)).await;
+    assert_eq!(
+        again[0].headers["webhook-id"],
+        again[1].headers["webhook-id"]
+    );
+    page.goto(&format!("{base}/app/webhooks/{id}")).await;
+    assert_eq!(
+        page.eval("document.querySelectorAll('#delivery-table ol.attempts li').length")
+            .await,
+        json!(2)
+    );
+    page.click("#delivery-table details summary").await;
+    page.screenshot("webhook-deliveries").await;
+
+    // On a phone neither the log nor the list scrolls sideways.
+    page.viewport(Some((390, 844))).await;
+    assert_eq!(
+        page.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        json!(true),
+        "no horizontal scrolling on a phone"
+    );
+    page.eval("document.getElementById('deliveries').scrollIntoView(); true")
+        .await;
+    page.screenshot("webhook-phone").await;
+    page.goto(&format!("{base}/app/webhooks")).await;
+    assert_eq!(
+        page.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        json!(true),
+        "no horizontal scrolling on a phone"
+    );
+    page.screenshot("webhooks-phone").await;
+    page.goto(&format!("{base}/app/webhooks/{id}")).await;
+    page.viewport(None).await;
+
+    // Delete, with the confirmation box ticked.
+    page.click("#delete-confirm").await;
+    page.click("#delete-webhook").await;
+    page.wait_for(
+        "location.pathname === '/app/webhooks' && !!document.getElementById('webhooks-notice')",
+        "the deletion notice",
+    )
+    .await;
+    assert_eq!(
+        page.text("#webhooks-notice").await,
+        "Home automation was deleted, with its pending deliveries."
+    );
+    assert!(page.text("main").await.contains("No endpoint yet"));
+    drop(page);
     drop(browser);
     hub.stop().await;
 }

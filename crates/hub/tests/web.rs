@@ -1,6 +1,6 @@
 //! The web UI over real HTTP, as a browser without JavaScript uses it: redirects, cookie
-//! sessions, CSRF, every form and its error pages, sharing and invite links, the live-event
-//! stream and the metrics history. The real-browser journeys are in `browser.rs`.
+//! sessions, CSRF, every form and its error pages, sharing and invite links, webhook endpoints
+//! against a real receiver, the live-event stream and the metrics history. The real-browser journeys are in `browser.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::TestHub;
 use common::fake_server::FakePhlixServer;
+use common::receiver::Receiver;
 use common::web_client::WebClient;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -962,6 +963,26 @@ fn first_share_id(body: &str, after: &str) -> String {
         .to_owned()
 }
 
+/// The value of the first `attr="…"` on a page.
+fn attr_value(body: &str, attr: &str) -> String {
+    body.split(&format!(r#"{attr}=""#))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {attr} on the page: {body}"))
+        .to_owned()
+}
+
+/// The test delivery a *Send test* redirect names (`…?tested=<id>#test-result`).
+fn tested_of(page: &common::web_client::Page) -> String {
+    let location = page.location.as_deref().expect("a redirect");
+    location
+        .split("tested=")
+        .nth(1)
+        .and_then(|rest| rest.split('#').next())
+        .unwrap_or_else(|| panic!("no tested= in {location}"))
+        .to_owned()
+}
+
 /// The token of an invite link URL (`…/invite/<token>`).
 fn token_of(url: &str) -> String {
     url.rsplit('/').next().unwrap().to_owned()
@@ -1011,6 +1032,26 @@ async fn every_page_form_refuses_a_post_without_its_csrf_token() {
         .await
         .unwrap()
         .unwrap();
+    // A webhook endpoint with one delivery, for the webhook forms.
+    let (receiver, addr) = Receiver::start().await;
+    let page = alice
+        .submit(
+            "/app/webhooks",
+            &[
+                ("name", "Home"),
+                ("url", &format!("http://{addr}/csrf")),
+                ("events", "*"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let webhook_id = attr_value(&page.body, "data-webhook-id");
+    let secret = input_value(&page.body, "webhook-secret");
+    let page = alice
+        .submit(&format!("/app/webhooks/{webhook_id}/test"), &[])
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let delivery_id = tested_of(&page);
 
     // Every POST route of the pages, read from the route table in the source, so a form added
     // later is covered without touching this test.
@@ -1027,6 +1068,8 @@ async fn every_page_form_refuses_a_post_without_its_csrf_token() {
                 path.replace("/servers/{id}", &format!("/servers/{server_id}"))
                     .replace("/shares/{id}", &format!("/shares/{share_id}"))
                     .replace("/invites/{id}", &format!("/invites/{}", invite.id))
+                    .replace("/webhooks/{id}", &format!("/webhooks/{webhook_id}"))
+                    .replace("{delivery_id}", &delivery_id)
                     .replace("{token}", &token),
             );
         }
@@ -1040,12 +1083,20 @@ async fn every_page_form_refuses_a_post_without_its_csrf_token() {
         "/app/shares/{share}/leave",
         "/app/invites/{invite}/revoke",
         "/app/invite/{token}",
+        "/app/webhooks",
+        "/app/webhooks/{w}/enabled",
+        "/app/webhooks/{w}/rotate",
+        "/app/webhooks/{w}/test",
+        "/app/webhooks/{w}/delete",
+        "/app/webhooks/{w}/deliveries/{d}/redeliver",
     ] {
         let path = must
             .replace("{s}", &server_id)
             .replace("{share}", &share_id)
             .replace("{invite}", &invite.id)
-            .replace("{token}", &token);
+            .replace("{token}", &token)
+            .replace("{w}", &webhook_id)
+            .replace("{d}", &delivery_id);
         assert!(posts.contains(&path), "{path} is a POST route: {posts:?}");
     }
     let fields: &[(&str, &str)] = &[
@@ -1053,6 +1104,11 @@ async fn every_page_form_refuses_a_post_without_its_csrf_token() {
         ("collaborator_email", "bob@example.com"),
         ("permission", "readwrite"),
         ("max_uses", "3"),
+        ("name", "Forged"),
+        ("url", "http://127.0.0.1:1/forged"),
+        ("events", "*"),
+        ("enabled", "0"),
+        ("confirm", "1"),
     ];
     for path in &posts {
         for client in [&mut alice, &mut bob] {
@@ -1094,6 +1150,21 @@ async fn every_page_form_refuses_a_post_without_its_csrf_token() {
         store.invites_of(&invite.owner_user_id).await.unwrap().len(),
         1
     );
+    // The one endpoint, still enabled, with its first secret and its one delivered test.
+    let hooks = store.webhooks_of(&invite.owner_user_id).await.unwrap();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert!(hooks[0].enabled);
+    assert_eq!(hooks[0].secret, secret);
+    let deliveries = store
+        .deliveries_of(&webhook_id, i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        (deliveries[0].status.as_str(), deliveries[0].attempt_count),
+        ("delivered", 1)
+    );
+    assert_eq!(receiver.on("csrf").len(), 1);
     store.close().await;
     hub.stop().await;
 }
@@ -1746,5 +1817,447 @@ async fn invite_links_are_made_once_shown_and_explained_to_whoever_opens_them() 
     assert_eq!(page.status, 410);
     assert!(page.body.contains("Invite link used up"));
     store.close().await;
+    hub.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks (SPEC P, Q.5)
+
+/// Whether `body` has the message `text` in the element `id` (a field's error paragraph).
+fn says(body: &str, id: &str, text: &str) -> bool {
+    body.split(&format!(r#"id="{id}""#))
+        .nth(1)
+        .and_then(|rest| rest.split("</").next())
+        .is_some_and(|message| message.contains(text))
+}
+
+#[tokio::test]
+async fn the_webhook_form_explains_each_field_and_shows_the_secret_once() {
+    let hub = TestHub::start().await;
+    let (receiver, addr) = Receiver::start().await;
+    let mut alice = WebClient::new(&hub.url(""));
+    alice.sign_up("alice", "correct horse").await;
+    let mut bob = WebClient::new(&hub.url(""));
+    bob.sign_up("bob", "correct horse").await;
+
+    // The page: in the navigation, empty, a picker of every event; the scope choice and the
+    // whole-hub events for the administrator (alice, the first account) only.
+    let page = alice.get("/app/webhooks").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<a href="/app/webhooks" aria-current="page">Webhooks</a>"#)
+    );
+    assert!(page.body.contains(r#"id="no-webhooks""#));
+    for id in [
+        "event-all",
+        "event-server-online",
+        "event-webhook-test",
+        "event-user-created",
+        "scope-hub",
+    ] {
+        assert!(page.body.contains(&format!(r#"id="{id}""#)), "{id}");
+    }
+    let page = bob.get("/app/webhooks").await;
+    assert!(page.body.contains(r#"id="event-relay-opened""#));
+    assert!(
+        !page.body.contains(r#"id="event-user-created""#),
+        "whole-hub events are for admins"
+    );
+    assert!(
+        !page.body.contains(r#"name="scope""#),
+        "no scope choice for a non-admin"
+    );
+
+    // Every field's message at once, the values kept.
+    let page = alice
+        .submit(
+            "/app/webhooks",
+            &[("name", " "), ("url", "ftp://example.com/hook")],
+        )
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        says(&page.body, "webhook-name-error", "Enter a name"),
+        "{}",
+        page.body
+    );
+    assert!(
+        says(
+            &page.body,
+            "webhook-url-error",
+            "Use an http:// or https:// URL."
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        says(
+            &page.body,
+            "webhook-events-error",
+            "Choose at least one event"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"value="ftp://example.com/hook""#));
+    assert!(page.body.contains(r#"aria-invalid="true""#));
+    let page = alice
+        .submit(
+            "/app/webhooks",
+            &[
+                ("name", "Home"),
+                ("url", "https://user:pw@example.com/h"),
+                ("events", "server.online"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(
+        says(
+            &page.body,
+            "webhook-url-error",
+            "Leave the user name and password out"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(r#"id="webhook-events-error""#));
+    assert!(
+        page.body.contains(r#"id="event-server-online" checked"#),
+        "the ticked box stays ticked"
+    );
+    let page = alice
+        .submit(
+            "/app/webhooks",
+            &[
+                ("name", "Home"),
+                ("url", "https://example.com/h"),
+                ("events", "server.exploded"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(
+        says(
+            &page.body,
+            "webhook-events-error",
+            "server.exploded is not a hub event"
+        ),
+        "{}",
+        page.body
+    );
+    // A non-admin asking for the whole hub is told so; nothing was made.
+    let page = bob
+        .submit(
+            "/app/webhooks",
+            &[
+                ("name", "All"),
+                ("url", &format!("http://{addr}/bob")),
+                ("events", "*"),
+                ("scope", "hub"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        says(&page.body, "webhook-error", "Only an administrator"),
+        "{}",
+        page.body
+    );
+    let store = hub.store().await;
+    let alice_id = store.user_by_login("alice").await.unwrap().unwrap().id;
+    assert!(store.webhooks_of(&alice_id).await.unwrap().is_empty());
+
+    // Created: the secret is on this page and no other.
+    let url = format!("http://{addr}/page");
+    let page = alice
+        .submit(
+            "/app/webhooks",
+            &[
+                ("name", "Home <Assistant>"),
+                ("url", &url),
+                ("events", "server.online"),
+                ("events", "relay.opened"),
+                ("scope", "user"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Endpoint added"));
+    assert!(
+        page.body.contains("Home &#60;Assistant&#62;"),
+        "the name is escaped: {}",
+        page.body
+    );
+    let id = attr_value(&page.body, "data-webhook-id");
+    let secret = input_value(&page.body, "webhook-secret");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 40,
+        "{secret}"
+    );
+    assert!(
+        page.body.contains(r#"data-copy="webhook-secret""#),
+        "a copy button"
+    );
+    let list = alice.get("/app/webhooks").await;
+    assert_eq!(list.status, 200);
+    assert!(!list.body.contains(&secret), "the secret is shown once");
+    assert!(list.body.contains(&format!(r#"data-webhook-id="{id}""#)));
+    assert!(list.body.contains("server.online, relay.opened"));
+    assert!(list.body.contains(&url));
+    assert!(list.body.contains(r#"data-status="enabled""#));
+    let detail_path = format!("/app/webhooks/{id}");
+    let detail = alice.get(&detail_path).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert!(!detail.body.contains(&secret));
+    assert!(detail.body.contains(r#"id="no-deliveries""#));
+
+    // Someone else's endpoint is a 404 page, for every form as well; nothing changes.
+    let page = bob.get(&detail_path).await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("No such webhook"), "{}", page.body);
+    for action in ["test", "rotate", "delete", "enabled"] {
+        let page = bob
+            .submit(
+                &format!("{detail_path}/{action}"),
+                &[("enabled", "0"), ("confirm", "1")],
+            )
+            .await;
+        assert_eq!(page.status, 404, "{action}: {}", page.body);
+    }
+    assert!(
+        alice
+            .get("/app/webhooks/no-such-id")
+            .await
+            .body
+            .contains("No such webhook")
+    );
+
+    // Send test: the result on the endpoint's page, the receiver's text escaped.
+    receiver.reply("page", "<script>alert('hi')</script>");
+    let page = alice.submit(&format!("{detail_path}/test"), &[]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let delivery_id = tested_of(&page);
+    assert!(page.location.as_deref().unwrap().ends_with("#test-result"));
+    let detail = alice.get(page.location.as_deref().unwrap()).await;
+    assert_eq!(detail.status, 200);
+    assert!(
+        says(&detail.body, "test-title", "Test delivered"),
+        "{}",
+        detail.body
+    );
+    assert!(
+        detail
+            .body
+            .contains(r#"<dd id="test-status">HTTP 200</dd>"#),
+        "{}",
+        detail.body
+    );
+    assert!(detail.body.contains(r#"id="test-latency""#));
+    assert!(
+        detail.body.contains("&#60;script&#62;alert("),
+        "{}",
+        detail.body
+    );
+    assert!(
+        !detail.body.contains("<script>alert"),
+        "the receiver's text is escaped"
+    );
+    assert!(detail.body.contains(&format!(
+        r#"data-delivery-id="{delivery_id}" data-status="delivered""#
+    )));
+    assert!(detail.body.contains("webhook.test"));
+    let got = receiver.on("page");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].body.contains(r#""type":"webhook.test""#),
+        "{}",
+        got[0].body
+    );
+    let list = alice.get("/app/webhooks").await;
+    assert!(
+        list.body
+            .contains(r#"<span class="http" data-ok="1">HTTP 200</span>"#),
+        "{}",
+        list.body
+    );
+
+    // Redeliver: queued again, delivered again with the same webhook-id.
+    let page = alice
+        .submit(
+            &format!("{detail_path}/deliveries/{delivery_id}/redeliver"),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("{detail_path}?saved=redelivered#deliveries").as_str())
+    );
+    let again = receiver.wait("page", 2, Duration::from_secs(10)).await;
+    assert_eq!(
+        again[0].headers["webhook-id"],
+        again[1].headers["webhook-id"]
+    );
+    let page = alice
+        .submit(&format!("{detail_path}/deliveries/nope/redeliver"), &[])
+        .await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("No such delivery"));
+
+    // Rotate: a new secret on the page this once.
+    let page = alice.submit(&format!("{detail_path}/rotate"), &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let rotated = input_value(&page.body, "webhook-secret");
+    assert!(rotated.starts_with("whsec_") && rotated != secret);
+    assert!(!alice.get(&detail_path).await.body.contains(&rotated));
+
+    // Disable from the list, enable from the endpoint's page.
+    let page = alice
+        .submit(
+            &format!("{detail_path}/enabled"),
+            &[("enabled", "0"), ("back", "list")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("/app/webhooks?done=disabled&webhook={id}").as_str())
+    );
+    let list = alice.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        list.body.contains("Home &#60;Assistant&#62; is disabled"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains(r#"data-status="disabled""#));
+    let page = alice
+        .submit(&format!("{detail_path}/enabled"), &[("enabled", "1")])
+        .await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("{detail_path}?saved=enabled").as_str())
+    );
+    assert!(store.webhook_by_id(&id).await.unwrap().unwrap().enabled);
+    let page = alice
+        .submit(&format!("{detail_path}/enabled"), &[("enabled", "maybe")])
+        .await;
+    assert_eq!(page.status, 400);
+
+    // Health: a receiver answering 500 makes the endpoint failing; a 410 disables it with the
+    // reason; all events read as such; an administrator's whole-hub endpoint says so.
+    receiver.plan("down", &[500]);
+    receiver.plan("gone", &[410]);
+    for (name, path, events) in [("Down", "down", "server.offline"), ("Gone", "gone", "*")] {
+        let page = alice
+            .submit(
+                "/app/webhooks",
+                &[
+                    ("name", name),
+                    ("url", &format!("http://{addr}/{path}")),
+                    ("events", events),
+                    ("events", "server.online"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let hook = attr_value(&page.body, "data-webhook-id");
+        let page = alice
+            .submit(&format!("/app/webhooks/{hook}/test"), &[])
+            .await;
+        let detail = alice.get(page.location.as_deref().unwrap()).await;
+        assert!(
+            says(&detail.body, "test-title", "Test not delivered"),
+            "{}",
+            detail.body
+        );
+        assert!(detail.body.contains(&format!(
+            r#"<dd id="test-status">HTTP {}</dd>"#,
+            if path == "down" { 500 } else { 410 }
+        )));
+    }
+    let list = alice.get("/app/webhooks").await;
+    assert!(
+        list.body.contains(r#"data-status="failing""#),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("failing since"), "{}", list.body);
+    assert!(
+        list.body.contains("the receiver answered 410 Gone"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("All events"),
+        "* wins over single events"
+    );
+    let page = alice
+        .submit(
+            "/app/webhooks",
+            &[
+                ("name", "Hub"),
+                ("url", &format!("http://{addr}/hub")),
+                ("events", "user.created"),
+                ("scope", "hub"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(alice.get("/app/webhooks").await.body.contains("whole hub"));
+
+    // Delete: only with the box ticked.
+    let page = alice.submit(&format!("{detail_path}/delete"), &[]).await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("Tick the confirmation box"));
+    let page = alice
+        .submit(&format!("{detail_path}/delete"), &[("confirm", "1")])
+        .await;
+    assert_eq!(page.status, 303);
+    let list = alice.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        list.body.contains("Home &#60;Assistant&#62; was deleted"),
+        "{}",
+        list.body
+    );
+    assert_eq!(alice.get(&detail_path).await.status, 404);
+    store.close().await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_private_webhook_target_is_refused_on_its_field() {
+    let hub = TestHub::start_with(|args| args.webhook_allow_private = false).await;
+    let mut alice = WebClient::new(&hub.url(""));
+    alice.sign_up("alice", "correct horse").await;
+    let page = alice
+        .submit(
+            "/app/webhooks",
+            &[
+                ("name", "LAN"),
+                ("url", "http://127.0.0.1:9/hook"),
+                ("events", "*"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        says(
+            &page.body,
+            "webhook-url-error",
+            "127.0.0.1 is a loopback, private or link-local address"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"id="event-all" checked"#));
+    assert!(
+        alice
+            .get("/app/webhooks")
+            .await
+            .body
+            .contains(r#"id="no-webhooks""#)
+    );
     hub.stop().await;
 }

@@ -6,117 +6,13 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use common::TestHub;
 use common::fake_server::FakePhlixServer;
+use common::receiver::{Received, Receiver};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HashMap<String, String>,
-    body: String,
-    at: Instant,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    seen: Arc<Mutex<Vec<Received>>>,
-    /// Per path: the statuses to answer, in order (the last one repeats).
-    plan: Arc<Mutex<HashMap<String, Vec<u16>>>>,
-}
-
-async fn receive(
-    State(receiver): State<Receiver>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    receiver.seen.lock().unwrap().push(Received {
-        path: path.clone(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-        at: Instant::now(),
-    });
-    if path == "hang" {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
-    let status = {
-        let mut plan = receiver.plan.lock().unwrap();
-        let steps = plan.entry(path).or_insert_with(|| vec![200]);
-        if steps.len() > 1 {
-            steps.remove(0)
-        } else {
-            steps[0]
-        }
-    };
-    (StatusCode::from_u16(status).unwrap(), "x".repeat(10_000))
-}
-
-impl Receiver {
-    async fn start() -> (Self, SocketAddr) {
-        let receiver = Self::default();
-        let app = Router::new()
-            .route("/{path}", post(receive))
-            .with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (receiver, addr)
-    }
-
-    fn plan(&self, path: &str, statuses: &[u16]) {
-        self.plan
-            .lock()
-            .unwrap()
-            .insert(path.to_owned(), statuses.to_vec());
-    }
-
-    fn on(&self, path: &str) -> Vec<Received> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
-
-    async fn wait(&self, path: &str, count: usize, within: Duration) -> Vec<Received> {
-        let deadline = Instant::now() + within;
-        loop {
-            let seen = self.on(path);
-            if seen.len() >= count {
-                return seen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path}: {} of {count} requests within {within:?}",
-                seen.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 async fn call(
     hub: &TestHub,

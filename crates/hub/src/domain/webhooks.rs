@@ -1124,3 +1124,10 @@ pub async fn queue(core: &Core) -> DomainResult<(i64, i64)> {
         oldest.map_or(0, |ms| (now_ms() - ms).max(0) / 1000),
     ))
 }
+
+/// Whether only hub-scope endpoints receive `event` (the pages offer these events to
+/// administrators only).
+#[must_use]
+pub fn is_hub_only(event: &str) -> bool {
+    HUB_ONLY.contains(&event)
+}

@@ -5,8 +5,8 @@
 //! - [`session`]: cookies, the page gate (redirect to `/app/login?next=…`), silent session
 //!   renewal from the refresh cookie, the CSRF token and the form extractor;
 //! - one file of handlers per domain ([`accounts`], [`servers`], [`claims`], [`settings`],
-//!   [`shares`], [`invite`]) over the shared [`layout`]; [`sparkline`]: inline SVG charts;
-//!   [`assets`]: CSS/JS.
+//!   [`shares`], [`invite`], [`webhooks`]) over the shared [`layout`]; [`sparkline`]: inline
+//!   SVG charts; [`assets`]: CSS/JS.
 
 pub mod accounts;
 pub mod assets;
@@ -18,6 +18,7 @@ pub mod session;
 pub mod settings;
 pub mod shares;
 pub mod sparkline;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::Request;
@@ -62,6 +63,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/app/shares/{id}/revoke", post(shares::revoke))
         .route("/app/shares/{id}/leave", post(shares::leave))
         .route("/app/invites/{id}/revoke", post(shares::revoke_invite))
+        .route(
+            "/app/webhooks",
+            get(webhooks::webhooks_page).post(webhooks::create),
+        )
+        .route("/app/webhooks/{id}", get(webhooks::webhook_page))
+        .route("/app/webhooks/{id}/enabled", post(webhooks::set_enabled))
+        .route("/app/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/app/webhooks/{id}/test", post(webhooks::send_test))
+        .route("/app/webhooks/{id}/delete", post(webhooks::delete))
+        .route(
+            "/app/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route(
             "/app/claim-server",
             get(claims::claim_page).post(claims::claim),
