@@ -671,3 +671,55 @@ async fn a_patch_that_would_break_the_endpoint_changes_nothing() {
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_with_its_reason() {
+    let hub = hub().await;
+    let (receiver, addr) = Receiver::start().await;
+    let owner = hub.register("failing", "password123").await;
+    hub.register("pal", "password123").await;
+    receiver.plan("broken", &[500]);
+    let token = &owner.access_token;
+    let (id, _) = endpoint(
+        &hub,
+        token,
+        &format!("http://{addr}/broken"),
+        json!(["share.created"]),
+    )
+    .await;
+    // Its deliveries have failed since six days ago (as the hub would have recorded it).
+    let store = hub.store().await;
+    let six_days_ago = (phlix_hub::auth::now_unix() - 6 * 86_400).to_string();
+    common::execute(
+        &store,
+        "UPDATE webhooks SET failing_since = CAST($1 AS BIGINT) WHERE id = $2",
+        &[&six_days_ago, &id],
+    )
+    .await;
+    pair_and_share(&hub, token, "pal@example.com").await;
+    receiver.wait("broken", 1, Duration::from_secs(5)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let w = loop {
+        let (_, w) = call(
+            &hub,
+            token,
+            Method::GET,
+            &format!("/api/v1/me/webhooks/{id}"),
+            None,
+        )
+        .await;
+        if w["enabled"] == false || Instant::now() > deadline {
+            break w;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(w["enabled"], false, "{w}");
+    assert!(
+        w["disabled_reason"].as_str().unwrap().contains("5 days"),
+        "{w}"
+    );
+    // No more attempts once disabled.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.on("broken").len(), 1);
+    hub.stop().await;
+}

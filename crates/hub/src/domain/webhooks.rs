@@ -725,6 +725,9 @@ pub struct Webhooks {
     endpoints: Mutex<Option<Arc<Vec<WebhookRow>>>>,
     /// Per-endpoint concurrency.
     per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// One HTTP client per (host, checked address): connections are kept alive between
+    /// deliveries, and building a client (TLS roots) is not paid per attempt.
+    clients: Mutex<HashMap<(String, SocketAddr), reqwest::Client>>,
 }
 
 impl Webhooks {
@@ -737,7 +740,27 @@ impl Webhooks {
             wake: Notify::new(),
             endpoints: Mutex::new(None),
             per_endpoint: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The client that connects `host` to exactly `addr` (the address the SSRF check passed).
+    fn client(&self, host: &str, addr: SocketAddr) -> Result<reqwest::Client, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&(host.to_owned(), addr)) {
+            return Ok(client.clone());
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(ATTEMPT_TIMEOUT)
+            .resolve(host, addr)
+            .build()
+            .map_err(|e| format!("client: {e}"))?;
+        if clients.len() >= 1024 {
+            clients.clear();
+        }
+        clients.insert((host.to_owned(), addr), client.clone());
+        Ok(client)
     }
 
     fn forget_endpoints(&self) {
@@ -915,7 +938,17 @@ pub fn spawn(core: &Core, shutdown: &CancellationToken, tracker: &tokio_util::ta
                     let Ok(_turn) = endpoint_slots.acquire_owned().await else {
                         return;
                     };
-                    match core.store.webhook_by_id(&delivery.webhook_id).await {
+                    // The fan-out's cache of enabled endpoints, else the row (a disabled
+                    // endpoint's delivery ends as failed).
+                    let cached = endpoints(&core)
+                        .await
+                        .ok()
+                        .and_then(|all| all.iter().find(|e| e.id == delivery.webhook_id).cloned());
+                    let endpoint = match cached {
+                        Some(endpoint) => Ok(Some(endpoint)),
+                        None => core.store.webhook_by_id(&delivery.webhook_id).await,
+                    };
+                    match endpoint {
                         Ok(Some(endpoint)) => {
                             if let Err(err) = attempt(&core, &endpoint, &delivery).await {
                                 tracing::warn!(error = %err, "webhook attempt not recorded");
@@ -995,8 +1028,12 @@ async fn attempt(core: &Core, endpoint: &WebhookRow, delivery: &DeliveryRow) -> 
         core.webhooks.forget_endpoints();
     } else if !delivered
         && endpoint.enabled
-        && endpoint
-            .failing_since
+        // Read fresh: the endpoint given may come from the fan-out's cache.
+        && core
+            .store
+            .webhook_by_id(&endpoint.id)
+            .await?
+            .and_then(|row| row.failing_since)
             .is_some_and(|since| now - since >= FAILING_DISABLES_AFTER)
     {
         core.store
@@ -1055,12 +1092,7 @@ async fn send(
         .await
         .map_err(|e| e.to_string())?;
     let host = url.host_str().unwrap_or_default().to_owned();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(ATTEMPT_TIMEOUT)
-        .resolve(&host, addr)
-        .build()
-        .map_err(|e| format!("client: {e}"))?;
+    let client = core.webhooks.client(&host, addr)?;
     let now = now_unix();
     let mut secrets = vec![endpoint.secret.as_str()];
     if let (Some(previous), Some(until)) =
