@@ -6,7 +6,8 @@ use clap::Parser;
 // chunks, 19 MiB Argon2 blocks moved off mmap by its sliding threshold), so the hub stayed
 // hundreds of MB resident after one. jemalloc's background threads (the `background_threads`
 // feature of tikv-jemallocator) purge freed pages within seconds, with no allocation activity
-// needed to trigger it (BENCHMARKS.md, "Memory after an abuse burst").
+// needed to trigger it; the 1 s decay is compiled in from .cargo/config.toml (BENCHMARKS.md,
+// "Memory after an abuse burst").
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
