@@ -1,7 +1,9 @@
 //! Argon2id password hashing (OWASP parameters: m = 19 MiB, t = 2, p = 1).
 //!
 //! Hashing is deliberately slow, so it runs on the blocking pool behind a semaphore sized to
-//! the CPU count: a login flood queues instead of starving the async runtime.
+//! the CPU count: a login flood queues instead of starving the async runtime, and Argon2 never
+//! holds more than CPUs × 19 MiB at once. The permit moves into the blocking task, so a caller
+//! that goes away (a client hanging up mid-login) does not free it while Argon2 still runs.
 
 use std::sync::{Arc, LazyLock};
 
@@ -54,9 +56,12 @@ impl PasswordHasherPool {
     /// # Errors
     /// When Argon2 fails or the blocking task is cancelled.
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
-        let hash =
-            tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes())).await??;
+        let permit = Arc::clone(&self.permits).acquire_owned().await?;
+        let hash = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_blocking(password.as_bytes())
+        })
+        .await??;
         Ok(hash)
     }
 
@@ -66,14 +71,19 @@ impl PasswordHasherPool {
     /// # Errors
     /// When the blocking task is cancelled.
     pub async fn verify(&self, password: String, stored: Option<String>) -> anyhow::Result<bool> {
-        let _permit = self.permits.acquire().await?;
-        let ok = tokio::task::spawn_blocking(move || match stored {
-            Some(stored) => verify_blocking(password.as_bytes(), &stored),
-            None => {
-                if let Some(dummy) = DUMMY_HASH.as_deref() {
-                    let _ = verify_blocking(password.as_bytes(), dummy);
+        let permit = Arc::clone(&self.permits).acquire_owned().await?;
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match stored {
+                Some(stored) => verify_blocking(password.as_bytes(), &stored),
+                // The first call also computes the dummy hash, under the same permit: one
+                // Argon2 pass after the other, never two at once.
+                None => {
+                    if let Some(dummy) = DUMMY_HASH.as_deref() {
+                        let _ = verify_blocking(password.as_bytes(), dummy);
+                    }
+                    false
                 }
-                false
             }
         })
         .await?;
