@@ -9,22 +9,16 @@ use serde_json::{Value, json};
 
 use crate::domain::shares;
 use crate::http::error::ApiResult;
-use crate::http::extract::{ClientInfo, CurrentUser, Json, Path, RawBody, Ready};
-
-/// The body as JSON, or `None` when it is empty or not JSON (M and N answer both with 400
-/// `invalid_body`).
-fn json_body(body: &[u8]) -> Option<Value> {
-    serde_json::from_slice(body).ok()
-}
+use crate::http::extract::{ClientInfo, CurrentUser, Json, MaybeJson, Path, Ready};
 
 /// `POST /api/v1/me/shares` → 201 Share.
 pub async fn create(
     Ready(core): Ready,
     user: CurrentUser,
     client: ClientInfo,
-    RawBody(body): RawBody,
+    MaybeJson(body): MaybeJson,
 ) -> ApiResult<Response> {
-    let share = shares::create(&core, &client, &user.user, json_body(&body).as_ref()).await?;
+    let share = shares::create(&core, &client, &user.user, body.as_ref()).await?;
     Ok((StatusCode::CREATED, axum::Json(share)).into_response())
 }
 
@@ -39,16 +33,9 @@ pub async fn update(
     user: CurrentUser,
     client: ClientInfo,
     Path(share_id): Path<String>,
-    RawBody(body): RawBody,
+    MaybeJson(body): MaybeJson,
 ) -> ApiResult<Json<crate::store::ShareRow>> {
-    let share = shares::update(
-        &core,
-        &client,
-        &user.user.id,
-        &share_id,
-        json_body(&body).as_ref(),
-    )
-    .await?;
+    let share = shares::update(&core, &client, &user.user.id, &share_id, body.as_ref()).await?;
     Ok(Json(share))
 }
 
@@ -68,10 +55,9 @@ pub async fn create_invite(
     Ready(core): Ready,
     user: CurrentUser,
     client: ClientInfo,
-    RawBody(body): RawBody,
+    MaybeJson(body): MaybeJson,
 ) -> ApiResult<Response> {
-    let invite =
-        shares::create_invite(&core, &client, &user.user, json_body(&body).as_ref()).await?;
+    let invite = shares::create_invite(&core, &client, &user.user, body.as_ref()).await?;
     Ok((StatusCode::CREATED, axum::Json(invite)).into_response())
 }
 

@@ -8,21 +8,16 @@ use serde_json::{Value, json};
 
 use crate::domain::webhooks;
 use crate::http::error::ApiResult;
-use crate::http::extract::{ClientInfo, CurrentUser, Json, Path, RawBody, Ready};
-
-fn json_body(body: &[u8]) -> Option<Value> {
-    serde_json::from_slice(body).ok()
-}
+use crate::http::extract::{ClientInfo, CurrentUser, Json, MaybeJson, Path, Ready};
 
 /// `POST /api/v1/me/webhooks` → 201 `{"webhook","secret"}` (the secret is shown only here).
 pub async fn create(
     Ready(core): Ready,
     user: CurrentUser,
     client: ClientInfo,
-    RawBody(body): RawBody,
+    MaybeJson(body): MaybeJson,
 ) -> ApiResult<Response> {
-    let (webhook, secret) =
-        webhooks::create(&core, &client, &user.user, json_body(&body).as_ref()).await?;
+    let (webhook, secret) = webhooks::create(&core, &client, &user.user, body.as_ref()).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"webhook": webhook, "secret": secret})),
@@ -52,16 +47,9 @@ pub async fn update(
     user: CurrentUser,
     client: ClientInfo,
     Path(id): Path<String>,
-    RawBody(body): RawBody,
+    MaybeJson(body): MaybeJson,
 ) -> ApiResult<Json<webhooks::Webhook>> {
-    let webhook = webhooks::update(
-        &core,
-        &client,
-        &user.user.id,
-        &id,
-        json_body(&body).as_ref(),
-    )
-    .await?;
+    let webhook = webhooks::update(&core, &client, &user.user.id, &id, body.as_ref()).await?;
     Ok(Json(webhook))
 }
 

@@ -108,6 +108,21 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// A body that may be JSON: `Some(value)` when it parses, `None` when it is empty or not JSON
+/// (the sharing and webhook routes answer both with 400 `invalid_body` from the domain).
+/// Over the limit it is still a 413.
+#[derive(Debug, Clone, Default)]
+pub struct MaybeJson(pub Option<serde_json::Value>);
+
+impl<S: Send + Sync> FromRequest<S> for MaybeJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        Ok(Self(serde_json::from_slice(&bytes).ok()))
+    }
+}
+
 /// The ready hub (store, keys); 503 while the hub is still starting.
 pub struct Ready(pub Core);
 
