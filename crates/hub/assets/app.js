@@ -1,4 +1,4 @@
-// Phlix Hub pages: live server state and shares over server-sent events, relative times, copy
+// Phlix Hub pages: live server state, shares and media requests over server-sent events, relative times, copy
 // buttons and confirmations. Everything works without this script; it only makes pages live.
 "use strict";
 
@@ -167,6 +167,12 @@
     if (ids.length > 0) refreshSections(ids);
   }
 
+  // A media request changed: redraw the request lists this page shows.
+  function onRequest() {
+    const ids = Array.from(document.querySelectorAll("[data-requests]")).map((el) => el.id).filter(Boolean);
+    if (ids.length > 0) refreshSections(ids);
+  }
+
   function live() {
     if (!document.body.hasAttribute("data-live") || typeof EventSource === "undefined") return;
     const state = document.getElementById("live-state");
@@ -195,6 +201,9 @@
       source.addEventListener("share.revoked", handle(onShareRevoked));
       ["share.created", "share.updated", "invite.created", "invite.redeemed"].forEach((name) => {
         source.addEventListener(name, handle(onSharesChanged));
+      });
+      ["request.created", "request.approved", "request.denied", "request.available"].forEach((name) => {
+        source.addEventListener(name, handle(onRequest));
       });
     }
     connect();

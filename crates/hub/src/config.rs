@@ -107,6 +107,12 @@ pub struct ServeArgs {
     /// How often the database is probed for `/health` (e.g. `15s`, `500ms`).
     #[arg(long, env = "HUB_HEALTH_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub health_interval: Duration,
+
+    /// How often approved media requests are checked in Radarr/Sonarr and marked available
+    /// (e.g. `30s`, `5m`). The API keys come from HUB_RADARR_API_KEY[_FILE] and
+    /// HUB_SONARR_API_KEY[_FILE] only.
+    #[arg(long, env = "HUB_ARR_SYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub arr_sync_interval: Duration,
 }
 
 pub use phlix_common::parse_duration;
@@ -161,6 +167,58 @@ pub struct Config {
     /// Waits between webhook attempts (SPEC P.3: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h);
     /// no flag, tests shorten it.
     pub webhook_retry_schedule: Vec<Duration>,
+    /// Radarr's start-up defaults and API key (SPEC O).
+    pub radarr: ArrEnv,
+    /// Sonarr's start-up defaults and API key (SPEC O).
+    pub sonarr: ArrEnv,
+    /// Interval of the media-request availability sync.
+    pub arr_sync_interval: Duration,
+    /// Timeout of every Radarr/Sonarr call (SPEC O: 15 s); no flag, tests shorten it.
+    pub arr_timeout: Duration,
+}
+
+/// What the environment says about one *arr service: its API key (only ever from the
+/// environment or a file) and the start-up defaults of its `enabled`/`url` settings.
+#[derive(Debug, Clone, Default)]
+pub struct ArrEnv {
+    pub api_key: Option<Secret>,
+    pub url: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+impl ArrEnv {
+    /// Reads `HUB_<PREFIX>_API_KEY[_FILE]`, `HUB_<PREFIX>_URL` and `HUB_<PREFIX>_ENABLED`.
+    ///
+    /// # Errors
+    /// An unreadable key file, or an `_ENABLED` value that is not a boolean.
+    pub fn from_env(prefix: &str) -> anyhow::Result<Self> {
+        let api_key = secret_from_env(&format!("HUB_{prefix}_API_KEY"))?
+            .map(|key| key.trim().to_owned())
+            .filter(|key| !key.is_empty())
+            .map(|key| Secret(key.into_bytes()));
+        let url = std::env::var(format!("HUB_{prefix}_URL"))
+            .ok()
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = &url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("HUB_{prefix}_URL must start with http:// or https:// (got `{url}`)");
+        }
+        let enabled = match std::env::var(format!("HUB_{prefix}_ENABLED")) {
+            Ok(v) => Some(match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                other => bail!("HUB_{prefix}_ENABLED must be true or false (got `{other}`)"),
+            }),
+            Err(_) => None,
+        };
+        Ok(Self {
+            api_key,
+            url,
+            enabled,
+        })
+    }
 }
 
 /// Limits on the connections of every listener.
@@ -225,6 +283,10 @@ impl Config {
             },
             proxy_requests_per_minute: args.proxy_requests_per_minute,
             webhook_allow_private: args.webhook_allow_private,
+            radarr: ArrEnv::from_env("RADARR")?,
+            sonarr: ArrEnv::from_env("SONARR")?,
+            arr_sync_interval: args.arr_sync_interval.max(Duration::from_millis(100)),
+            arr_timeout: Duration::from_secs(15),
             webhook_retry_schedule: [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
                 .into_iter()
                 .map(Duration::from_secs)

@@ -5,13 +5,14 @@
 //! imports only the layers below it (ARCHITECTURE.md has the picture, `scripts/check-layers`
 //! enforces it):
 //! - foundation: [`config`] (data only), [`store`] (SQL only), [`auth`] (password hashing,
-//!   tokens, keys), [`ratelimit`], [`telemetry`];
+//!   tokens, keys), [`ratelimit`], [`telemetry`], [`arr`] (the Radarr/Sonarr client);
 //! - [`domain`]: one module per domain — rules, validation, audit rows and events;
 //! - [`http`]: what the HTTP surfaces share — errors, extractors, cookies, state, redirects;
 //! - adapters: [`api`] (JSON), [`web`] (pages), [`relay`] (tunnels, mounts, HTTP-over-relay);
 //! - [`server`] composes the routers and owns start-up and shutdown; [`cli`] the commands.
 
 pub mod api;
+pub mod arr;
 pub mod auth;
 pub mod cli;
 pub mod config;

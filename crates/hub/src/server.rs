@@ -331,6 +331,7 @@ async fn start(
                 allow_private: config.webhook_allow_private,
             },
         )),
+        arrs: Arc::new(crate::domain::requests::Arrs::new(config.arr_timeout)?),
     };
     crate::domain::webhooks::spawn(&core, shutdown, tracker);
     state.set_ready(core.clone());
@@ -358,6 +359,10 @@ async fn start(
         shutdown.clone(),
     ));
     tracker.spawn(crate::domain::shares::sweep_loop(
+        core.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(crate::domain::requests::sync_loop(
         core.clone(),
         shutdown.clone(),
     ));

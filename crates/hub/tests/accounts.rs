@@ -699,7 +699,7 @@ async fn mutating_api_routes_refuse_a_cookie_without_a_bearer_token() {
         .unwrap();
     let (status, body) = common::status_json(resp).await;
     assert_eq!(status, 200);
-    assert_ne!(body["settings"]["auth.access_ttl"], 300, "{body}");
+    assert_ne!(body["data"]["settings"]["auth.access_ttl"], 300, "{body}");
     hub.stop().await;
 }
 

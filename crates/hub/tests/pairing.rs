@@ -1158,12 +1158,40 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
         );
         let (status, body) = get_json(&hub, &admin, path).await;
         assert_eq!(status, 200);
+        assert_eq!(body["success"], true);
+        let data = &body["data"];
+        let settings = data["settings"].as_object().unwrap();
+        for (key, value) in [
+            ("server.enrollment_ttl", json!(604_800)),
+            ("auth.access_ttl", json!(3600)),
+            ("auth.refresh_ttl", json!(604_800)),
+            ("invite.default_expiry_seconds", json!(604_800)),
+            ("server.max_users_per_server", json!(0)),
+            ("auth.signups_disabled", json!(false)),
+            ("requests.auto_approve", json!(false)),
+            ("requests.movie_limit", json!(0)),
+            ("server.arr.radarr.enabled", json!(false)),
+            ("server.arr.radarr.url", json!("http://localhost:7878")),
+            ("server.arr.sonarr.url", json!("http://localhost:8989")),
+            ("server.arr.sonarr.root_folder", json!("")),
+        ] {
+            assert_eq!(settings[key], value, "{key}");
+        }
+        assert_eq!(data["overridden"], json!([]));
+        assert_eq!(data["types"]["auth.access_ttl"], "int");
+        assert_eq!(data["types"]["auth.signups_disabled"], "bool");
+        assert_eq!(data["types"]["server.arr.radarr.url"], "string");
+        let schema = data["schema"].as_array().unwrap();
+        assert_eq!(schema.len(), settings.len());
+        let access = schema
+            .iter()
+            .find(|e| e["key"] == "auth.access_ttl")
+            .unwrap();
         assert_eq!(
-            body["settings"],
-            json!({"server.enrollment_ttl": 604_800, "auth.access_ttl": 3600, "auth.refresh_ttl": 604_800,
-                "invite.default_expiry_seconds": 604_800, "server.max_users_per_server": 0,
-                "auth.signups_disabled": false})
+            (access["min"].clone(), access["max"].clone()),
+            (json!(300), json!(86_400))
         );
+        assert_eq!(access["group"], "accounts");
     }
     let put = |token: &str, body: Value| {
         hub.http_client
@@ -1183,8 +1211,12 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
     )
     .await;
     assert_eq!(
-        (status, body["code"].as_str()),
-        (422, Some("invalid_setting")),
+        (status, body["success"].as_bool(), body["error"].as_str()),
+        (400, Some(false), Some("invalid_type")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("Must be >= 60"),
         "{body}"
     );
     let (status, body) = status_json(
@@ -1194,11 +1226,40 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
     )
     .await;
     assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("unknown_setting"))
+        (status, body["error"].as_str()),
+        (400, Some("invalid_key")),
+        "{body}"
     );
+    // Strict JSON types: an integer setting refuses a string or a float, a boolean a number;
+    // a body without a `settings` object is `invalid_body`.
+    for bad in [
+        json!({"settings": {"auth.access_ttl": "900"}}),
+        json!({"settings": {"auth.access_ttl": 900.5}}),
+        json!({"settings": {"auth.signups_disabled": 1}}),
+        json!({"settings": {"server.arr.radarr.url": "javascript:alert(1)"}}),
+        json!({"settings": {"server.arr.radarr.url": "http://user:pw@radarr"}}),
+    ] {
+        let (status, body) = status_json(put(&admin, bad.clone()).await.unwrap()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_type")),
+            "{bad} {body}"
+        );
+    }
+    for bad in [
+        json!({"auth.access_ttl": 900}),
+        json!([1]),
+        json!({"settings": 5}),
+    ] {
+        let (status, body) = status_json(put(&admin, bad.clone()).await.unwrap()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_body")),
+            "{bad} {body}"
+        );
+    }
     assert_eq!(
-        get_json(&hub, &admin, "/api/v1/me/hub-settings").await.1["settings"]["auth.access_ttl"],
+        get_json(&hub, &admin, "/api/v1/me/hub-settings").await.1["data"]["settings"]["auth.access_ttl"],
         3600
     );
     assert_eq!(
@@ -1221,8 +1282,13 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
         .unwrap(),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["settings"]["server.enrollment_ttl"], 3600);
+    assert_eq!((status, &body), (200, &json!({"success": true})));
+    let (_, document) = get_json(&hub, &admin, "/api/v1/me/hub-settings").await;
+    assert_eq!(document["data"]["settings"]["server.enrollment_ttl"], 3600);
+    assert_eq!(
+        document["data"]["overridden"],
+        json!(["auth.access_ttl", "server.enrollment_ttl"])
+    );
     let server = paired_server(&hub, &admin, "Short").await;
     let (_, payload) = verify_with_jwks(
         &server.enrollment.clone().unwrap().enrollment_jwt,
@@ -1239,5 +1305,19 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
         )
         .await;
     assert_eq!(login["expires_in"], 900);
+    // `null` removes an override: back to the default.
+    let (status, _) = status_json(
+        put(&admin, json!({"settings": {"auth.access_ttl": null}}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, document) = get_json(&hub, &admin, "/api/v1/me/hub-settings").await;
+    assert_eq!(document["data"]["settings"]["auth.access_ttl"], 3600);
+    assert_eq!(
+        document["data"]["overridden"],
+        json!(["server.enrollment_ttl"])
+    );
     hub.stop().await;
 }

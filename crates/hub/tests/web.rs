@@ -598,7 +598,7 @@ async fn settings_are_saved_all_or_nothing() {
     )
     .await;
     assert_eq!(
-        settings["settings"]["server.enrollment_ttl"], 604_800,
+        settings["data"]["settings"]["server.enrollment_ttl"], 604_800,
         "unchanged"
     );
 
@@ -618,6 +618,61 @@ async fn settings_are_saved_all_or_nothing() {
     let page = admin.get("/app/settings?saved=1").await;
     assert!(page.body.contains("Settings saved."));
     assert!(page.body.contains(r#"value="900""#));
+    // The *arr fields: a bad URL is refused with its field's message; a good one is saved, and
+    // the check box of a boolean setting turns it on.
+    let page = admin
+        .submit(
+            "/app/settings",
+            &[
+                ("server.arr.radarr.enabled", "on"),
+                ("server.arr.radarr.url", "ftp://radarr.lan"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body.contains("Must be an http:// or https:// URL"),
+        "{}",
+        page.body
+    );
+    let page = admin
+        .submit(
+            "/app/settings",
+            &[
+                ("server.arr.radarr.enabled", "on"),
+                ("server.arr.radarr.url", "http://radarr.lan:7878/"),
+                ("server.arr.radarr.root_folder", "/data/films"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let (_, settings) = common::status_json(
+        hub.http_client
+            .get(hub.url("/api/v1/me/hub-settings"))
+            .bearer_auth(login_token(&hub, "root").await)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let values = &settings["data"]["settings"];
+    assert_eq!(values["server.arr.radarr.enabled"], true, "{settings}");
+    assert_eq!(values["server.arr.radarr.url"], "http://radarr.lan:7878");
+    assert_eq!(values["server.arr.radarr.root_folder"], "/data/films");
+    assert_eq!(values["auth.access_ttl"], 900, "fields not sent are kept");
+    let page = admin.get("/app/settings").await;
+    for group in [
+        "Accounts",
+        "Sharing",
+        "Media requests",
+        "Radarr (films)",
+        "Sonarr (series)",
+    ] {
+        assert!(
+            page.body.contains(&format!("<legend>{group}</legend>")),
+            "{group}"
+        );
+    }
     hub.stop().await;
 }
 

@@ -69,6 +69,7 @@ impl Hub {
             public_domain: None,
             log_format: None,
             health_interval: Duration::from_secs(15),
+            arr_sync_interval: Duration::from_secs(300),
             reaper_interval: Duration::from_millis(200),
             offline_after: Duration::from_secs(2),
             relay_heartbeat: Duration::from_secs(30),

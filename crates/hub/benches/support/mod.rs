@@ -65,6 +65,7 @@ impl BenchHub {
             public_domain: None,
             log_format: None,
             health_interval: Duration::from_secs(15),
+            arr_sync_interval: Duration::from_secs(300),
             reaper_interval: Duration::from_secs(60),
             offline_after: Duration::from_secs(180),
             relay_heartbeat: Duration::from_secs(30),

@@ -6,16 +6,15 @@ use axum::response::{IntoResponse, Response};
 
 use phlix_proto::server::ServerInfo;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use tracing::instrument;
 
 use crate::domain::claims::published_keys;
 use crate::domain::relay_tokens::mint_relay_token;
 use crate::domain::servers::{self, AccessInfo};
-use crate::domain::{Core, DomainError, settings};
 use crate::http::error::ApiResult;
-use crate::http::extract::{AdminUser, ClientInfo, CurrentUser, Json, Path, Ready};
+use crate::http::extract::{ClientInfo, CurrentUser, Json, Path, Ready};
 use crate::store::{HeartbeatRow, LibraryRow, ServerRow};
 
 /// `GET /api/v1/me/servers` → `{"servers":[ServerInfoDto]}`.
@@ -154,50 +153,4 @@ pub async fn jwks(Ready(core): Ready, client: ClientInfo) -> ApiResult<Response>
         HeaderValue::from_static("public, max-age=3600"),
     );
     Ok(response)
-}
-
-/// The settings document: current values and their schema.
-async fn settings_document(core: &Core) -> ApiResult<Value> {
-    let mut values = Map::new();
-    let mut schema = Vec::new();
-    for (setting, value) in settings::current(core).await? {
-        values.insert(setting.key.to_owned(), json!(value));
-        schema.push(json!({
-            "key": setting.key, "type": "integer", "default": setting.default,
-            "min": setting.min, "max": setting.max, "restart": false,
-        }));
-    }
-    let key = settings::SIGNUPS_DISABLED;
-    values.insert(
-        key.to_owned(),
-        json!(settings::signups_disabled(core).await?),
-    );
-    schema.push(json!({"key": key, "type": "boolean", "default": false, "restart": false}));
-    Ok(json!({ "settings": values, "schema": schema }))
-}
-
-/// `GET /api/v1/me/hub-settings` (alias `/api/v1/admin/settings`), admins only.
-pub async fn get_settings(Ready(core): Ready, _: AdminUser) -> ApiResult<Json<Value>> {
-    Ok(Json(settings_document(&core).await?))
-}
-
-/// `PUT /api/v1/me/hub-settings` `{"settings":{key: int}}` (or the bare map). Every key is
-/// checked before any is written: an unknown key or an out-of-range value changes nothing.
-#[instrument(skip_all, fields(user_id = %admin.0.user.id))]
-pub async fn put_settings(
-    Ready(core): Ready,
-    admin: AdminUser,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
-    let map = match body.get("settings") {
-        Some(Value::Object(map)) => map,
-        _ => body.as_object().ok_or_else(|| {
-            DomainError::invalid(
-                "invalid_request",
-                "body must be {\"settings\": {key: value}}",
-            )
-        })?,
-    };
-    settings::update(&core, map).await?;
-    Ok(Json(settings_document(&core).await?))
 }

@@ -27,6 +27,7 @@ pub const METRICS_LIMIT: i64 = 1440;
 /// shuts down.
 pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
     let user_id = current.user.id;
+    let is_admin = current.user.is_admin;
     let lifetime = u64::try_from(current.claims.exp - now_unix()).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(lifetime);
     let shutdown = core.relay.shutdown().clone();
@@ -51,6 +52,7 @@ pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
                 match received {
                     Ok(event)
                         if event.is_for(&user_id)
+                            || (event.admins && is_admin)
                             || (event.is_server_state() && shared.contains(&event.server_id)) =>
                     {
                         if event.is_sharing() {

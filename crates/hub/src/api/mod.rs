@@ -8,7 +8,9 @@ pub mod directory;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod requests;
 pub mod servers;
+pub mod settings;
 pub mod shares;
 pub mod webhooks;
 
@@ -78,9 +80,19 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/me/hub-settings",
-            get(directory::get_settings).put(directory::put_settings),
+            get(settings::get_settings).put(settings::put_settings),
         )
         .route("/me/servers/{id}/proxy-policy", put(directory::set_policy))
+        .route("/me/requests", get(requests::mine).post(requests::create))
+        .route("/me/requests/", get(requests::mine).post(requests::create))
+        .route("/me/requests/search", get(requests::search))
+        .route(
+            "/me/requests/{id}",
+            get(requests::get).delete(requests::delete),
+        )
+        .route("/admin/requests", get(requests::all))
+        .route("/admin/requests/{id}/approve", post(requests::approve))
+        .route("/admin/requests/{id}/deny", post(requests::deny))
         .route("/me/bandwidth", get(bandwidth::mine))
         .route("/admin/users/{id}/bandwidth", get(bandwidth::of_user))
         .route("/admin/users/{id}/quota", put(bandwidth::set_quota))
@@ -107,7 +119,7 @@ pub fn router() -> Router<AppState> {
         .nest("/server-claims", claims)
         .route(
             "/admin/settings",
-            get(directory::get_settings).put(directory::put_settings),
+            get(settings::get_settings).put(settings::put_settings),
         );
     Router::new()
         .route("/health", get(health::handler))

@@ -53,6 +53,17 @@ pub enum DomainError {
     /// The account is locked after too many failed sign-ins (from this address).
     #[error("account locked for {retry_after}s")]
     AccountLocked { retry_after: u64 },
+    /// A per-user limit of the domain is reached (429 with a code and `Retry-After`).
+    #[error("{message}")]
+    LimitReached {
+        code: &'static str,
+        message: String,
+        retry_after: u64,
+    },
+    /// A third-party service the action needs failed (502 with a code; the message names the
+    /// service and its answer).
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     /// The user's relay quota (bytes or concurrent streams) is used up.
     #[error("relay quota exceeded")]
     QuotaExceeded { retry_after: u64, streams: bool },

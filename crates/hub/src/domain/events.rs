@@ -59,6 +59,8 @@ pub struct HubEvent {
     /// The resource as the API shows it, for webhook deliveries (SPEC P.3), when the live
     /// `data` is not that.
     pub resource: Option<Value>,
+    /// Every administrator's stream receives it too (media requests awaiting a decision).
+    pub admins: bool,
 }
 
 impl HubEvent {
@@ -68,6 +70,7 @@ impl HubEvent {
             owner_id: owner_id.to_owned(),
             also: Vec::new(),
             resource: None,
+            admins: false,
             server_id: server_id.to_owned(),
             data: data.to_string(),
         }
@@ -158,6 +161,13 @@ impl HubEvent {
         let mut event = Self::new(EventKind::Named(name), owner_id, server_id, &resource);
         event.resource = Some(resource);
         event
+    }
+
+    /// Sends this event to every administrator's stream as well.
+    #[must_use]
+    pub fn to_admins(mut self) -> Self {
+        self.admins = true;
+        self
     }
 
     /// Sets the webhook resource of this event.

@@ -14,6 +14,7 @@ pub mod health;
 pub mod heartbeats;
 pub mod quotas;
 pub mod relay_tokens;
+pub mod requests;
 pub mod servers;
 pub mod settings;
 pub mod shares;
@@ -57,6 +58,8 @@ pub struct Core {
     pub client_port: u16,
     /// Webhook endpoints' outbox and delivery workers.
     pub webhooks: Arc<webhooks::Webhooks>,
+    /// The Radarr/Sonarr HTTP client and the availability sync's outage state.
+    pub arrs: Arc<requests::Arrs>,
 }
 
 /// Per-node rate limits (SPEC B.6).

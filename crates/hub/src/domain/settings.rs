@@ -1,11 +1,16 @@
-//! Hub settings (SPEC H.3): the keys admins may set, their defaults and ranges. Values are read
-//! at each use, so a change applies to the next token minted without a restart.
+//! Hub settings (SPEC H.3): the keys admins may set, their types, defaults and ranges, and the
+//! UI metadata of the settings page. Values are read at each use, so a change applies at once
+//! (to the next token minted, the next media request, …) without a restart.
+//!
+//! Every write is all-or-nothing: each `key: value` of an update is checked first, then all of
+//! them are written in one transaction. `null` removes an override (back to the default).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::{Core, DomainError, DomainResult};
+use super::{ClientInfo, Core, DomainError, DomainResult, audit};
 use crate::auth::now_unix;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::config::Config;
+use crate::store::{Store, StoreResult};
 
 /// One integer setting.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +42,6 @@ pub const REFRESH_TTL: IntSetting = IntSetting {
     min: 3600,
     max: 2_592_000,
 };
-
 /// `invite.default_expiry_seconds`: lifetime of an invite link created without `expires_in`
 /// (0 = never expires; SPEC N).
 pub const INVITE_DEFAULT_EXPIRY: IntSetting = IntSetting {
@@ -54,29 +58,344 @@ pub const MAX_USERS_PER_SERVER: IntSetting = IntSetting {
     min: 0,
     max: 10_000,
 };
+/// `requests.movie_limit`: movie requests per user per 7 days (0 = unlimited; SPEC O).
+pub const MOVIE_LIMIT: IntSetting = IntSetting {
+    key: "requests.movie_limit",
+    default: 0,
+    min: 0,
+    max: 1000,
+};
+/// `requests.series_limit`: series requests per user per 7 days (0 = unlimited; SPEC O).
+pub const SERIES_LIMIT: IntSetting = IntSetting {
+    key: "requests.series_limit",
+    default: 0,
+    min: 0,
+    max: 1000,
+};
 
-/// Every setting the API may read or write.
-pub const ALL: [IntSetting; 5] = [
-    ENROLLMENT_TTL,
-    ACCESS_TTL,
-    REFRESH_TTL,
-    INVITE_DEFAULT_EXPIRY,
-    MAX_USERS_PER_SERVER,
+/// `auth.signups_disabled` (bool): sign-up refused, except through an invite link.
+pub const SIGNUPS_DISABLED: &str = "auth.signups_disabled";
+/// `requests.auto_approve` (bool): a new media request is approved at once (SPEC O).
+pub const AUTO_APPROVE: &str = "requests.auto_approve";
+
+/// The type of a setting and what it accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A JSON integer in a range.
+    Int(IntSetting),
+    /// `true` / `false`.
+    Bool { default: bool },
+    /// An `http://` or `https://` URL (of an *arr service).
+    Url { default: &'static str },
+    /// Free text of at most `max_len` characters, no control characters.
+    Text {
+        default: &'static str,
+        max_len: usize,
+    },
+}
+
+/// A settable key with its metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub key: &'static str,
+    pub kind: Kind,
+    /// Area of the settings page: `accounts`, `sharing`, `servers`, `requests`, `radarr`,
+    /// `sonarr`.
+    pub group: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+}
+
+impl Setting {
+    /// `int`, `bool` or `string` (SPEC H.3 `types`).
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Int(_) => "int",
+            Kind::Bool { .. } => "bool",
+            Kind::Url { .. } | Kind::Text { .. } => "string",
+        }
+    }
+
+    /// The value when no admin has set one: the schema's, or the environment's start-up
+    /// default for the *arr `enabled`/`url` keys.
+    #[must_use]
+    pub fn default_value(&self, config: &Config) -> Value {
+        let env = match self.key {
+            "server.arr.radarr.enabled" => config.radarr.enabled.map(Value::from),
+            "server.arr.sonarr.enabled" => config.sonarr.enabled.map(Value::from),
+            "server.arr.radarr.url" => config.radarr.url.clone().map(Value::from),
+            "server.arr.sonarr.url" => config.sonarr.url.clone().map(Value::from),
+            _ => None,
+        };
+        env.unwrap_or_else(|| match self.kind {
+            Kind::Int(int) => json!(int.default),
+            Kind::Bool { default } => json!(default),
+            Kind::Url { default } | Kind::Text { default, .. } => json!(default),
+        })
+    }
+
+    /// Checks a JSON value (SPEC H.3: strict types) and gives its stored text.
+    ///
+    /// # Errors
+    /// The message of the 400 `invalid_type`.
+    pub fn check(&self, value: &Value) -> Result<String, String> {
+        match self.kind {
+            Kind::Int(int) => {
+                let number = value
+                    .as_i64()
+                    .filter(|_| value.is_i64() || value.is_u64())
+                    .ok_or_else(|| "Must be an integer".to_owned())?;
+                if number < int.min {
+                    return Err(format!("Must be >= {}", int.min));
+                }
+                if number > int.max {
+                    return Err(format!("Must be <= {}", int.max));
+                }
+                Ok(number.to_string())
+            }
+            Kind::Bool { .. } => value
+                .as_bool()
+                .map(|b| b.to_string())
+                .ok_or_else(|| "Must be true or false".to_owned()),
+            Kind::Url { .. } => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| "Must be a string".to_owned())?;
+                check_url(text.trim()).map(|()| text.trim().trim_end_matches('/').to_owned())
+            }
+            Kind::Text { max_len, .. } => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| "Must be a string".to_owned())?;
+                if text.chars().count() > max_len {
+                    return Err(format!("Must be at most {max_len} characters"));
+                }
+                if text.chars().any(char::is_control) {
+                    return Err("Must not contain control characters".to_owned());
+                }
+                Ok(text.trim().to_owned())
+            }
+        }
+    }
+
+    /// The typed value of stored text, if it still passes [`Setting::check`].
+    fn parse_stored(&self, text: &str) -> Option<Value> {
+        let value = match self.kind {
+            Kind::Int(_) => json!(text.trim().parse::<i64>().ok()?),
+            Kind::Bool { .. } => json!(matches!(text.trim(), "true" | "1")),
+            Kind::Url { .. } | Kind::Text { .. } => json!(text),
+        };
+        self.check(&value).ok().map(|_| value)
+    }
+
+    /// Parses what a settings form sent for this key (`None` = the field was absent, which
+    /// for a checkbox means off).
+    ///
+    /// # Errors
+    /// A message for the field.
+    pub fn from_form(&self, text: Option<&str>) -> Result<Value, String> {
+        let text = text.map(str::trim);
+        let value = match self.kind {
+            Kind::Int(int) => json!(
+                text.unwrap_or_default()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| (int.min..=int.max).contains(v))
+                    .ok_or_else(|| format!(
+                        "Enter a whole number from {} to {}.",
+                        int.min, int.max
+                    ))?
+            ),
+            Kind::Bool { .. } => json!(matches!(text, Some("on" | "true" | "1"))),
+            Kind::Url { .. } | Kind::Text { .. } => json!(text.unwrap_or_default()),
+        };
+        self.check(&value).map(|_| value)
+    }
+}
+
+fn check_url(text: &str) -> Result<(), String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or_else(|| "Must be an http:// or https:// URL".to_owned())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || text.len() > 2048 {
+        return Err("Must be an http:// or https:// URL with a host".to_owned());
+    }
+    if authority.contains('@') {
+        return Err("Must not contain credentials (the API key comes from the environment)".into());
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("Must not contain spaces or control characters".to_owned());
+    }
+    Ok(())
+}
+
+const fn int(
+    setting: IntSetting,
+    group: &'static str,
+    label: &'static str,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        key: setting.key,
+        kind: Kind::Int(setting),
+        group,
+        label,
+        help,
+    }
+}
+
+const fn boolean(
+    key: &'static str,
+    group: &'static str,
+    label: &'static str,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        kind: Kind::Bool { default: false },
+        group,
+        label,
+        help,
+    }
+}
+
+/// Every key the API and the settings page may read or write, in page order.
+pub const SCHEMA: [Setting; 17] = [
+    int(
+        ACCESS_TTL,
+        "accounts",
+        "Access token lifetime (seconds)",
+        "How long a sign-in stays valid before it is silently renewed.",
+    ),
+    int(
+        REFRESH_TTL,
+        "accounts",
+        "Refresh token lifetime (seconds)",
+        "How long a browser stays signed in without activity.",
+    ),
+    boolean(
+        SIGNUPS_DISABLED,
+        "accounts",
+        "Disable sign-up",
+        "Nobody can create an account on the sign-up page; an invite link still allows it.",
+    ),
+    int(
+        ENROLLMENT_TTL,
+        "servers",
+        "Enrollment token lifetime (seconds)",
+        "How long a paired server's token is valid before it must renew it.",
+    ),
+    int(
+        MAX_USERS_PER_SERVER,
+        "sharing",
+        "Collaborators per server",
+        "How many different people one server may be shared with; 0 = no limit.",
+    ),
+    int(
+        INVITE_DEFAULT_EXPIRY,
+        "sharing",
+        "Invite link lifetime (seconds)",
+        "How long a new invite link works when its creator sets no expiry; 0 = never expires.",
+    ),
+    boolean(
+        AUTO_APPROVE,
+        "requests",
+        "Approve requests automatically",
+        "A new media request is sent to Radarr or Sonarr at once, without an administrator.",
+    ),
+    int(
+        MOVIE_LIMIT,
+        "requests",
+        "Movie requests per user per week",
+        "How many films one person may request in 7 days; 0 = no limit. Administrators are exempt.",
+    ),
+    int(
+        SERIES_LIMIT,
+        "requests",
+        "Series requests per user per week",
+        "How many series one person may request in 7 days; 0 = no limit. Administrators are exempt.",
+    ),
+    boolean(
+        "server.arr.radarr.enabled",
+        "radarr",
+        "Use Radarr",
+        "Approved film requests are added to Radarr. Its API key comes from HUB_RADARR_API_KEY (or _FILE).",
+    ),
+    Setting {
+        key: "server.arr.radarr.url",
+        kind: Kind::Url {
+            default: "http://localhost:7878",
+        },
+        group: "radarr",
+        label: "Radarr URL",
+        help: "Base URL of Radarr, as the hub reaches it.",
+    },
+    int(
+        IntSetting {
+            key: "server.arr.radarr.quality_profile_id",
+            default: 0,
+            min: 0,
+            max: 1_000_000,
+        },
+        "radarr",
+        "Radarr quality profile id",
+        "0 = the first profile Radarr lists.",
+    ),
+    Setting {
+        key: "server.arr.radarr.root_folder",
+        kind: Kind::Text {
+            default: "",
+            max_len: 1024,
+        },
+        group: "radarr",
+        label: "Radarr root folder",
+        help: "Empty = the first root folder Radarr lists.",
+    },
+    boolean(
+        "server.arr.sonarr.enabled",
+        "sonarr",
+        "Use Sonarr",
+        "Approved series requests are added to Sonarr. Its API key comes from HUB_SONARR_API_KEY (or _FILE).",
+    ),
+    Setting {
+        key: "server.arr.sonarr.url",
+        kind: Kind::Url {
+            default: "http://localhost:8989",
+        },
+        group: "sonarr",
+        label: "Sonarr URL",
+        help: "Base URL of Sonarr, as the hub reaches it.",
+    },
+    int(
+        IntSetting {
+            key: "server.arr.sonarr.quality_profile_id",
+            default: 0,
+            min: 0,
+            max: 1_000_000,
+        },
+        "sonarr",
+        "Sonarr quality profile id",
+        "0 = the first profile Sonarr lists.",
+    ),
+    Setting {
+        key: "server.arr.sonarr.root_folder",
+        kind: Kind::Text {
+            default: "",
+            max_len: 1024,
+        },
+        group: "sonarr",
+        label: "Sonarr root folder",
+        help: "Empty = the first root folder Sonarr lists.",
+    },
 ];
 
-/// `auth.signups_disabled` (bool, SPEC H.3): sign-up refused, except through an invite link.
-pub const SIGNUPS_DISABLED: &str = "auth.signups_disabled";
-
-/// Whether sign-ups are disabled (`true`/`1` stored; anything else is off).
-///
-/// # Errors
-/// Database failures only.
-pub async fn signups_disabled(core: &Core) -> DomainResult<bool> {
-    Ok(core
-        .store
-        .setting(SIGNUPS_DISABLED)
-        .await?
-        .is_some_and(|v| matches!(v.trim(), "true" | "1")))
+/// The schema entry of `key`.
+#[must_use]
+pub fn find(key: &str) -> Option<&'static Setting> {
+    SCHEMA.iter().find(|s| s.key == key)
 }
 
 impl IntSetting {
@@ -100,76 +419,118 @@ impl IntSetting {
     }
 }
 
-/// Writes already-validated setting values.
+/// The effective value of `key` (stored, else default); `Value::Null` for an unknown key.
 ///
 /// # Errors
 /// Database failures only.
-pub async fn save_settings(core: &Core, updates: &[(&'static str, i64)]) -> DomainResult<()> {
-    let now = now_unix();
-    for (key, value) in updates {
-        core.store
-            .put_setting(key, &value.to_string(), "int", now)
-            .await
-            .map_err(|e: StoreError| DomainError::from(e))?;
-        tracing::info!(target: "audit", event = "settings.changed", key, value, "audit");
-    }
-    Ok(())
+pub async fn value(core: &Core, key: &str) -> DomainResult<Value> {
+    let Some(setting) = find(key) else {
+        return Ok(Value::Null);
+    };
+    Ok(core
+        .store
+        .setting(key)
+        .await?
+        .and_then(|text| setting.parse_stored(&text))
+        .unwrap_or_else(|| setting.default_value(&core.config)))
 }
 
-/// Every setting with its current value.
+/// The effective boolean `key`.
 ///
 /// # Errors
 /// Database failures only.
-pub async fn current(core: &Core) -> DomainResult<Vec<(IntSetting, i64)>> {
-    let mut values = Vec::with_capacity(ALL.len());
-    for setting in ALL {
-        values.push((setting, setting.get(&core.store).await?));
-    }
-    Ok(values)
+pub async fn flag(core: &Core, key: &str) -> DomainResult<bool> {
+    Ok(value(core, key).await?.as_bool().unwrap_or(false))
 }
 
-/// Checks every `key: value` of `map` before any is written, then writes them all: an unknown
-/// key (400 `unknown_setting`) or an out-of-range value (422 `invalid_setting`) changes nothing.
+/// The effective string `key`.
+///
+/// # Errors
+/// Database failures only.
+pub async fn text(core: &Core, key: &str) -> DomainResult<String> {
+    Ok(value(core, key)
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Whether sign-ups are disabled.
+///
+/// # Errors
+/// Database failures only.
+pub async fn signups_disabled(core: &Core) -> DomainResult<bool> {
+    flag(core, SIGNUPS_DISABLED).await
+}
+
+/// One key as the settings API and page show it.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub setting: &'static Setting,
+    pub value: Value,
+    pub overridden: bool,
+}
+
+/// Every setting with its effective value and whether an admin set it.
+///
+/// # Errors
+/// Database failures only.
+pub async fn current(core: &Core) -> DomainResult<Vec<Current>> {
+    let stored: std::collections::HashMap<String, String> =
+        core.store.all_settings().await?.into_iter().collect();
+    Ok(SCHEMA
+        .iter()
+        .map(|setting| {
+            let parsed = stored
+                .get(setting.key)
+                .and_then(|text| setting.parse_stored(text));
+            Current {
+                setting,
+                overridden: parsed.is_some(),
+                value: parsed.unwrap_or_else(|| setting.default_value(&core.config)),
+            }
+        })
+        .collect())
+}
+
+/// Checks every `key: value` of `map` (SPEC H.3: 400 `invalid_key` for a key that is not
+/// settable, 400 `invalid_type` for a wrong type or range) before any is written, then writes
+/// them all in one transaction; `null` removes the override. One audit row per key.
 ///
 /// # Errors
 /// As above, and database failures.
-pub async fn update(core: &Core, map: &Map<String, Value>) -> DomainResult<()> {
-    let mut updates = Vec::new();
-    let mut signups = None;
+pub async fn update(
+    core: &Core,
+    actor: &str,
+    client: &ClientInfo,
+    map: &Map<String, Value>,
+) -> DomainResult<()> {
+    let mut writes = Vec::with_capacity(map.len());
     for (key, value) in map {
-        if key == SIGNUPS_DISABLED {
-            signups = Some(value.as_bool().ok_or_else(|| DomainError::Unprocessable {
-                code: "invalid_setting",
-                message: format!("{key} must be true or false"),
-            })?);
-            continue;
-        }
-        let setting = ALL.iter().find(|s| s.key == key).ok_or_else(|| {
-            DomainError::invalid("unknown_setting", format!("{key} is not a hub setting"))
-        })?;
-        let number = value
-            .as_i64()
-            .filter(|v| setting.accepts(*v))
-            .ok_or_else(|| DomainError::Unprocessable {
-                code: "invalid_setting",
-                message: format!(
-                    "{key} must be an integer from {} to {}",
-                    setting.min, setting.max
-                ),
-            })?;
-        updates.push((setting.key, number));
-    }
-    save_settings(core, &updates).await?;
-    if let Some(disabled) = signups {
-        core.store
-            .put_setting(
-                SIGNUPS_DISABLED,
-                if disabled { "true" } else { "false" },
-                "bool",
-                now_unix(),
+        let setting = find(key).ok_or_else(|| {
+            DomainError::invalid(
+                "invalid_key",
+                format!("{key} is not a setting the API may change"),
             )
-            .await?;
-        tracing::info!(target: "audit", event = "settings.changed", key = SIGNUPS_DISABLED, value = disabled, "audit");
+        })?;
+        let stored = if value.is_null() {
+            None
+        } else {
+            Some(setting.check(value).map_err(|message| {
+                DomainError::invalid("invalid_type", format!("{key}: {message}"))
+            })?)
+        };
+        writes.push((setting.key, stored, setting.type_name()));
+    }
+    let now = now_unix();
+    core.store.write_settings(&writes, now).await?;
+    for (key, stored, _) in &writes {
+        let mut entry = audit::entry("settings.changed", client, Some(actor), true, None);
+        entry.resource = Some("settings".into());
+        entry.action = Some("settings.update".into());
+        // No setting is a secret (API keys are not settable): the row records the new value.
+        entry.context_json = Some(json!({"key": key, "value": stored}).to_string());
+        core.store.audit(&entry).await?;
     }
     Ok(())
 }

@@ -141,6 +141,14 @@ fn domain_parts(err: &DomainError) -> (StatusCode, ErrorBody) {
                 )),
             ),
         ),
+        E::LimitReached { code, message, .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            body("Too Many Requests", Some(code), Some(message.clone())),
+        ),
+        E::Upstream { code, message } => (
+            StatusCode::BAD_GATEWAY,
+            body("Bad Gateway", Some(code), Some(message.clone())),
+        ),
         E::AccountLocked { retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
             body(
@@ -312,6 +320,7 @@ impl IntoResponse for ApiError {
         if let Self::Domain(
             DomainError::RateLimited { retry_after }
             | DomainError::AccountLocked { retry_after }
+            | DomainError::LimitReached { retry_after, .. }
             | DomainError::QuotaExceeded { retry_after, .. },
         ) = self
         {

@@ -13,6 +13,7 @@ pub mod assets;
 pub mod claims;
 pub mod invite;
 pub mod layout;
+pub mod requests;
 pub mod servers;
 pub mod session;
 pub mod settings;
@@ -56,6 +57,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(shares::set_sharing_policy),
         )
         .route("/app/shares", get(shares::shares_page))
+        .route("/app/requests", get(requests::page).post(requests::create))
+        .route("/app/requests/{id}/delete", post(requests::delete))
+        .route("/app/admin/requests", get(requests::queue))
+        .route("/app/admin/requests/{id}/approve", post(requests::approve))
+        .route("/app/admin/requests/{id}/deny", post(requests::deny))
         .route(
             "/app/shares/{id}/permission",
             post(shares::change_permission),
@@ -128,6 +134,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(|| async { found("/app/claim-server") }),
         )
         .route("/hub-settings", get(|| async { found("/app/settings") }))
+        .route("/requests", get(|| async { found("/app/requests") }))
+        .route(
+            "/admin/requests",
+            get(|| async { found("/app/admin/requests") }),
+        )
         .route(
             "/servers/{id}",
             get(
@@ -155,7 +166,7 @@ fn redirect_keeping_query(
 
 /// The content security policy of every page: only our own scripts, styles and endpoints.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     img-src 'self' data: https://image.tmdb.org https://artworks.thetvdb.com https://assets.fanart.tv; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Middleware: security headers on every page; pages are never cached (they show a session).
 async fn security_headers(request: Request, next: Next) -> Response {

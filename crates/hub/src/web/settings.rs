@@ -1,59 +1,74 @@
-//! Hub settings (admins) over `crate::domain::settings`.
+//! Hub settings (admins) over `crate::domain::settings`: one form, grouped by area, every
+//! field checked before any is written.
+
+use std::collections::HashMap;
 
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::html;
 use super::layout::*;
 use super::session::{CsrfForm, Viewer};
-use crate::domain::Core;
-use crate::domain::DomainError;
+use crate::domain::settings::{self, Kind, SCHEMA};
+use crate::http::extract::ClientInfo;
 
-/// One setting field of the settings form.
+/// One field of the settings form.
 #[derive(Debug, Clone)]
 pub struct SettingField {
     pub key: String,
     pub label: &'static str,
     pub help: &'static str,
+    /// `int`, `bool`, `url` or `text`.
+    pub input: &'static str,
     pub value: String,
+    pub checked: bool,
     pub min: i64,
     pub max: i64,
     pub error: Option<String>,
 }
 
-fn describe(key: &str) -> (&'static str, &'static str) {
-    match key {
-        "server.enrollment_ttl" => (
-            "Enrollment token lifetime (seconds)",
-            "How long a paired server's token is valid before it must renew it.",
-        ),
-        "auth.access_ttl" => (
-            "Access token lifetime (seconds)",
-            "How long a sign-in stays valid before it is silently renewed.",
-        ),
-        "auth.refresh_ttl" => (
-            "Refresh token lifetime (seconds)",
-            "How long a browser stays signed in without activity.",
-        ),
-        "invite.default_expiry_seconds" => (
-            "Invite link lifetime (seconds)",
-            "How long a new invite link works when its creator sets no expiry; 0 = never expires.",
-        ),
-        "server.max_users_per_server" => (
-            "Collaborators per server",
-            "How many different people one server may be shared with; 0 = no limit.",
-        ),
-        _ => ("", ""),
-    }
+/// The fields of one area.
+#[derive(Debug, Clone)]
+pub struct SettingGroup {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub fields: Vec<SettingField>,
 }
+
+const GROUPS: [(&str, &str, &str); 6] = [
+    (
+        "accounts",
+        "Accounts",
+        "Sign-in lifetimes and who may create an account.",
+    ),
+    ("servers", "Servers", "Paired servers and their tokens."),
+    ("sharing", "Sharing", "Library shares and invite links."),
+    (
+        "requests",
+        "Media requests",
+        "How people ask for films and series.",
+    ),
+    (
+        "radarr",
+        "Radarr (films)",
+        "Where approved film requests go.",
+    ),
+    (
+        "sonarr",
+        "Sonarr (series)",
+        "Where approved series requests go.",
+    ),
+];
 
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
     layout: Layout,
-    fields: Vec<SettingField>,
+    groups: Vec<SettingGroup>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -69,21 +84,45 @@ fn admin_only(viewer: &Viewer) -> Option<Response> {
     })
 }
 
-async fn current_fields(core: &Core) -> Result<Vec<SettingField>, DomainError> {
-    let mut fields = Vec::new();
-    for (setting, value) in crate::domain::settings::current(core).await? {
-        let (label, help) = describe(setting.key);
-        fields.push(SettingField {
-            key: setting.key.to_owned(),
-            label,
-            help,
-            value: value.to_string(),
-            min: setting.min,
-            max: setting.max,
-            error: None,
-        });
+fn field(setting: &settings::Setting, value: &Value, error: Option<String>) -> SettingField {
+    let (input, min, max) = match setting.kind {
+        Kind::Int(int) => ("int", int.min, int.max),
+        Kind::Bool { .. } => ("bool", 0, 0),
+        Kind::Url { .. } => ("url", 0, 0),
+        Kind::Text { .. } => ("text", 0, 0),
+    };
+    SettingField {
+        key: setting.key.to_owned(),
+        label: setting.label,
+        help: setting.help,
+        input,
+        value: match value {
+            Value::String(text) => text.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        },
+        checked: value.as_bool().unwrap_or(false),
+        min,
+        max,
+        error,
     }
-    Ok(fields)
+}
+
+fn grouped(fields: Vec<(&'static str, SettingField)>) -> Vec<SettingGroup> {
+    GROUPS
+        .iter()
+        .map(|(id, title, intro)| SettingGroup {
+            id,
+            title,
+            intro,
+            fields: fields
+                .iter()
+                .filter(|(group, _)| group == id)
+                .map(|(_, f)| f.clone())
+                .collect(),
+        })
+        .filter(|g| !g.fields.is_empty())
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,11 +138,15 @@ pub async fn settings_page(
     if let Some(refused) = admin_only(&viewer) {
         return refused;
     }
-    match current_fields(&viewer.core).await {
-        Ok(fields) => {
+    match settings::current(&viewer.core).await {
+        Ok(current) => {
+            let fields = current
+                .iter()
+                .map(|c| (c.setting.group, field(c.setting, &c.value, None)))
+                .collect();
             let page = SettingsPage {
                 layout: Layout::for_viewer("Hub settings", &viewer, "settings"),
-                fields,
+                groups: grouped(fields),
                 notice: query.saved.map(|_| "Settings saved.".to_owned()),
                 error: None,
             };
@@ -116,49 +159,52 @@ pub async fn settings_page(
 /// `POST /app/settings`: every field is checked before any is written (all or nothing).
 pub async fn save_settings(
     viewer: Viewer,
-    CsrfForm(form): CsrfForm<std::collections::HashMap<String, String>>,
+    client: ClientInfo,
+    CsrfForm(form): CsrfForm<HashMap<String, String>>,
 ) -> Response {
     if let Some(refused) = admin_only(&viewer) {
         return refused;
     }
+    let current = match settings::current(&viewer.core).await {
+        Ok(current) => current,
+        Err(err) => return api_error_page(&viewer, &err),
+    };
     let mut fields = Vec::new();
-    let mut updates = Vec::new();
-    for setting in crate::domain::settings::ALL {
-        let (label, help) = describe(setting.key);
-        let typed = form
-            .get(setting.key)
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_default();
-        let error = match typed.parse::<i64>() {
-            Ok(value) if setting.accepts(value) => {
-                updates.push((setting.key, value));
-                None
+    let mut updates = Map::new();
+    let mut failed = false;
+    for setting in &SCHEMA {
+        let typed = form.get(setting.key).map(String::as_str);
+        // A field the form did not send is left as it is (an unchecked checkbox is `off`).
+        if typed.is_none() && !matches!(setting.kind, Kind::Bool { .. }) {
+            let value = current
+                .iter()
+                .find(|c| c.setting.key == setting.key)
+                .map_or(Value::Null, |c| c.value.clone());
+            fields.push((setting.group, field(setting, &value, None)));
+            continue;
+        }
+        match setting.from_form(typed) {
+            Ok(value) => {
+                fields.push((setting.group, field(setting, &value, None)));
+                updates.insert(setting.key.to_owned(), value);
             }
-            _ => Some(format!(
-                "Enter a whole number from {} to {}.",
-                setting.min, setting.max
-            )),
-        };
-        fields.push(SettingField {
-            key: setting.key.to_owned(),
-            label,
-            help,
-            value: typed,
-            min: setting.min,
-            max: setting.max,
-            error,
-        });
+            Err(message) => {
+                failed = true;
+                let shown = Value::String(typed.unwrap_or_default().to_owned());
+                fields.push((setting.group, field(setting, &shown, Some(message))));
+            }
+        }
     }
-    if updates.len() < fields.len() {
+    if failed {
         let page = SettingsPage {
             layout: Layout::for_viewer("Hub settings", &viewer, "settings"),
-            fields,
+            groups: grouped(fields),
             notice: None,
             error: Some("Nothing was saved: correct the fields marked below.".to_owned()),
         };
         return html(StatusCode::UNPROCESSABLE_ENTITY, page.render());
     }
-    match crate::domain::settings::save_settings(&viewer.core, &updates).await {
+    match settings::update(&viewer.core, &viewer.user.id, &client, &updates).await {
         Ok(()) => Redirect::to("/app/settings?saved=1").into_response(),
         Err(err) => api_error_page(&viewer, &err),
     }

@@ -252,14 +252,14 @@ pub(super) struct SharingNotice {
 
 /// The hub's default invite lifetime in seconds (`invite.default_expiry_seconds`).
 async fn default_invite_expiry(viewer: &Viewer) -> Result<i64, DomainError> {
-    Ok(crate::domain::settings::current(&viewer.core)
-        .await?
-        .into_iter()
-        .find(|(setting, _)| setting.key == crate::domain::settings::INVITE_DEFAULT_EXPIRY.key)
-        .map_or(
-            crate::domain::settings::INVITE_DEFAULT_EXPIRY.default,
-            |(_, value)| value,
-        ))
+    let value = crate::domain::settings::value(
+        &viewer.core,
+        crate::domain::settings::INVITE_DEFAULT_EXPIRY.key,
+    )
+    .await?;
+    Ok(value
+        .as_i64()
+        .unwrap_or(crate::domain::settings::INVITE_DEFAULT_EXPIRY.default))
 }
 
 /// Builds the Sharing section of `server_id` (which the viewer owns) with the given forms.

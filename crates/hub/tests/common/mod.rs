@@ -3,6 +3,7 @@
 //! with `PHLIX_TEST_POSTGRES_URL` naming a server where databases may be created).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod arr;
 pub mod browser;
 pub mod fake_server;
 pub mod fake_tunnel;
@@ -81,6 +82,7 @@ pub fn serve_args(data_dir: &Path, database_url: &str) -> ServeArgs {
         public_domain: None,
         log_format: None,
         health_interval: Duration::from_millis(200),
+        arr_sync_interval: Duration::from_secs(300),
         reaper_interval: Duration::from_secs(60),
         offline_after: Duration::from_secs(180),
         relay_heartbeat: Duration::from_secs(30),
@@ -287,4 +289,26 @@ pub async fn execute(store: &phlix_hub::store::Store, sql: &'static str, binds: 
             query.execute(pool).await.unwrap();
         }
     }
+}
+
+/// Sends `method path` with a bearer token and an optional JSON body; the status and the JSON
+/// answer (`Null` when the body is not JSON).
+pub async fn call(
+    hub: &TestHub,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = hub
+        .http_client
+        .request(method, hub.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let resp = request.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
