@@ -440,9 +440,13 @@ async fn lookup(
         .iter()
         .filter(|f| {
             if let Some(id) = term.strip_prefix("tmdb:") {
-                f["tmdbId"].to_string() == id.trim()
+                id.trim()
+                    .parse::<i64>()
+                    .is_ok_and(|n| f["tmdbId"] == json!(n))
             } else if let Some(id) = term.strip_prefix("tvdb:") {
-                f["tvdbId"].to_string() == id.trim()
+                id.trim()
+                    .parse::<i64>()
+                    .is_ok_and(|n| f["tvdbId"] == json!(n))
             } else {
                 f["title"]
                     .as_str()
@@ -497,7 +501,7 @@ async fn get_item(State(inner): State<Shared>, Path(id): Path<String>) -> Respon
     match library
         .items
         .iter()
-        .find(|item| item["id"].to_string() == id)
+        .find(|item| id.parse::<i64>().is_ok_and(|n| item["id"] == json!(n)))
     {
         Some(item) => axum::Json(item.clone()).into_response(),
         None => (
@@ -652,7 +656,11 @@ async fn put_series(State(inner): State<Shared>, Path(id): Path<String>, body: B
             .into_response();
     };
     let mut library = inner.library.lock().unwrap();
-    let Some(item) = library.items.iter_mut().find(|i| i["id"].to_string() == id) else {
+    let Some(item) = library
+        .items
+        .iter_mut()
+        .find(|i| id.parse::<i64>().is_ok_and(|n| i["id"] == json!(n)))
+    else {
         return (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"message": "NotFound"})),
