@@ -847,3 +847,148 @@ async fn a_user_adds_a_webhook_and_reads_its_delivery_log_in_a_real_browser() {
     drop(browser);
     hub.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Media requests (SPEC O, Q.5)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_requests_a_film_an_admin_approves_it_and_it_turns_available_live() {
+    use common::arr::{API_KEY, FakeArr};
+    let radarr = FakeArr::radarr().await;
+    let hub = TestHub::start_configured(
+        |args| args.arr_sync_interval = Duration::from_millis(300),
+        |config| {
+            config.radarr.api_key = Some(phlix_hub::config::Secret::from_bytes(API_KEY.into()));
+        },
+    )
+    .await;
+    let base = hub.url("");
+    let admin = hub.register("root", "correct horse").await;
+    hub.register("anna", "correct horse").await;
+
+    let browser = Browser::launch().await;
+    // Before Radarr is set up, a search says so clearly.
+    let user = browser.new_isolated_page().await;
+    sign_in(&user, &base, "anna", "/app/requests").await;
+    user.type_into("#search-q", "dune").await;
+    user.click("form.search button[type=submit]").await;
+    user.wait_for(
+        "!!document.getElementById('requests-error')",
+        "the not-configured message",
+    )
+    .await;
+    assert!(
+        user.text("#requests-error")
+            .await
+            .contains("Radarr is not configured — an admin can set it in Settings")
+    );
+    // The admin sets Radarr up on the settings page.
+    let admin_page = browser.new_isolated_page().await;
+    sign_in(&admin_page, &base, "root", "/app/settings").await;
+    admin_page.click("[id='server.arr.radarr.enabled']").await;
+    admin_page
+        .eval(&format!(
+            "document.getElementById('server.arr.radarr.url').value = '{}'",
+            radarr.url()
+        ))
+        .await;
+    admin_page.click("form button[type=submit].primary").await;
+    admin_page.wait_path("/app/settings?saved=1").await;
+
+    // Search, with posters and years; request one film.
+    user.goto(&format!("{base}/app/requests")).await;
+    user.type_into("#search-q", "dune").await;
+    user.click("form.search button[type=submit]").await;
+    user.wait_for(
+        "document.querySelectorAll('#search-results li.result').length === 2",
+        "two search results",
+    )
+    .await;
+    let first = user.text("#search-results li.result").await;
+    assert!(
+        first.contains("Dune") && first.contains("(2021)"),
+        "{first}"
+    );
+    assert_eq!(
+        user.eval("document.querySelector('#search-results img.poster').getAttribute('src')")
+            .await,
+        json!("https://image.tmdb.org/t/p/original/dune.jpg")
+    );
+    user.click("li[data-tmdb-id='438631'] button.primary").await;
+    user.wait_path("/app/requests?saved=created").await;
+    assert!(user.text("#my-requests").await.contains("Dune"));
+    assert_eq!(
+        user.eval("document.querySelector('#my-requests [data-field=request-status]').textContent")
+            .await,
+        json!("pending")
+    );
+    live(&user).await;
+    user.eval("window.__sameDocument = true").await;
+    user.screenshot("requests-user").await;
+
+    // The admin approves in the queue; the user's page follows without reload.
+    admin_page.goto(&format!("{base}/app/admin/requests")).await;
+    assert!(admin_page.text("#request-queue").await.contains("anna"));
+    admin_page.screenshot("requests-queue").await;
+    admin_page.click("#request-queue button.primary").await;
+    admin_page
+        .wait_path("/app/admin/requests?saved=approved")
+        .await;
+    assert_eq!(radarr.library().len(), 1, "Radarr has the film");
+    user.wait_for(
+        "document.querySelector('#my-requests [data-field=request-status]').textContent === 'approved'",
+        "the request to show approved live",
+    )
+    .await;
+    radarr.set_has_file(438_631, true);
+    user.wait_for(
+        "document.querySelector('#my-requests [data-field=request-status]').textContent === 'available'",
+        "the request to turn available after a sync, live",
+    )
+    .await;
+    assert_eq!(
+        user.eval("window.__sameDocument === true").await,
+        json!(true),
+        "no reload"
+    );
+    // A second search marks the film available.
+    user.goto(&format!("{base}/app/requests?type=movie&q=dune"))
+        .await;
+    assert!(
+        user.text("li[data-tmdb-id='438631']")
+            .await
+            .contains("Available"),
+        "{}",
+        user.text("li[data-tmdb-id='438631']").await
+    );
+    // Deny with a reason from the queue.
+    let (status, _) = api(
+        &hub,
+        &admin.access_token,
+        reqwest::Method::POST,
+        "/api/v1/me/requests",
+        Some(json!({"type": "movie", "tmdb_id": 329_865, "title": "Arrival"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    admin_page.goto(&format!("{base}/app/admin/requests")).await;
+    admin_page
+        .type_into("#request-queue input[name=reason]", "Not this year")
+        .await;
+    admin_page.click("#request-queue button.destructive").await;
+    admin_page
+        .wait_path("/app/admin/requests?saved=denied")
+        .await;
+    admin_page
+        .goto(&format!("{base}/app/admin/requests?status=rejected"))
+        .await;
+    assert!(
+        admin_page
+            .text("#request-queue")
+            .await
+            .contains("Not this year")
+    );
+    drop((user, admin_page));
+    drop(browser);
+    hub.stop().await;
+}

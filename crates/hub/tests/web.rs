@@ -49,6 +49,8 @@ async fn redirects_follow_the_php_hub() {
         ("/my-servers", "/app/servers"),
         ("/claim-server", "/app/claim-server"),
         ("/hub-settings", "/app/settings"),
+        ("/requests", "/app/requests"),
+        ("/admin/requests", "/app/admin/requests"),
         ("/servers/s-1", "/app/servers/s-1"),
         ("/app/servers", "/app/login?next=%2Fapp%2Fservers"),
         (
@@ -531,6 +533,47 @@ async fn server_detail_shows_history_and_charts_and_its_buttons_work() {
     assert_eq!(bob.get("/app/servers/no-such-server").await.status, 404);
     assert!(!bob.get("/app/servers").await.body.contains("NAS"));
     assert_eq!(bob.get("/app/settings").await.status, 403, "not an admin");
+    assert_eq!(
+        bob.get("/app/admin/requests").await.status,
+        403,
+        "not an admin"
+    );
+    assert_eq!(
+        bob.submit("/app/admin/requests/1/approve", &[])
+            .await
+            .status,
+        403,
+        "not an admin"
+    );
+    // A member's request page works without Radarr configured and says so on a search.
+    let page = bob.get("/app/requests?type=movie&q=dune").await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(
+        page.body.contains("Radarr is not configured"),
+        "{}",
+        page.body
+    );
+    // A request form without its CSRF token is refused and creates nothing.
+    let page = bob
+        .post_form(
+            "/app/requests",
+            &[("type", "movie"), ("tmdb_id", "1"), ("title", "x")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    let page = bob
+        .submit(
+            "/app/requests",
+            &[("type", "movie"), ("tmdb_id", "1"), ("title", "x")],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(
+        bob.get("/app/requests")
+            .await
+            .body
+            .contains("data-request-id")
+    );
 
     // The proxy route knows the server (no tunnel: 503) — and forgets it the moment it is
     // removed, although it caches what it checks.
