@@ -553,3 +553,47 @@ async fn a_full_batch_of_distinct_servers_is_stored() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_singleton_round_runs_on_one_node_at_a_time() {
+    let (_dir, store) = fresh_store().await;
+    // A second pool on the same database plays the second node.
+    let other = match &store {
+        Store::Sqlite(_) => None,
+        Store::Postgres(pool) => Some(Store::Postgres(pool.clone())),
+    };
+    let outer = store
+        .run_singleton("test.round", async {
+            match &other {
+                Some(other) => other
+                    .run_singleton("test.round", async { 1 })
+                    .await
+                    .unwrap(),
+                None => Some(1),
+            }
+        })
+        .await
+        .unwrap();
+    match store.backend() {
+        // PostgreSQL: the other node is refused while the round runs.
+        "postgres" => assert_eq!(outer, Some(None)),
+        // SQLite is one node: every round runs.
+        _ => assert_eq!(outer, Some(Some(1))),
+    }
+    // After the round the lock is free again, on every backend.
+    assert_eq!(
+        store
+            .run_singleton("test.round", async { 2 })
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    // Another name is another lock.
+    let nested = store
+        .run_singleton("test.a", async {
+            store.run_singleton("test.b", async { 3 }).await.unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(nested, Some(Some(3)));
+}
