@@ -1153,7 +1153,7 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
         let (status, body) = get_json(&hub, &member, path).await;
         assert_eq!(
             (status, body["code"].as_str()),
-            (403, Some("auth.admin_required")),
+            (403, Some("auth.not_admin")),
             "{path}"
         );
         let (status, body) = get_json(&hub, &admin, path).await;

@@ -72,6 +72,16 @@ pub struct SessionClaims {
     pub scope: Vec<String>,
     #[serde(rename = "serverId", default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<String>,
+    /// The user's session epoch when the token was minted (ours): an admin's "sign out
+    /// everywhere", a disable or a password reset raise the user's epoch, and tokens of an
+    /// older epoch are refused. Absent (0) until the user's first such event.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sv: i64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(value: &i64) -> bool {
+    *value == 0
 }
 
 /// Answer to register, login and refresh.

@@ -1,6 +1,7 @@
 //! The JSON API on the HTTP listener (port 8800): thin handlers over the domain layer, JSON
 //! everywhere. `crate::server` composes this router with the pages and the relay's HTTP routes.
 
+pub mod admin;
 pub mod auth;
 pub mod bandwidth;
 pub mod claims;
@@ -97,7 +98,26 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/bandwidth", get(bandwidth::of_user))
         .route("/admin/users/{id}/quota", put(bandwidth::set_quota))
         .route("/admin/users/{id}/throttle", put(bandwidth::set_throttle))
-        .route("/admin/users/{id}/unlock", post(auth::unlock));
+        .route("/admin/users/{id}/unlock", post(auth::unlock))
+        .route(
+            "/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route(
+            "/admin/users/{id}",
+            get(admin::get_user)
+                .put(admin::update_user)
+                .delete(admin::delete_user),
+        )
+        .route("/admin/users/{id}/set-admin", post(admin::set_admin))
+        .route(
+            "/admin/users/{id}/reset-password",
+            post(admin::reset_password),
+        )
+        .route("/admin/users/{id}/profiles", get(admin::profiles))
+        .route("/admin/users/{id}/disable", post(admin::disable))
+        .route("/admin/users/{id}/enable", post(admin::enable))
+        .route("/admin/users/{id}/sign-out", post(admin::sign_out));
     let servers = Router::new()
         .route("/{id}", delete(servers::deregister))
         .route("/{id}/heartbeat", post(servers::heartbeat))

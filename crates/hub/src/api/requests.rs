@@ -1,30 +1,14 @@
 //! Media requests over HTTP (SPEC O): thin handlers over `crate::domain::requests`.
 
-use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::domain::requests::{self, Created};
-use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminUser, ClientInfo, CurrentUser, Json, MaybeJson, Path, Ready};
-
-/// The query string as `(name, value)` pairs; 400 `invalid_query` when it is not
-/// `application/x-www-form-urlencoded`.
-fn query_pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
-    serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).map_err(|_| ApiError::Invalid {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_query",
-        message: "The query string is not valid".into(),
-    })
-}
-
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
+use crate::http::error::ApiResult;
+use crate::http::extract::{
+    AdminUser, ClientInfo, CurrentUser, Json, MaybeJson, Path, QueryPairs, Ready,
+};
 
 fn listing(rows: &[crate::store::RequestRow]) -> Value {
     let views: Vec<Value> = rows.iter().map(requests::view).collect();
@@ -67,10 +51,9 @@ pub async fn create(
 pub async fn mine(
     Ready(core): Ready,
     user: CurrentUser,
-    RawQuery(raw): RawQuery,
+    query: QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    let pairs = query_pairs(raw)?;
-    let rows = requests::mine(&core, &user.user.id, param(&pairs, "status")).await?;
+    let rows = requests::mine(&core, &user.user.id, query.get("status")).await?;
     Ok(Json(listing(&rows)))
 }
 
@@ -78,10 +61,9 @@ pub async fn mine(
 pub async fn search(
     Ready(core): Ready,
     _: CurrentUser,
-    RawQuery(raw): RawQuery,
+    query: QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    let pairs = query_pairs(raw)?;
-    let results = requests::search(&core, param(&pairs, "type"), param(&pairs, "q")).await?;
+    let results = requests::search(&core, query.get("type"), query.get("q")).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -107,13 +89,8 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/admin/requests[?status=]` (default `pending`; `all`).
-pub async fn all(
-    Ready(core): Ready,
-    _: AdminUser,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let pairs = query_pairs(raw)?;
-    let rows = requests::all(&core, param(&pairs, "status")).await?;
+pub async fn all(Ready(core): Ready, _: AdminUser, query: QueryPairs) -> ApiResult<Json<Value>> {
+    let rows = requests::all(&core, query.get("status")).await?;
     Ok(Json(listing(&rows)))
 }
 

@@ -61,8 +61,8 @@ impl SessionKeys {
         }
     }
 
-    /// Mints a token of `kind` for `user_id` living `ttl_secs`. Refresh tokens get a fresh
-    /// `jti` (32 lowercase hex characters).
+    /// Mints a token of `kind` for `user_id` living `ttl_secs`, in the user's session epoch
+    /// `epoch`. Refresh tokens get a fresh `jti` (32 lowercase hex characters).
     ///
     /// # Errors
     /// Only when signing fails, which HS256 never does for a valid key.
@@ -71,6 +71,7 @@ impl SessionKeys {
         kind: TokenKind,
         user_id: &str,
         ttl_secs: i64,
+        epoch: i64,
     ) -> Result<(String, SessionClaims), jsonwebtoken::errors::Error> {
         let iat = now_unix();
         let claims = SessionClaims {
@@ -83,6 +84,7 @@ impl SessionKeys {
             jti: (kind == TokenKind::Refresh).then(|| hex::encode(random_bytes::<16>())),
             scope: Vec::new(),
             server_id: None,
+            sv: epoch,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims))
@@ -126,7 +128,7 @@ mod tests {
     #[test]
     fn access_tokens_round_trip_with_the_spec_claims() {
         let keys = keys(&[7u8; 32]);
-        let (token, claims) = keys.mint(TokenKind::Access, "u-1", 3600).unwrap();
+        let (token, claims) = keys.mint(TokenKind::Access, "u-1", 3600, 0).unwrap();
         assert_eq!(claims.exp - claims.iat, 3600);
         assert!(claims.jti.is_none());
         let back = keys.verify(&token, TokenKind::Access).unwrap();
@@ -138,7 +140,7 @@ mod tests {
     #[test]
     fn refresh_tokens_carry_a_hex_jti_and_are_not_access_tokens() {
         let keys = keys(&[9u8; 32]);
-        let (token, claims) = keys.mint(TokenKind::Refresh, "u-2", 60).unwrap();
+        let (token, claims) = keys.mint(TokenKind::Refresh, "u-2", 60, 0).unwrap();
         let jti = claims.jti.unwrap();
         assert_eq!(jti.len(), 32);
         assert!(
@@ -153,12 +155,16 @@ mod tests {
 
     #[test]
     fn forged_and_expired_tokens_are_refused() {
-        let (token, _) = keys(&[1u8; 32]).mint(TokenKind::Access, "u", 60).unwrap();
+        let (token, _) = keys(&[1u8; 32])
+            .mint(TokenKind::Access, "u", 60, 0)
+            .unwrap();
         assert_eq!(
             keys(&[2u8; 32]).verify(&token, TokenKind::Access),
             Err(TokenError::Invalid)
         );
-        let (old, _) = keys(&[1u8; 32]).mint(TokenKind::Access, "u", -5).unwrap();
+        let (old, _) = keys(&[1u8; 32])
+            .mint(TokenKind::Access, "u", -5, 0)
+            .unwrap();
         assert_eq!(
             keys(&[1u8; 32]).verify(&old, TokenKind::Access),
             Err(TokenError::Expired)

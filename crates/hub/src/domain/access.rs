@@ -195,6 +195,13 @@ impl AccessCache {
             .retain(|key, _| !key.starts_with(&prefix));
     }
 
+    /// Drops the cached row of a user (disabled, deleted, signed out everywhere).
+    pub fn forget_user(&self, id: &str) {
+        self.users.retain(|key, _| key != id);
+        let suffix = format!("\n{id}");
+        self.collaborators.retain(|key, _| !key.ends_with(&suffix));
+    }
+
     /// Drops the usage rows of a user (quota changed, counters flushed).
     pub fn forget_usage(&self, user_id: &str) {
         let prefix = format!("{user_id}\n");

@@ -194,11 +194,16 @@ pub async fn issue_tokens(core: &Core, user: &UserRow) -> DomainResult<AuthRespo
     let refresh_ttl = REFRESH_TTL.get(&core.store).await?;
     let (access_token, claims) = core
         .sessions
-        .mint(TokenKind::Access, &user.id, access_ttl)
+        .mint(TokenKind::Access, &user.id, access_ttl, user.session_epoch)
         .map_err(|e| DomainError::Internal(e.into()))?;
     let (refresh_token, _) = core
         .sessions
-        .mint(TokenKind::Refresh, &user.id, refresh_ttl)
+        .mint(
+            TokenKind::Refresh,
+            &user.id,
+            refresh_ttl,
+            user.session_epoch,
+        )
         .map_err(|e| DomainError::Internal(e.into()))?;
     Ok(AuthResponse {
         access_token,
@@ -339,7 +344,20 @@ pub async fn authenticate(
         .await
         .map_err(DomainError::Internal)?;
     match user {
+        Some(user) if verified && user.disabled_at.is_some() => {
+            core.store
+                .audit(&audit::entry(
+                    "auth.login.failure",
+                    client,
+                    Some(&user.id),
+                    false,
+                    Some("account_disabled"),
+                ))
+                .await?;
+            Err(DomainError::AccountDisabled)
+        }
         Some(user) if verified => {
+            core.store.touch_login(&user.id, now).await?;
             if core.store.clear_rate_limit(&account_key(&user.id)).await? {
                 tracing::info!(user_id = %user.id, "account failure count cleared by a sign-in");
             }
@@ -463,6 +481,13 @@ pub async fn rotate_refresh(core: &Core, token: &str) -> DomainResult<AuthRespon
         .user_by_id(&claims.sub)
         .await?
         .ok_or(DomainError::InvalidRefreshToken)?;
+    if user.disabled_at.is_some() {
+        return Err(DomainError::AccountDisabled);
+    }
+    if claims.sv != user.session_epoch {
+        // Signed out everywhere (or the password was reset) after this token was issued.
+        return Err(DomainError::InvalidRefreshToken);
+    }
     if !core
         .store
         .revoke_refresh(jti, &user.id, claims.exp, now_unix())

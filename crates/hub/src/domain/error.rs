@@ -23,6 +23,23 @@ pub enum DomainError {
     /// Well-formed but against a rule (422 with a code).
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    /// The account is disabled by an admin (401 `account_disabled`).
+    #[error("account disabled")]
+    AccountDisabled,
+    /// The PHP hub's validation body: 400 `{"error":<summary>,"code":"validation_failed",
+    /// "field_errors":{field: text}}`.
+    #[error("{summary}")]
+    Validation {
+        summary: String,
+        field_errors: Vec<(String, String)>,
+    },
+    /// A refusal with the PHP hub's own `error` text (`{"error":<text>,"code"}`) and status.
+    #[error("{error}")]
+    Php {
+        status: u16,
+        error: &'static str,
+        code: &'static str,
+    },
     /// Wrong login or password.
     #[error("invalid username or password")]
     InvalidCredentials,

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod claims;
 pub mod error;

@@ -92,6 +92,9 @@ pub async fn remove_owned(core: &Core, user_id: &str, server_id: &str) -> Domain
     let deleted = core.store.delete_server(server_id).await;
     core.access.forget_server(server_id);
     deleted?;
+    if core.relay.close_tunnel(server_id) {
+        tracing::info!(%server_id, "the removed server's tunnel was closed");
+    }
     tracing::info!(%user_id, %server_id, "server removed by its owner");
     core.events.publish(super::events::HubEvent::named(
         "server.removed",

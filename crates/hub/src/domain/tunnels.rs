@@ -34,6 +34,8 @@ pub enum CloseReason {
     BackpressureOverflow,
     BackpressureTimeout,
     HubShutdown,
+    /// The server (or its owner's account) was removed: it may not hold a tunnel any more.
+    ServerRemoved,
 }
 
 impl CloseReason {
@@ -50,6 +52,7 @@ impl CloseReason {
             Self::BackpressureOverflow => "backpressure_overflow",
             Self::BackpressureTimeout => "backpressure_timeout",
             Self::HubShutdown => "hub_shutdown",
+            Self::ServerRemoved => "server_removed",
         }
     }
 
@@ -66,6 +69,8 @@ impl CloseReason {
         match self {
             Self::ServerClosed | Self::ServerReplaced => close_code::NORMAL,
             Self::HubShutdown => close_code::GOING_AWAY,
+            // The HELLO rejection's `unauthorized` (SPEC L): reconnecting will not help.
+            Self::ServerRemoved => 4401,
             Self::Timeout | Self::BackpressureOverflow | Self::BackpressureTimeout => {
                 close_code::INTERNAL
             }
@@ -131,6 +136,8 @@ pub enum TunnelCmd {
     Displace,
     /// A sender could not enqueue in time.
     Backpressure,
+    /// The server was removed: close now.
+    Remove,
 }
 
 /// Byte counters of one tunnel, shared with the tasks that move its bytes.
@@ -292,6 +299,30 @@ impl Relay {
     /// Cuts every relay use of `user_id` on `server_id` now; returns how many.
     pub fn cut_user(&self, server_id: &str, user_id: &str) -> usize {
         self.cut_where(server_id, |e| e.user_id == user_id)
+    }
+
+    /// Cuts every relay use of `user_id` on every server now (account disabled or deleted);
+    /// returns how many.
+    pub fn cut_user_everywhere(&self, user_id: &str) -> usize {
+        let servers: Vec<String> = self
+            .0
+            .grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        servers
+            .iter()
+            .map(|server| self.cut_where(server, |e| e.user_id == user_id))
+            .sum()
+    }
+
+    /// Closes the tunnel of `server_id` on this node, if it holds one (the server was
+    /// removed); returns whether it did.
+    pub fn close_tunnel(&self, server_id: &str) -> bool {
+        self.tunnel(server_id)
+            .is_some_and(|tunnel| tunnel.cmd.try_send(TunnelCmd::Remove).is_ok())
     }
 
     /// Cuts every collaborator's relay use of `server_id` now; returns how many.

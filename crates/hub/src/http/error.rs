@@ -97,6 +97,26 @@ fn domain_parts(err: &DomainError) -> (StatusCode, ErrorBody) {
             StatusCode::UNPROCESSABLE_ENTITY,
             body("Unprocessable Entity", Some(code), Some(message.clone())),
         ),
+        E::AccountDisabled => (
+            StatusCode::UNAUTHORIZED,
+            body(
+                "Unauthorized",
+                Some("account_disabled"),
+                Some("This account has been disabled by an administrator".into()),
+            ),
+        ),
+        E::Validation { summary, .. } => (
+            StatusCode::BAD_REQUEST,
+            body(summary, Some("validation_failed"), None),
+        ),
+        E::Php {
+            status,
+            error,
+            code,
+        } => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+            body(error, Some(code), None),
+        ),
         E::InvalidCredentials => (
             StatusCode::UNAUTHORIZED,
             body(
@@ -316,6 +336,15 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(error = %self, "request refused"),
         }
         let (status, body) = self.parts();
+        if let Self::Domain(DomainError::Validation { field_errors, .. }) = &self {
+            let fields: serde_json::Map<String, serde_json::Value> = field_errors
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let mut value = serde_json::to_value(&body).unwrap_or_default();
+            value["field_errors"] = serde_json::Value::Object(fields);
+            return (status, axum::Json(value)).into_response();
+        }
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::Domain(
             DomainError::RateLimited { retry_after }

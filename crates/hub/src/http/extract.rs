@@ -123,6 +123,36 @@ impl<S: Send + Sync> FromRequest<S> for MaybeJson {
     }
 }
 
+/// The query string as `(name, value)` pairs, in order; 400 `invalid_query` when it is not
+/// `application/x-www-form-urlencoded`.
+#[derive(Debug, Clone, Default)]
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    /// The first value of `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+            .map(Self)
+            .map_err(|_| ApiError::Invalid {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                code: "invalid_query",
+                message: "The query string is not valid".into(),
+            })
+    }
+}
+
 /// The ready hub (store, keys); 503 while the hub is still starting.
 pub struct Ready(pub Core);
 
@@ -232,6 +262,12 @@ impl CurrentUser {
             crate::domain::accounts::find_user(core, &claims.sub).await?
         };
         let user = user.ok_or(ApiError::UserNotFound)?;
+        if user.disabled_at.is_some() {
+            return Err(DomainError::AccountDisabled.into());
+        }
+        if claims.sv != user.session_epoch {
+            return Err(ApiError::InvalidToken);
+        }
         Ok(Self { user, claims })
     }
 }
@@ -353,9 +389,21 @@ impl FromRequestParts<AppState> for AdminUser {
     ) -> Result<Self, Self::Rejection> {
         let user = CurrentUser::from_request_parts(parts, state).await?;
         if user.user.is_admin {
-            Ok(Self(user))
-        } else {
-            Err(ApiError::forbidden("auth.admin_required"))
+            return Ok(Self(user));
         }
+        // SPEC E.1: 403 `auth.not_admin` and a `permission_denied` audit row.
+        if let Some(core) = state.core() {
+            let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
+            let path = parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_owned(), |o| o.0.path().to_owned());
+            if let Err(err) =
+                crate::domain::admin::permission_denied(&core, &user.user, &client, &path).await
+            {
+                tracing::warn!(error = %err, "cannot write the permission_denied audit row");
+            }
+        }
+        Err(ApiError::forbidden("auth.not_admin"))
     }
 }

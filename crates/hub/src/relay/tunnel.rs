@@ -529,6 +529,7 @@ impl TunnelActor {
                 None
             }
             TunnelCmd::Backpressure => Some(CloseReason::BackpressureTimeout),
+            TunnelCmd::Remove => Some(CloseReason::ServerRemoved),
         }
     }
 

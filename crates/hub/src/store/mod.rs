@@ -6,6 +6,7 @@
 //! so each query is type-checked against both. Migrations are per dialect, embedded in the
 //! binary and append-only (`migrations/{sqlite,postgres}`). Times are unix seconds everywhere.
 
+mod admin;
 mod audit;
 mod claims;
 mod heartbeats;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use admin::{AdminChange, AdminUserRow, GuardedAction};
 pub use audit::AuditEntry;
 pub use claims::{ClaimRow, PollOutcome, Redemption};
 pub use heartbeats::{HeartbeatOutcome, HeartbeatRecord, library_hash};

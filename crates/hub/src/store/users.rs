@@ -13,6 +13,12 @@ pub struct UserRow {
     pub is_admin: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set while an admin has disabled the account (SPEC Q.1).
+    pub disabled_at: Option<i64>,
+    /// Tokens of another session epoch are refused; raised by sign-out everywhere, a disable
+    /// and a password reset.
+    pub session_epoch: i64,
+    pub last_login_at: Option<i64>,
 }
 
 /// What registration writes. `email` must already be normalised (lowercase).
@@ -81,8 +87,8 @@ impl Store {
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
         dispatch!(self, |pool| {
             Ok(sqlx::query_as::<_, UserRow>(
-                "SELECT id, username, email, password_hash, display_name, is_admin, created_at, updated_at \
-                 FROM users WHERE id = $1",
+                "SELECT id, username, email, password_hash, display_name, is_admin, created_at, updated_at, \
+                 disabled_at, session_epoch, last_login_at FROM users WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
@@ -97,7 +103,8 @@ impl Store {
     pub async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRow>> {
         dispatch!(self, |pool| {
             Ok(sqlx::query_as::<_, UserRow>(
-                "SELECT id, username, email, password_hash, display_name, is_admin, created_at, updated_at \
+                "SELECT id, username, email, password_hash, display_name, is_admin, created_at, updated_at, \
+                 disabled_at, session_epoch, last_login_at \
                  FROM users WHERE lower(username) = lower($1) OR email = lower($1) \
                  ORDER BY (email = lower($1)) DESC LIMIT 1",
             )

@@ -171,6 +171,8 @@ async fn signed_in(core: &Core, headers: &HeaderMap) -> Option<UserRow> {
         .await
         .ok()
         .flatten()
+        // A disabled account, or a session ended by an admin, is signed out.
+        .filter(|user| user.disabled_at.is_none() && user.session_epoch == claims.sv)
 }
 
 impl FromRequestParts<AppState> for Viewer {
