@@ -8,6 +8,7 @@ pub mod browser;
 pub mod fake_server;
 pub mod fake_tunnel;
 pub mod receiver;
+pub mod shared_server;
 pub mod web_client;
 pub mod ws_client;
 
