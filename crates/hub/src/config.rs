@@ -175,6 +175,8 @@ pub struct Config {
     pub arr_sync_interval: Duration,
     /// Timeout of every Radarr/Sonarr call (SPEC O: 15 s); no flag, tests shorten it.
     pub arr_timeout: Duration,
+    /// Interval of the dashboard's statistics sampler (60 s); no flag, tests shorten it.
+    pub stats_interval: Duration,
 }
 
 /// What the environment says about one *arr service: its API key (only ever from the
@@ -287,6 +289,7 @@ impl Config {
             sonarr: ArrEnv::from_env("SONARR")?,
             arr_sync_interval: args.arr_sync_interval.max(Duration::from_millis(100)),
             arr_timeout: Duration::from_secs(15),
+            stats_interval: Duration::from_secs(60),
             webhook_retry_schedule: [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
                 .into_iter()
                 .map(Duration::from_secs)

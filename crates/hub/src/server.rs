@@ -362,6 +362,10 @@ async fn start(
         core.clone(),
         shutdown.clone(),
     ));
+    tracker.spawn(crate::domain::console::stats_loop(
+        core.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(crate::domain::requests::sync_loop(
         core.clone(),
         shutdown.clone(),

@@ -812,3 +812,337 @@ async fn deleting_a_user_closes_their_tunnel_and_their_shares() {
     assert_eq!(status, 404);
     setup.hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_audit_log_is_filtered_paged_and_exported_as_csv() {
+    let hub = TestHub::start().await;
+    let admin = hub.register("root", "password123").await.access_token;
+    let anna = hub.register("anna", "password123").await;
+    assert_eq!(login(&hub, "anna", "wrong-password").await.0, 401);
+    let (status, _) = call(
+        &hub,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/admin/users/{}/sign-out", anna.user.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(&hub, &admin, Method::GET, "/api/v1/me/audit-logs", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["limit"].as_i64(), body["offset"].as_i64()),
+        (Some(50), Some(0))
+    );
+    let total = body["total"].as_i64().unwrap();
+    assert!(total >= 4, "{body}");
+    let newest = &body["logs"][0];
+    for key in [
+        "id",
+        "event",
+        "user_id",
+        "actor",
+        "resource",
+        "action",
+        "success",
+        "reason",
+        "ip_address",
+        "user_agent",
+        "context",
+        "created_at",
+    ] {
+        assert!(newest.get(key).is_some(), "{key} missing in {newest}");
+    }
+    assert_eq!(
+        (
+            newest["event"].as_str(),
+            newest["action"].as_str(),
+            newest["actor"].as_str()
+        ),
+        (Some("admin_action"), Some("user.sign_out"), Some("root"))
+    );
+    assert_eq!(newest["context"]["target_user_id"], anna.user.id.as_str());
+    // Filters.
+    let (_, failures) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/me/audit-logs?success=0",
+        None,
+    )
+    .await;
+    assert!(
+        failures["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["success"] == 0)
+    );
+    assert!(
+        failures["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["event"] == "auth.login.failure")
+    );
+    let (_, by_user) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/me/audit-logs?user_id={}", anna.user.id),
+        None,
+    )
+    .await;
+    assert!(
+        by_user["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["user_id"] == anna.user.id.as_str())
+    );
+    let (_, by_action) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/me/audit-logs?action=user.sign_out&resource=users",
+        None,
+    )
+    .await;
+    assert_eq!(by_action["total"], 1);
+    let (_, future) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/me/audit-logs?from=4102444800",
+        None,
+    )
+    .await;
+    assert_eq!(future["total"], 0);
+    let (_, paged) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/me/audit-logs?limit=1&offset=1",
+        None,
+    )
+    .await;
+    assert_eq!(paged["logs"].as_array().unwrap().len(), 1);
+    assert_eq!(paged["logs"][0]["id"], body["logs"][1]["id"]);
+    // Bad input: clear 400s, clamped limits.
+    let (status, clamped) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/me/audit-logs?limit=100000",
+        None,
+    )
+    .await;
+    assert_eq!((status, clamped["limit"].as_i64()), (200, Some(200)));
+    let long = "x".repeat(10_000);
+    for query in [
+        "offset=-1",
+        "from=10&to=5",
+        "success=maybe",
+        "from=yesterday",
+        &format!("event={long}"),
+    ] {
+        let (status, body) = call(
+            &hub,
+            &admin,
+            Method::GET,
+            &format!("/api/v1/me/audit-logs?{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{}",
+            &query[..query.len().min(40)]
+        );
+    }
+    let (status, body) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/me/audit-logs?event=%27%20OR%201%3D1%20--",
+        None,
+    )
+    .await;
+    assert_eq!((status, body["total"].as_i64()), (200, Some(0)));
+
+    // 100 000 rows stream out as CSV, page by page.
+    let store = hub.store().await;
+    common::execute(
+        &store,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+         INSERT INTO audit_logs (event, user_id, resource, action, success, reason, ip_address, user_agent, context_json, created_at) \
+         SELECT 'bulk.row', NULL, 'bulk', 'bulk.row', TRUE, NULL, '10.0.0.1', '=cmd|x', '{\"i\":1}', 1000000 + i FROM n",
+        &[],
+    )
+    .await;
+    let response = hub
+        .http_client
+        .get(hub.url("/api/v1/me/audit-logs?event=bulk.row"))
+        .bearer_auth(&admin)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "streamed, not buffered"
+    );
+    let mut response = response;
+    let (mut lines, mut chunks, mut tail, mut first) = (0_usize, 0_usize, Vec::new(), None);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        chunks += 1;
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        let head: &mut String = first.get_or_insert_with(String::new);
+        if head.len() < 600 {
+            head.push_str(&String::from_utf8_lossy(&chunk[..chunk.len().min(400)]));
+        }
+        tail = chunk.to_vec();
+    }
+    assert_eq!(lines, 100_001, "the header and every row");
+    assert!(chunks > 10, "sent in pieces ({chunks})");
+    let first = first.unwrap();
+    assert!(first.starts_with("id,event,user_id,actor,resource,action,success,reason,ip_address,user_agent,context,created_at\r\n"), "{first}");
+    assert!(
+        first.contains(",'=cmd|x,"),
+        "a formula cell is defused: {first}"
+    );
+    assert!(
+        first.contains("\"{\"\"i\"\":1}\""),
+        "JSON context is quoted: {first}"
+    );
+    assert!(
+        String::from_utf8_lossy(&tail).contains("1970-01-12 13:46:41"),
+        "the oldest row is last"
+    );
+    let (status, _) = call(
+        &hub,
+        &anna.access_token,
+        Method::GET,
+        "/api/v1/me/audit-logs?format=csv",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "anna's session was ended above");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_sums_up_the_hub() {
+    let hub = TestHub::start_configured(
+        |_| {},
+        |config| config.stats_interval = Duration::from_millis(100),
+    )
+    .await;
+    let admin = hub.register("root", "password123").await.access_token;
+    let anna = hub.register("anna", "password123").await.access_token;
+    let mut server = common::fake_server::FakePhlixServer::new(&hub.url(""), "Dash NAS");
+    server.request_claim().await;
+    let code = server.claim_code.clone().unwrap();
+    let resp = hub
+        .http_client
+        .post(hub.url("/api/v1/server-claims/claim"))
+        .header("Accept-Phlix-Protocol", "v1")
+        .bearer_auth(&anna)
+        .json(&json!({"claim_code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.poll().await;
+    assert_eq!(server.heartbeat(&[("1", "Films")]).await.0, 200);
+    let (status, _) = call(
+        &hub,
+        &anna,
+        Method::POST,
+        "/api/v1/me/requests",
+        Some(json!({"type": "movie", "tmdb_id": 1, "title": "A film"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/dashboard/summary",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(body["success"], true);
+    assert_eq!(
+        data["servers"],
+        json!({"total": 1, "online": 1, "offline": 0})
+    );
+    assert_eq!(
+        (
+            data["pending_requests"].as_i64(),
+            data["user_count"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(data["heartbeats_per_minute"], 1);
+    for key in [
+        "active_relay_sessions",
+        "relay_bytes_today",
+        "webhook_failures_24h",
+    ] {
+        assert!(data[key].is_i64(), "{key}: {data}");
+    }
+    let (status, body) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/dashboard/activity?limit=3",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let entries = body["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        (entries[0]["action"].as_str(), entries[0]["actor"].as_str()),
+        (Some("request.create"), Some("anna"))
+    );
+    for key in ["id", "action", "actor", "target", "created_at"] {
+        assert!(entries[0].get(key).is_some(), "{key}");
+    }
+    let (status, body) = call(
+        &hub,
+        &admin,
+        Method::GET,
+        "/api/v1/admin/dashboard/activity?limit=abc",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    // The sampler writes a point per minute for the charts.
+    let store = hub.store().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let points = store.stats_since(0).await.unwrap();
+        if points
+            .iter()
+            .any(|p| p.servers_online == 1 && p.heartbeats >= 1)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{points:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.stop().await;
+}

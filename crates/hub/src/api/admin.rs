@@ -1,10 +1,12 @@
-//! The admin console's JSON routes (SPEC Q): users (Q.1), thin handlers over
-//! `crate::domain::admin`.
+//! The admin console's JSON routes (SPEC Q): users (Q.1), the dashboard (Q.2) and the audit
+//! log with its CSV export (Q.3) — thin handlers over `crate::domain::{admin, console}`.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::domain::admin;
+use crate::domain::{admin, console};
 use crate::http::error::ApiResult;
 use crate::http::extract::{AdminUser, ClientInfo, Json, MaybeJson, Path, QueryPairs, Ready};
 
@@ -140,4 +142,100 @@ pub async fn sign_out(
 ) -> ApiResult<StatusCode> {
     admin::sign_out(&core, &current.0.user, &client, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audit filters and page of a query.
+fn audit_query(query: &QueryPairs) -> ApiResult<(crate::store::AuditFilter, i64, i64)> {
+    let filter = console::audit_filter(|name| query.get(name).map(str::to_owned))?;
+    let (limit, offset) = admin::page(query.get("limit"), query.get("offset"), 50, 200)?;
+    Ok((filter, limit, offset))
+}
+
+/// `GET /api/v1/me/audit-logs` (admin): `{"logs","total","limit","offset"}`, or the whole
+/// filtered log as streamed CSV with `Accept: text/csv` or `?format=csv`.
+pub async fn audit_logs(
+    Ready(core): Ready,
+    _: AdminUser,
+    query: QueryPairs,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (filter, limit, offset) = audit_query(&query)?;
+    let wants_csv = query.get("format") == Some("csv")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv"));
+    if wants_csv {
+        return Ok(csv_export(core, filter));
+    }
+    let (rows, total) = console::audit_page(&core, &filter, limit, offset).await?;
+    let logs: Vec<Value> = rows.iter().map(console::audit_view).collect();
+    Ok(
+        axum::Json(json!({"logs": logs, "total": total, "limit": limit, "offset": offset}))
+            .into_response(),
+    )
+}
+
+/// Streams the filtered audit log as CSV, one keyset page of rows at a time, so memory stays
+/// bounded whatever the size of the log.
+fn csv_export(core: crate::domain::Core, filter: crate::store::AuditFilter) -> Response {
+    let header_line = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(console::CSV_HEADER.as_bytes()))
+    });
+    let pages = futures_util::stream::unfold(Some(None), move |cursor| {
+        let core = core.clone();
+        let filter = filter.clone();
+        async move {
+            let before = cursor?;
+            match console::audit_export_page(&core, &filter, before).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let next = rows.last().map(|r| r.id);
+                    let full = i64::try_from(rows.len()).unwrap_or(0) == console::EXPORT_PAGE;
+                    let text: String = rows.iter().map(console::csv_line).collect();
+                    Some((Ok(bytes::Bytes::from(text)), full.then_some(next)))
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "audit export stopped");
+                    Some((Err(std::io::Error::other("audit export failed")), None))
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(futures_util::StreamExt::chain(
+        header_line,
+        pages,
+    )));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"audit-log.csv\""),
+    );
+    response
+}
+
+/// `GET /api/v1/admin/dashboard/summary`.
+pub async fn dashboard_summary(Ready(core): Ready, _: AdminUser) -> ApiResult<Json<Value>> {
+    Ok(Json(console::summary_view(&console::summary(&core).await?)))
+}
+
+/// `GET /api/v1/admin/dashboard/activity?limit=` → `{"success":true,"data":[…]}`.
+pub async fn dashboard_activity(
+    Ready(core): Ready,
+    _: AdminUser,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let entries = console::activity(&core, query.get("limit")).await?;
+    let data: Vec<Value> = entries
+        .iter()
+        .map(|a| {
+            json!({"id": a.id, "action": a.action, "actor": a.actor, "target": a.target,
+                   "created_at": a.created_at})
+        })
+        .collect();
+    Ok(Json(json!({"success": true, "data": data})))
 }

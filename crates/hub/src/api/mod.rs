@@ -117,7 +117,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/profiles", get(admin::profiles))
         .route("/admin/users/{id}/disable", post(admin::disable))
         .route("/admin/users/{id}/enable", post(admin::enable))
-        .route("/admin/users/{id}/sign-out", post(admin::sign_out));
+        .route("/admin/users/{id}/sign-out", post(admin::sign_out))
+        .route("/me/audit-logs", get(admin::audit_logs))
+        .route("/admin/audit-logs", get(admin::audit_logs))
+        .route("/admin/dashboard/summary", get(admin::dashboard_summary))
+        .route("/admin/dashboard/activity", get(admin::dashboard_activity));
     let servers = Router::new()
         .route("/{id}", delete(servers::deregister))
         .route("/{id}/heartbeat", post(servers::heartbeat))

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod claims;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod health;

@@ -9,6 +9,7 @@
 mod admin;
 mod audit;
 mod claims;
+mod console;
 mod heartbeats;
 mod quotas;
 mod ratelimit;
@@ -31,6 +32,7 @@ use sqlx::sqlite::{
 pub use admin::{AdminChange, AdminUserRow, GuardedAction};
 pub use audit::AuditEntry;
 pub use claims::{ClaimRow, PollOutcome, Redemption};
+pub use console::{AuditFilter, AuditRow, StatsPoint, Summary};
 pub use heartbeats::{HeartbeatOutcome, HeartbeatRecord, library_hash};
 pub use quotas::{Bandwidth, DEFAULT_THROTTLE_BPS, period_start};
 mod url;
