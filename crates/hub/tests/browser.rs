@@ -992,3 +992,100 @@ async fn a_user_requests_a_film_an_admin_approves_it_and_it_turns_available_live
     drop(browser);
     hub.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Admin console (SPEC Q.5)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_disables_a_user_whose_open_page_then_goes_to_login() {
+    let hub = TestHub::start_configured(
+        |_| {},
+        |config| config.stats_interval = Duration::from_millis(200),
+    )
+    .await;
+    let base = hub.url("");
+    let root = hub.register("root", "correct horse").await;
+    let anna = hub.register("anna", "correct horse").await;
+    let _server = claimed_server(&hub, &anna.access_token, "Anna NAS").await;
+    // A second sample an hour ago, so the charts have a line to draw.
+    let store = hub.store().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.stats_since(0).await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no statistics sampled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let earlier = (phlix_hub::auth::now_unix() - 3600).to_string();
+    common::execute(
+        &store,
+        "INSERT INTO hub_stats (node, minute, servers_online, relay_bytes, heartbeats) VALUES ('earlier', CAST($1 AS BIGINT), 0, 0, 0)",
+        &[earlier.as_str()],
+    )
+    .await;
+
+    let browser = Browser::launch().await;
+    let user = browser.new_isolated_page().await;
+    sign_in(&user, &base, "anna", "/app/servers").await;
+    let admin = browser.new_isolated_page().await;
+    sign_in(&admin, &base, "root", "/app/admin").await;
+    admin
+        .wait_for(
+            "document.querySelectorAll('#chart-online svg.sparkline, #chart-heartbeats svg.sparkline').length === 2",
+            "the dashboard charts to render",
+        )
+        .await;
+    let label = admin
+        .eval("document.querySelector('#chart-online svg').getAttribute('aria-label')")
+        .await;
+    assert!(
+        label
+            .as_str()
+            .unwrap()
+            .starts_with("Servers online: latest"),
+        "{label}"
+    );
+    admin.screenshot("admin-dashboard").await;
+
+    admin
+        .click("nav.admin-nav a[href='/app/admin/users']")
+        .await;
+    admin.wait_path("/app/admin/users").await;
+    admin.type_into("#user-q", "anna").await;
+    admin.press("Enter").await;
+    admin.wait_path("/app/admin/users?q=anna").await;
+    admin
+        .click(&format!("tr[data-user-id='{}'] a", anna.user.id))
+        .await;
+    admin
+        .wait_path(&format!("/app/admin/users/{}", anna.user.id))
+        .await;
+    admin.click("#disable-user").await;
+    admin
+        .wait_for(
+            "document.getElementById('user-state') && document.getElementById('user-state').textContent === 'disabled'",
+            "the account to show disabled",
+        )
+        .await;
+    admin.screenshot("admin-user").await;
+
+    // Anna's open page: her next action lands on the sign-in page.
+    user.click("nav a[href='/app/shares']").await;
+    user.wait_for(
+        "location.pathname === '/app/login'",
+        "the disabled user's page to go to the sign-in page",
+    )
+    .await;
+    user.type_into("#login", "anna").await;
+    user.type_into("#password", "correct horse").await;
+    user.click("button[type=submit].primary").await;
+    user.wait_for(
+        "document.body.innerText.includes('disabled')",
+        "the sign-in form to say the account is disabled",
+    )
+    .await;
+    drop((user, admin));
+    drop(browser);
+    hub.stop().await;
+}

@@ -2359,3 +2359,225 @@ async fn a_private_webhook_target_is_refused_on_its_field() {
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_console_pages() {
+    let hub = TestHub::start_configured(
+        |_| {},
+        |config| config.stats_interval = Duration::from_millis(100),
+    )
+    .await;
+    let mut admin = WebClient::new(&hub.url(""));
+    admin.sign_up("root", "correct horse").await;
+    let mut member = WebClient::new(&hub.url(""));
+    member.sign_up("member", "correct horse").await;
+    let mut anonymous = WebClient::new(&hub.url(""));
+    for path in ["/app/admin", "/app/admin/users", "/app/admin/audit"] {
+        assert_eq!(member.get(path).await.status, 403, "{path}");
+        let page = anonymous.get(path).await;
+        assert_eq!(page.status, 302, "{path}");
+        assert!(page.location.unwrap().starts_with("/app/login?next="));
+    }
+    assert!(
+        !member
+            .get("/app/servers")
+            .await
+            .body
+            .contains(r#"href="/app/admin""#),
+        "no Admin entry for members"
+    );
+    assert!(
+        admin
+            .get("/app/servers")
+            .await
+            .body
+            .contains(r#"href="/app/admin""#)
+    );
+    // A heartbeat and a few sampler rounds: the dashboard draws its three charts.
+    let mut server = FakePhlixServer::new(&hub.url(""), "Chart NAS");
+    server.request_claim().await;
+    let code = server.claim_code.clone().unwrap();
+    assert_eq!(
+        admin
+            .submit("/app/claim-server", &[("code", &code)])
+            .await
+            .status,
+        200
+    );
+    server.poll().await;
+    assert_eq!(server.heartbeat(&[("1", "Films")]).await.0, 200);
+    let store = hub.store().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store
+        .stats_since(0)
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.servers_online == 0)
+    {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A second point a bucket earlier so the sparkline has two points.
+    common::execute(&store, "INSERT INTO hub_stats (node, minute, servers_online, relay_bytes, heartbeats) VALUES ('other', 0, 0, 0, 0)", &[]).await;
+    let now = phlix_hub::auth::now_unix();
+    let earlier = (now - 3600).to_string();
+    common::execute(
+        &store,
+        "UPDATE hub_stats SET minute = CAST($1 AS BIGINT) WHERE node = 'other'",
+        &[earlier.as_str()],
+    )
+    .await;
+    let page = admin.get("/app/admin").await;
+    assert_eq!(page.status, 200);
+    for id in ["chart-online", "chart-bytes", "chart-heartbeats"] {
+        assert!(page.body.contains(&format!(r#"id="{id}""#)), "{id}");
+    }
+    assert!(
+        page.body.contains("<svg class=\"sparkline\""),
+        "the charts render"
+    );
+    assert!(
+        page.body.contains("Servers online: latest 1.0"),
+        "text alternative of the chart"
+    );
+    assert!(page.body.contains("1 of 1"), "servers online figure");
+    assert!(page.body.contains(r#"id="activity""#), "recent activity");
+    assert!(
+        page.body.contains("claim"),
+        "the claim is in the activity: {}",
+        page.body
+    );
+
+    // Users: create through the form (a bad field is said), find, disable, delete with a typed
+    // confirmation.
+    let page = admin
+        .submit(
+            "/app/admin/users",
+            &[("username", "x"), ("email", "bad"), ("password", "1")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(
+        page.body.contains("Username must be 3 to 50"),
+        "{}",
+        page.body
+    );
+    let page = admin
+        .submit(
+            "/app/admin/users",
+            &[
+                ("username", "carla"),
+                ("email", "carla@example.com"),
+                ("password", "correct horse"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = admin.get("/app/admin/users?q=carl").await;
+    assert!(
+        page.body.contains("carla@example.com") && !page.body.contains("member@"),
+        "{}",
+        page.body
+    );
+    let id = page
+        .body
+        .split("data-user-id=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = admin
+        .submit(&format!("/app/admin/users/{id}/disable"), &[])
+        .await;
+    assert_eq!(page.status, 303);
+    let page = admin
+        .get(&format!("/app/admin/users/{id}?done=disabled"))
+        .await;
+    assert!(
+        page.body.contains("Account disabled")
+            && page.body.contains(r#"<dd id="user-state">disabled</dd>"#)
+    );
+    let page = admin
+        .submit(&format!("/app/admin/users/{id}/reset-password"), &[])
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("shown <strong>only now</strong>"));
+    let page = admin
+        .submit(
+            &format!("/app/admin/users/{id}/delete"),
+            &[("confirm", "carl")],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Type the user name"), "{}", page.body);
+    let page = admin
+        .submit(
+            &format!("/app/admin/users/{id}/delete"),
+            &[("confirm", "carla")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/app/admin/users?done=deleted")
+    );
+    assert_eq!(
+        admin.get(&format!("/app/admin/users/{id}")).await.status,
+        404
+    );
+    // The admin cannot act on themself where it would lock them out.
+    let page = admin.get("/app/admin/users?q=root").await;
+    let me = page
+        .body
+        .split("data-user-id=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = admin.get(&format!("/app/admin/users/{me}")).await;
+    assert!(
+        !page.body.contains("id=\"disable-user\"") && !page.body.contains("Delete the account")
+    );
+    assert_eq!(
+        admin
+            .submit(&format!("/app/admin/users/{me}/disable"), &[])
+            .await
+            .status,
+        400
+    );
+    // Forms without the CSRF token are refused.
+    assert_eq!(
+        admin
+            .post_form(&format!("/app/admin/users/{me}/sign-out"), &[])
+            .await
+            .status,
+        403
+    );
+
+    // The audit log: filters, a bad filter said clearly, the CSV link keeps the filters.
+    let page = admin.get("/app/admin/audit?action=user.delete").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("user.delete") && page.body.contains("(1)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("/api/v1/me/audit-logs?format=csv&amp;action=user.delete")
+    );
+    let page = admin.get("/app/admin/audit?from=9&to=1").await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("from must not be after to"));
+    let csv = admin
+        .get("/api/v1/me/audit-logs?format=csv&action=user.delete")
+        .await;
+    assert_eq!(csv.status, 200, "the session cookie opens the CSV download");
+    assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+    hub.stop().await;
+}

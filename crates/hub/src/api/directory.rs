@@ -96,9 +96,10 @@ pub async fn detail(
 pub async fn remove(
     Ready(core): Ready,
     user: CurrentUser,
+    client: ClientInfo,
     Path(server_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    servers::remove_owned(&core, &user.user.id, &server_id).await?;
+    servers::remove_owned(&core, &user.user.id, &server_id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

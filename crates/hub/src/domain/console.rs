@@ -244,7 +244,13 @@ pub async fn activity(core: &Core, limit: Option<&str>) -> DomainResult<Vec<Acti
             });
             Activity {
                 id: row.id,
-                action: row.action.clone().unwrap_or_else(|| row.event.clone()),
+                // A dotted action (`user.delete`) says what happened; a bare one (`success`)
+                // needs its event (`auth.login.success`).
+                action: row
+                    .action
+                    .clone()
+                    .filter(|a| a.contains('.'))
+                    .unwrap_or_else(|| row.event.clone()),
                 actor: row.actor.clone().unwrap_or_else(|| "system".to_owned()),
                 target: target.or_else(|| row.resource.clone()),
                 created_at: super::accounts::format_datetime(row.created_at),

@@ -33,7 +33,12 @@ pub async fn mint_relay_token(
     core.store
         .insert_relay_token(&id, &hash, user_id, server_id, expires_at, now)
         .await?;
-    tracing::info!(target: "audit", event = "relay.token.minted", %server_id, ip = %client.ip, "audit");
+    let mut entry = super::audit::entry("relay.token_minted", client, Some(user_id), true, None);
+    entry.resource = Some(format!("server:{server_id}"));
+    entry.action = Some("relay.token_mint".into());
+    entry.context_json =
+        Some(serde_json::json!({"server_id": server_id, "expires_at": expires_at}).to_string());
+    core.store.audit(&entry).await?;
     Ok((token, expires_at))
 }
 

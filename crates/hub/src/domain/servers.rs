@@ -87,7 +87,12 @@ pub async fn heartbeats_since(
 
 /// The owner removes a server: it disappears from the directory at once and its tunnel may no
 /// longer be used. Returns the removed row.
-pub async fn remove_owned(core: &Core, user_id: &str, server_id: &str) -> DomainResult<ServerRow> {
+pub async fn remove_owned(
+    core: &Core,
+    user_id: &str,
+    server_id: &str,
+    client: &super::ClientInfo,
+) -> DomainResult<ServerRow> {
     let server = owned_server(core, user_id, server_id).await?;
     let deleted = core.store.delete_server(server_id).await;
     core.access.forget_server(server_id);
@@ -96,6 +101,13 @@ pub async fn remove_owned(core: &Core, user_id: &str, server_id: &str) -> Domain
         tracing::info!(%server_id, "the removed server's tunnel was closed");
     }
     tracing::info!(%user_id, %server_id, "server removed by its owner");
+    let mut entry = super::audit::entry("server.removed", client, Some(user_id), true, None);
+    entry.resource = Some(format!("server:{server_id}"));
+    entry.action = Some("server.remove".into());
+    entry.context_json = Some(
+        serde_json::json!({"server_id": server_id, "server_name": server.server_name}).to_string(),
+    );
+    core.store.audit(&entry).await?;
     core.events.publish(super::events::HubEvent::named(
         "server.removed",
         &server.user_id,

@@ -127,6 +127,9 @@ pub async fn login(
                     retry_after.div_ceil(60)
                 ),
                 DomainError::Invalid { message, .. } => capitalise(message),
+                DomainError::AccountDisabled => {
+                    "This account has been disabled by an administrator of this hub.".to_owned()
+                }
                 _ => "The hub could not check your password right now. Try again in a moment."
                     .to_owned(),
             };

@@ -9,6 +9,7 @@
 //!   SVG charts; [`assets`]: CSS/JS.
 
 pub mod accounts;
+pub mod admin;
 pub mod assets;
 pub mod claims;
 pub mod invite;
@@ -59,6 +60,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/app/shares", get(shares::shares_page))
         .route("/app/requests", get(requests::page).post(requests::create))
         .route("/app/requests/{id}/delete", post(requests::delete))
+        .route("/app/admin", get(admin::dashboard))
+        .route(
+            "/app/admin/users",
+            get(admin::users).post(admin::create_user),
+        )
+        .route("/app/admin/users/{id}", get(admin::user))
+        .route("/app/admin/users/{id}/{action}", post(admin::user_action))
+        .route("/app/admin/audit", get(admin::audit))
         .route("/app/admin/requests", get(requests::queue))
         .route("/app/admin/requests/{id}/approve", post(requests::approve))
         .route("/app/admin/requests/{id}/deny", post(requests::deny))

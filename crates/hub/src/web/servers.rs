@@ -366,6 +366,7 @@ pub struct RemoveForm {
 /// `POST /app/servers/{id}/remove`: needs the confirmation box ticked.
 pub async fn remove_server(
     viewer: Viewer,
+    client: crate::http::extract::ClientInfo,
     Path(server_id): Path<String>,
     CsrfForm(form): CsrfForm<RemoveForm>,
 ) -> Response {
@@ -381,7 +382,7 @@ pub async fn remove_server(
             "Tick the confirmation box to remove the server.",
         );
     }
-    match servers::remove_owned(&viewer.core, &viewer.user.id, &server_id).await {
+    match servers::remove_owned(&viewer.core, &viewer.user.id, &server_id, &client).await {
         Ok(server) => Redirect::to(&format!(
             "/app/servers?removed={}",
             crate::http::percent_encode(&server.server_name)

@@ -12,6 +12,20 @@ pub const HEIGHT: f64 = 48.0;
 /// points. `label` names the series in the accessible description, `unit` follows numbers.
 #[must_use]
 pub fn render(values: &[f64], max: f64, label: &str, unit: &str) -> Option<String> {
+    let span = format!("the last {} heartbeats", values.len());
+    render_over(values, max, label, unit, &span)
+}
+
+/// [`render`] with the span the points cover named in the text alternative (`the last 24
+/// hours`).
+#[must_use]
+pub fn render_over(
+    values: &[f64],
+    max: f64,
+    label: &str,
+    unit: &str,
+    span: &str,
+) -> Option<String> {
     let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if values.len() < 2 || !(max.is_finite() && max > 0.0) {
         return None;
@@ -26,8 +40,7 @@ pub fn render(values: &[f64], max: f64, label: &str, unit: &str) -> Option<Strin
     let low = values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let description = format!(
-        "{label}: latest {latest:.1}{unit}, lowest {low:.1}{unit}, highest {high:.1}{unit} over the last {} heartbeats",
-        values.len()
+        "{label}: latest {latest:.1}{unit}, lowest {low:.1}{unit}, highest {high:.1}{unit} over {span}"
     );
     let area = format!("0,{HEIGHT:.1} {}{WIDTH:.1},{HEIGHT:.1}", points);
     Some(format!(
