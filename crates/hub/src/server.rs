@@ -334,6 +334,9 @@ async fn start(
         arrs: Arc::new(crate::domain::requests::Arrs::new(config.arr_timeout)?),
     };
     crate::domain::webhooks::spawn(&core, shutdown, tracker);
+    if let Err(err) = crate::domain::settings::apply_live(&core).await {
+        tracing::warn!(error = %err, "cannot read the live settings");
+    }
     state.set_ready(core.clone());
     serve(
         tracker,
@@ -388,6 +391,9 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
         }
         let now = crate::auth::now_unix();
         core.keys.reload_if_changed();
+        if let Err(err) = crate::domain::settings::apply_live(&core).await {
+            tracing::warn!(error = %err, "cannot read the live settings");
+        }
         core.limits.heartbeat.prune(now);
         core.limits.jwks.prune(now);
         core.relay.prune_limits(now);
@@ -435,9 +441,14 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
             Err(err) => tracing::warn!(error = %err, "server reaper failed; will retry"),
         }
         core.access.prune();
+        // `server.metrics.retention_days` (SPEC H.3), 7 by default.
+        let retention = crate::domain::settings::METRICS_RETENTION_DAYS
+            .get(&core.store)
+            .await
+            .map_or(HEARTBEAT_RETENTION_SECS, |days| days * 86_400);
         let results = [
             core.store
-                .prune_heartbeats(now - HEARTBEAT_RETENTION_SECS, HEARTBEATS_KEPT_PER_SERVER)
+                .prune_heartbeats(now - retention, HEARTBEATS_KEPT_PER_SERVER)
                 .await,
             core.store.prune_claims(now).await,
             core.store.prune_revoked_refresh(now).await,

@@ -1321,3 +1321,91 @@ async fn admins_read_and_write_hub_settings_and_they_apply_at_the_next_mint() {
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_remaining_h3_keys_are_typed_and_take_effect() {
+    let hub = TestHub::start().await;
+    let admin = user(&hub, "admin").await;
+    let member = user(&hub, "member").await;
+    let put = |body: Value| {
+        hub.http_client
+            .put(hub.url("/api/v1/me/hub-settings"))
+            .bearer_auth(admin.clone())
+            .json(&body)
+            .send()
+    };
+    // The float key takes a number in range; the others their types.
+    for (bad, message) in [
+        (
+            json!({"server.relay.reconnect_drain_grace_seconds": "5"}),
+            "Must be a number",
+        ),
+        (
+            json!({"server.relay.reconnect_drain_grace_seconds": 301}),
+            "Must be <= 300",
+        ),
+        (json!({"server.metrics.retention_days": 0}), "Must be >= 1"),
+        (
+            json!({"server.max_servers_per_user": 1001}),
+            "Must be <= 1000",
+        ),
+        (
+            json!({"federation.enabled": "yes"}),
+            "Must be true or false",
+        ),
+    ] {
+        let (status, body) = status_json(put(json!({"settings": bad})).await.unwrap()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_type")),
+            "{body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(message),
+            "{body}"
+        );
+    }
+    let (status, body) = status_json(
+        put(
+            json!({"settings": {"server.relay.reconnect_drain_grace_seconds": 2.5,
+            "server.metrics.retention_days": 30, "server.max_servers_per_user": 1,
+            "federation.enabled": false}}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, document) = get_json(&hub, &admin, "/api/v1/me/hub-settings").await;
+    let data = &document["data"];
+    assert_eq!(
+        data["settings"]["server.relay.reconnect_drain_grace_seconds"],
+        2.5
+    );
+    assert_eq!(
+        data["types"]["server.relay.reconnect_drain_grace_seconds"],
+        "float"
+    );
+    assert_eq!(data["settings"]["server.metrics.retention_days"], 30);
+    // One server per member: the second claim is refused clearly; admins are exempt.
+    paired_server(&hub, &member, "First").await;
+    let mut second = FakePhlixServer::new(&hub.url(""), "Second");
+    second.request_claim().await;
+    let code = second.claim_code.clone().unwrap();
+    let (status, body) = redeem(&hub, &member, &code).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("server_limit_reached")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 1 servers"),
+        "{body}"
+    );
+    let (status, _) = redeem(&hub, &admin, &code).await;
+    assert_eq!(status, 200, "admins are exempt");
+    hub.stop().await;
+}

@@ -25,6 +25,7 @@ async fn document(core: &Core) -> ApiResult<Value> {
         }
         let (min, max) = match setting.kind {
             settings::Kind::Int(int) => (json!(int.min), json!(int.max)),
+            settings::Kind::Float { min, max, .. } => (json!(min), json!(max)),
             _ => (Value::Null, Value::Null),
         };
         schema.push(json!({

@@ -307,6 +307,21 @@ pub async fn redeem_code(
     code: &str,
 ) -> DomainResult<String> {
     let code = normalise_code(code).ok_or(DomainError::Claim(ClaimFailure::Unknown))?;
+    // `server.max_servers_per_user` (SPEC H.3; 0 = no limit, admins exempt).
+    let limit = super::settings::MAX_SERVERS_PER_USER
+        .get(&core.store)
+        .await?;
+    if limit > 0 && !user.is_admin {
+        let owned = core.store.server_ids_of(&user.id).await?.len();
+        if i64::try_from(owned).unwrap_or(i64::MAX) >= limit {
+            return Err(DomainError::Conflict {
+                code: "server_limit_reached",
+                message: format!(
+                    "This account has reached the hub's limit of {limit} servers; remove one first"
+                ),
+            });
+        }
+    }
     let server_id = uuid::Uuid::new_v4().to_string();
     let now = now_unix();
     match core

@@ -73,6 +73,26 @@ pub const SERIES_LIMIT: IntSetting = IntSetting {
     max: 1000,
 };
 
+/// `server.max_servers_per_user`: servers one account may pair (0 = unlimited).
+pub const MAX_SERVERS_PER_USER: IntSetting = IntSetting {
+    key: "server.max_servers_per_user",
+    default: 0,
+    min: 0,
+    max: 1000,
+};
+/// `server.metrics.retention_days`: how long heartbeat rows (the metrics history) are kept.
+pub const METRICS_RETENTION_DAYS: IntSetting = IntSetting {
+    key: "server.metrics.retention_days",
+    default: 7,
+    min: 1,
+    max: 3650,
+};
+/// `server.relay.reconnect_drain_grace_seconds` (float): how long a displaced tunnel may
+/// finish its in-flight requests (overrides `--relay-drain-grace` once set).
+pub const DRAIN_GRACE: &str = "server.relay.reconnect_drain_grace_seconds";
+/// `federation.enabled` (bool): hub-to-hub federation (SPEC R; not implemented yet, stored).
+pub const FEDERATION_ENABLED: &str = "federation.enabled";
+
 /// `auth.signups_disabled` (bool): sign-up refused, except through an invite link.
 pub const SIGNUPS_DISABLED: &str = "auth.signups_disabled";
 /// `requests.auto_approve` (bool): a new media request is approved at once (SPEC O).
@@ -92,6 +112,8 @@ pub enum Kind {
         default: &'static str,
         max_len: usize,
     },
+    /// A JSON number in a range.
+    Float { default: f64, min: f64, max: f64 },
 }
 
 /// A settable key with its metadata.
@@ -114,6 +136,7 @@ impl Setting {
             Kind::Int(_) => "int",
             Kind::Bool { .. } => "bool",
             Kind::Url { .. } | Kind::Text { .. } => "string",
+            Kind::Float { .. } => "float",
         }
     }
 
@@ -126,12 +149,14 @@ impl Setting {
             "server.arr.sonarr.enabled" => config.sonarr.enabled.map(Value::from),
             "server.arr.radarr.url" => config.radarr.url.clone().map(Value::from),
             "server.arr.sonarr.url" => config.sonarr.url.clone().map(Value::from),
+            DRAIN_GRACE => Some(json!(config.relay_timers.drain_grace.as_secs_f64())),
             _ => None,
         };
         env.unwrap_or_else(|| match self.kind {
             Kind::Int(int) => json!(int.default),
             Kind::Bool { default } => json!(default),
             Kind::Url { default } | Kind::Text { default, .. } => json!(default),
+            Kind::Float { default, .. } => json!(default),
         })
     }
 
@@ -158,6 +183,19 @@ impl Setting {
                 .as_bool()
                 .map(|b| b.to_string())
                 .ok_or_else(|| "Must be true or false".to_owned()),
+            Kind::Float { min, max, .. } => {
+                let number = value
+                    .as_f64()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| "Must be a number".to_owned())?;
+                if number < min {
+                    return Err(format!("Must be >= {min}"));
+                }
+                if number > max {
+                    return Err(format!("Must be <= {max}"));
+                }
+                Ok(number.to_string())
+            }
             Kind::Url { .. } => {
                 let text = value
                     .as_str()
@@ -185,6 +223,7 @@ impl Setting {
             Kind::Int(_) => json!(text.trim().parse::<i64>().ok()?),
             Kind::Bool { .. } => json!(matches!(text.trim(), "true" | "1")),
             Kind::Url { .. } | Kind::Text { .. } => json!(text),
+            Kind::Float { .. } => json!(text.trim().parse::<f64>().ok()?),
         };
         self.check(&value).ok().map(|_| value)
     }
@@ -209,6 +248,13 @@ impl Setting {
             ),
             Kind::Bool { .. } => json!(matches!(text, Some("on" | "true" | "1"))),
             Kind::Url { .. } | Kind::Text { .. } => json!(text.unwrap_or_default()),
+            Kind::Float { min, max, .. } => json!(
+                text.unwrap_or_default()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && (min..=max).contains(v))
+                    .ok_or_else(|| format!("Enter a number from {min} to {max}."))?
+            ),
         };
         self.check(&value).map(|_| value)
     }
@@ -263,7 +309,7 @@ const fn boolean(
 }
 
 /// Every key the API and the settings page may read or write, in page order.
-pub const SCHEMA: [Setting; 17] = [
+pub const SCHEMA: [Setting; 21] = [
     int(
         ACCESS_TTL,
         "accounts",
@@ -287,6 +333,35 @@ pub const SCHEMA: [Setting; 17] = [
         "servers",
         "Enrollment token lifetime (seconds)",
         "How long a paired server's token is valid before it must renew it.",
+    ),
+    int(
+        MAX_SERVERS_PER_USER,
+        "servers",
+        "Servers per account",
+        "How many servers one account may pair; 0 = no limit. Administrators are exempt.",
+    ),
+    int(
+        METRICS_RETENTION_DAYS,
+        "servers",
+        "Metrics history (days)",
+        "How long each server's heartbeats and host metrics are kept (at most 100 rows per server).",
+    ),
+    Setting {
+        key: DRAIN_GRACE,
+        kind: Kind::Float {
+            default: 5.0,
+            min: 0.0,
+            max: 300.0,
+        },
+        group: "relay",
+        label: "Reconnect drain grace (seconds)",
+        help: "When a server reconnects, how long its previous tunnel may finish requests in flight. Until set, the --relay-drain-grace flag applies.",
+    },
+    boolean(
+        FEDERATION_ENABLED,
+        "federation",
+        "Federation",
+        "Hub-to-hub federation. Not available in this version yet: the value is kept for when it is.",
     ),
     int(
         MAX_USERS_PER_SERVER,
@@ -463,6 +538,24 @@ pub async fn signups_disabled(core: &Core) -> DomainResult<bool> {
     flag(core, SIGNUPS_DISABLED).await
 }
 
+/// Applies the settings this node keeps in memory (the relay's drain grace). Called at start,
+/// after every change on this node, and on each maintenance tick (changes made on other
+/// nodes).
+///
+/// # Errors
+/// Database failures only.
+pub async fn apply_live(core: &Core) -> DomainResult<()> {
+    let grace = core
+        .store
+        .setting(DRAIN_GRACE)
+        .await?
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && (0.0..=300.0).contains(s))
+        .map(std::time::Duration::from_secs_f64);
+    core.relay.set_drain_grace(grace);
+    Ok(())
+}
+
 /// One key as the settings API and page show it.
 #[derive(Debug, Clone)]
 pub struct Current {
@@ -524,6 +617,7 @@ pub async fn update(
     }
     let now = now_unix();
     core.store.write_settings(&writes, now).await?;
+    apply_live(core).await?;
     for (key, stored, _) in &writes {
         let mut entry = audit::entry("settings.changed", client, Some(actor), true, None);
         entry.resource = Some("settings".into());

@@ -205,6 +205,8 @@ struct RelayInner {
     tunnels: RwLock<HashMap<String, TunnelHandle>>,
     node: String,
     timers: RelayTimers,
+    /// The `server.relay.reconnect_drain_grace_seconds` setting in ms (`u64::MAX`: unset).
+    drain_grace_ms: AtomicU64,
     connect_limit: WindowLimiter,
     mount_limit: WindowLimiter,
     next_request_id: AtomicU32,
@@ -260,6 +262,7 @@ impl Relay {
             tunnels: RwLock::new(HashMap::new()),
             node,
             timers,
+            drain_grace_ms: AtomicU64::new(u64::MAX),
             connect_limit: WindowLimiter::new(10, 60),
             mount_limit: WindowLimiter::new(30, 60),
             next_request_id: AtomicU32::new(FIRST_REQUEST_ID),
@@ -376,6 +379,24 @@ impl Relay {
     #[must_use]
     pub fn timers(&self) -> RelayTimers {
         self.0.timers
+    }
+
+    /// How long a displaced tunnel may drain: the hub setting when an admin set one, else the
+    /// configured `--relay-drain-grace`.
+    #[must_use]
+    pub fn drain_grace(&self) -> std::time::Duration {
+        match self.0.drain_grace_ms.load(Ordering::Relaxed) {
+            u64::MAX => self.0.timers.drain_grace,
+            ms => std::time::Duration::from_millis(ms),
+        }
+    }
+
+    /// Sets (or, with `None`, clears) the drain grace of the hub setting.
+    pub fn set_drain_grace(&self, grace: Option<std::time::Duration>) {
+        let ms = grace.map_or(u64::MAX, |g| {
+            u64::try_from(g.as_millis()).unwrap_or(u64::MAX - 1)
+        });
+        self.0.drain_grace_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Cancelled when the hub shuts down.

@@ -519,7 +519,7 @@ impl TunnelActor {
                 None
             }
             TunnelCmd::Displace => {
-                let grace = self.relay().timers().drain_grace;
+                let grace = self.relay().drain_grace();
                 self.draining = Some(Instant::now() + grace);
                 // Mounted clients are not migrated: they reconnect to the new tunnel.
                 let channels: Vec<u32> = self.clients.keys().copied().collect();

@@ -39,7 +39,7 @@ pub struct SettingGroup {
     pub fields: Vec<SettingField>,
 }
 
-const GROUPS: [(&str, &str, &str); 6] = [
+const GROUPS: [(&str, &str, &str); 8] = [
     (
         "accounts",
         "Accounts",
@@ -62,6 +62,8 @@ const GROUPS: [(&str, &str, &str); 6] = [
         "Sonarr (series)",
         "Where approved series requests go.",
     ),
+    ("relay", "Relay", "The reverse tunnels of paired servers."),
+    ("federation", "Federation", "Hubs working together."),
 ];
 
 #[derive(Template)]
@@ -90,6 +92,7 @@ fn field(setting: &settings::Setting, value: &Value, error: Option<String>) -> S
         Kind::Bool { .. } => ("bool", 0, 0),
         Kind::Url { .. } => ("url", 0, 0),
         Kind::Text { .. } => ("text", 0, 0),
+        Kind::Float { min, max, .. } => ("float", min as i64, max as i64),
     };
     SettingField {
         key: setting.key.to_owned(),
