@@ -589,36 +589,71 @@ async fn approve_row(
             return Err(err);
         }
     };
-    let now = now_unix();
-    if !core
-        .store
-        .decide_request(row.id, "approved", Some(arr_id), None, actor, now)
-        .await?
-    {
-        let current = core
-            .store
+    decide(
+        core,
+        client,
+        row,
+        Decision {
+            status: "approved",
+            event: "request.approved",
+            arr_id: Some(arr_id),
+            reason: None,
+            actor,
+        },
+    )
+    .await
+}
+
+/// A decision on a pending request.
+struct Decision<'a> {
+    status: &'static str,
+    event: &'static str,
+    arr_id: Option<i64>,
+    reason: Option<&'a str>,
+    actor: &'a str,
+}
+
+/// Records a decision if the request is still pending (409 `request_not_pending` otherwise),
+/// with its audit row and event.
+async fn decide(
+    core: &Core,
+    client: &ClientInfo,
+    row: &RequestRow,
+    decision: Decision<'_>,
+) -> DomainResult<RequestRow> {
+    let reload = || async {
+        core.store
             .request_by_id(row.id)
             .await?
-            .ok_or_else(not_found)?;
-        return Err(not_pending(&current));
-    }
-    let approved = core
+            .ok_or_else(not_found)
+    };
+    if !core
         .store
-        .request_by_id(row.id)
+        .decide_request(
+            row.id,
+            decision.status,
+            decision.arr_id,
+            decision.reason,
+            decision.actor,
+            now_unix(),
+        )
         .await?
-        .ok_or_else(not_found)?;
+    {
+        return Err(not_pending(&reload().await?));
+    }
+    let decided = reload().await?;
     record(
         core,
         client,
-        "request.approved",
-        Some(actor),
+        decision.event,
+        Some(decision.actor),
         true,
-        None,
-        &approved,
+        decision.reason,
+        &decided,
     )
     .await?;
-    publish(core, "request.approved", &approved);
-    Ok(approved)
+    publish(core, decision.event, &decided);
+    Ok(decided)
 }
 
 /// `POST /api/v1/admin/requests/{id}/approve`.
@@ -663,42 +698,19 @@ pub async fn deny(
     if row.status != "pending" {
         return Err(not_pending(&row));
     }
-    if !core
-        .store
-        .decide_request(
-            row.id,
-            "rejected",
-            None,
-            reason.as_deref(),
-            &admin.id,
-            now_unix(),
-        )
-        .await?
-    {
-        let current = core
-            .store
-            .request_by_id(row.id)
-            .await?
-            .ok_or_else(not_found)?;
-        return Err(not_pending(&current));
-    }
-    let denied = core
-        .store
-        .request_by_id(row.id)
-        .await?
-        .ok_or_else(not_found)?;
-    record(
+    decide(
         core,
         client,
-        "request.denied",
-        Some(&admin.id),
-        true,
-        reason.as_deref(),
-        &denied,
+        &row,
+        Decision {
+            status: "rejected",
+            event: "request.denied",
+            arr_id: None,
+            reason: reason.as_deref(),
+            actor: &admin.id,
+        },
     )
-    .await?;
-    publish(core, "request.denied", &denied);
-    Ok(denied)
+    .await
 }
 
 /// One search result (SPEC O).
