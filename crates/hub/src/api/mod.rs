@@ -8,6 +8,7 @@ pub mod claims;
 pub mod directory;
 pub mod events;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod requests;
 pub mod servers;
@@ -117,7 +118,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/profiles", get(admin::profiles))
         .route("/admin/users/{id}/disable", post(admin::disable))
         .route("/admin/users/{id}/enable", post(admin::enable))
-        .route("/admin/users/{id}/sign-out", post(admin::sign_out));
+        .route("/admin/users/{id}/sign-out", post(admin::sign_out))
+        .route("/me/logs", get(logs::list))
+        .route("/me/logs/tail", get(logs::tail))
+        .route("/admin/logs", get(logs::list))
+        .route("/admin/logs/tail", get(logs::tail));
     let servers = Router::new()
         .route("/{id}", delete(servers::deregister))
         .route("/{id}/heartbeat", post(servers::heartbeat))
