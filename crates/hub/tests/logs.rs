@@ -376,3 +376,46 @@ async fn the_log_routes_are_for_admins_only() {
     }
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_logs_page_shows_the_last_records_without_script_to_admins_only() {
+    use common::web_client::WebClient;
+    phlix_hub::telemetry::init_for_tests();
+    let hub = TestHub::start().await;
+    hub.register("root", "correct horse").await;
+    hub.register("anna", "correct horse").await;
+    let m = marker();
+    tracing::warn!(target: "phlix_hub::tests::page", server_id = "s-9", "page <b>{m}</b>");
+    tracing::debug!(target: "phlix_hub::tests::page", "page-debug {m}");
+
+    let mut anonymous = WebClient::new(&hub.url(""));
+    let page = anonymous.get("/app/admin/logs").await;
+    assert_eq!(page.status, 302);
+    assert!(page.location.unwrap().starts_with("/app/login?next="));
+
+    let mut member = WebClient::new(&hub.url(""));
+    let page = member
+        .submit("/app/login", &[("login", "anna"), ("password", "correct horse")])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(member.get("/app/admin/logs").await.status, 403);
+
+    let mut admin = WebClient::new(&hub.url(""));
+    admin
+        .submit("/app/login", &[("login", "root"), ("password", "correct horse")])
+        .await;
+    let page = admin.get("/app/admin/logs?target=phlix_hub::tests::page").await;
+    assert_eq!(page.status, 200);
+    // Escaped, with its level and fields; debug is below the page's default level (info).
+    assert!(page.body.contains(&format!("page &#60;b&#62;{m}&#60;/b&#62;")), "{}", page.body);
+    assert!(!page.body.contains("<b>"));
+    assert!(page.body.contains("server_id=&#34;s-9&#34;"), "{}", page.body);
+    assert!(!page.body.contains(&format!("page-debug {m}")));
+    assert!(page.body.contains("data-log-tail=\"/api/v1/me/logs/tail?level=info&#38;target=phlix_hub%3A%3Atests%3A%3Apage\""), "{}", page.body);
+    let page = admin
+        .get("/app/admin/logs?level=debug&target=phlix_hub::tests::page")
+        .await;
+    assert!(page.body.contains(&format!("page-debug {m}")));
+    assert_eq!(admin.get("/app/admin/logs?level=loud").await.status, 400);
+    hub.stop().await;
+}
