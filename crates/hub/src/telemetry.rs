@@ -471,7 +471,14 @@ mod tests {
 
     #[test]
     fn field_names_are_matched_case_insensitively_as_substrings() {
-        for name in ["password", "Access_Token", "API_KEY", "x_cookie", "jwt", "client_secret"] {
+        for name in [
+            "password",
+            "Access_Token",
+            "API_KEY",
+            "x_cookie",
+            "jwt",
+            "client_secret",
+        ] {
             assert!(is_secret_field(name), "{name}");
         }
         for name in ["user_id", "kid", "level", "server_id"] {
@@ -482,9 +489,14 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_newest_and_filters() {
         let ring = LogRing::new(3);
-        for (i, severity) in [Severity::Info, Severity::Debug, Severity::Warn, Severity::Error]
-            .into_iter()
-            .enumerate()
+        for (i, severity) in [
+            Severity::Info,
+            Severity::Debug,
+            Severity::Warn,
+            Severity::Error,
+        ]
+        .into_iter()
+        .enumerate()
         {
             ring.push(LogRecord {
                 ts: String::new(),

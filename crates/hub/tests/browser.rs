@@ -1022,8 +1022,11 @@ async fn an_admin_watches_the_log_tail_live_and_pauses_it() {
         )
         .await;
     assert_eq!(status, 401);
-    page.wait_for(&format!("({failures}) === {}", before + 1), "the new log line")
-        .await;
+    page.wait_for(
+        &format!("({failures}) === {}", before + 1),
+        "the new log line",
+    )
+    .await;
     let line = page
         .eval(&format!(
             "Array.from(document.querySelectorAll('#log-lines .log-line')).filter((li) => li.textContent.includes('{}')).pop().textContent",
@@ -1032,7 +1035,9 @@ async fn an_admin_watches_the_log_tail_live_and_pauses_it() {
         .await;
     let line = line.as_str().unwrap();
     assert!(
-        line.contains("info") && line.contains("phlix_hub::domain::accounts") && line.contains("reason=\"wrong_password\""),
+        line.contains("info")
+            && line.contains("phlix_hub::domain::accounts")
+            && line.contains("reason=\"wrong_password\""),
         "{line}"
     );
     assert!(!line.contains("not the password"));
@@ -1054,9 +1059,16 @@ async fn an_admin_watches_the_log_tail_live_and_pauses_it() {
     assert_eq!(status, 401);
     // The line reaches the browser within milliseconds; give it ample time to (not) show.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(page.eval(&failures).await.as_u64().unwrap(), before + 1, "paused");
+    assert_eq!(
+        page.eval(&failures).await.as_u64().unwrap(),
+        before + 1,
+        "paused"
+    );
     page.click("#log-pause").await;
-    page.wait_for(&format!("({failures}) === {}", before + 2), "the held line after Resume")
-        .await;
+    page.wait_for(
+        &format!("({failures}) === {}", before + 2),
+        "the held line after Resume",
+    )
+    .await;
     hub.stop().await;
 }

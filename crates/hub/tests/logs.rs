@@ -135,7 +135,9 @@ async fn a_failed_sign_in_of_the_real_hub_is_in_the_ring_with_its_fields_and_no_
     let ts = record["ts"].as_str().unwrap();
     assert_eq!(ts.len(), 24, "{ts}");
     assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T' && ts.as_bytes()[19] == b'.');
-    assert!(time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok());
+    assert!(
+        time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok()
+    );
     // Newest last: the ring is in order.
     let times: Vec<&str> = logs.iter().map(|r| r["ts"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "not oldest first");
@@ -148,7 +150,12 @@ async fn secret_fields_and_secrets_in_texts_never_show_in_the_ring_the_route_or_
     let hub = TestHub::start().await;
     let admin = hub.register("root", "correct horse").await;
     let m = marker();
-    let mut tail = open_tail(&hub, &admin.access_token, "?target=phlix_hub::tests::secrets").await;
+    let mut tail = open_tail(
+        &hub,
+        &admin.access_token,
+        "?target=phlix_hub::tests::secrets",
+    )
+    .await;
 
     let password = format!("pw-{m}");
     let access_token = format!("at-{m}");
@@ -167,11 +174,21 @@ async fn secret_fields_and_secrets_in_texts_never_show_in_the_ring_the_route_or_
         attempt = 3,
         "probe {m} sent Authorization: Bearer {bearer}"
     );
-    let secrets = [&password, &access_token, &api_key, &query_token, &bearer, &cookie];
+    let secrets = [
+        &password,
+        &access_token,
+        &api_key,
+        &query_token,
+        &bearer,
+        &cookie,
+    ];
 
     let text = read_until(&mut tail, &format!("probe {m}")).await;
     for secret in secrets {
-        assert!(!text.contains(secret.as_str()), "{secret} on the tail: {text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "{secret} on the tail: {text}"
+        );
     }
     let live = event_with(&text, &format!("probe {m}"));
     assert_eq!(live["fields"]["password"], "[redacted]");
@@ -184,12 +201,20 @@ async fn secret_fields_and_secrets_in_texts_never_show_in_the_ring_the_route_or_
     .await;
     assert_eq!(status, 200);
     for secret in secrets {
-        assert!(!body.contains(secret.as_str()), "{secret} in the list: {body}");
+        assert!(
+            !body.contains(secret.as_str()),
+            "{secret} in the list: {body}"
+        );
     }
     let logs = logs_of(&body);
     let record = logs
         .iter()
-        .find(|r| r["message"].as_str().unwrap().contains(&format!("probe {m}")))
+        .find(|r| {
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("probe {m}"))
+        })
         .unwrap();
     assert_eq!(record, &live, "the tail and the list carry the same record");
     assert_eq!(record["level"], "warn");
@@ -245,28 +270,50 @@ async fn level_target_and_limit_filter_and_bad_input_is_a_clear_400() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         messages(&body),
-        [format!("a-info {m}"), format!("a-debug {m}"), format!("b-warn {m}"), format!("b-error {m}")]
+        [
+            format!("a-info {m}"),
+            format!("a-debug {m}"),
+            format!("b-warn {m}"),
+            format!("b-error {m}")
+        ]
     );
-    assert!(logs_of(&body).iter().all(|r| target_of(r).starts_with(base)));
+    assert!(
+        logs_of(&body)
+            .iter()
+            .all(|r| target_of(r).starts_with(base))
+    );
     // Minimum level.
     let (_, body) = get(format!("?target={base}&level=warn")).await;
-    assert_eq!(messages(&body), [format!("b-warn {m}"), format!("b-error {m}")]);
+    assert_eq!(
+        messages(&body),
+        [format!("b-warn {m}"), format!("b-error {m}")]
+    );
     let (_, body) = get(format!("?target={base}&level=ERROR")).await;
     assert_eq!(messages(&body), [format!("b-error {m}")]);
     let (_, body) = get(format!("?target={base}&level=info")).await;
     assert_eq!(
         messages(&body),
-        [format!("a-info {m}"), format!("b-warn {m}"), format!("b-error {m}")]
+        [
+            format!("a-info {m}"),
+            format!("b-warn {m}"),
+            format!("b-error {m}")
+        ]
     );
     let (_, body) = get(format!("?target={a}&level=debug")).await;
-    assert_eq!(messages(&body), [format!("a-info {m}"), format!("a-debug {m}")]);
+    assert_eq!(
+        messages(&body),
+        [format!("a-info {m}"), format!("a-debug {m}")]
+    );
     // Trace is not recorded (the test filter records phlix_hub at debug, as HUB_LOG would).
     let (_, body) = get(format!("?target={base}&level=trace")).await;
     assert!(!messages(&body).contains(&format!("a-trace {m}")));
     // Limit: the newest n.
     let (_, body) = get(format!("?target={base}&limit=2")).await;
     assert_eq!(logs_of(&body).len(), 2);
-    assert_eq!(messages(&body), [format!("b-warn {m}"), format!("b-error {m}")]);
+    assert_eq!(
+        messages(&body),
+        [format!("b-warn {m}"), format!("b-error {m}")]
+    );
     // Clamped above 5000; the default is 200.
     let (status, body) = get("?limit=100000".into()).await;
     assert_eq!(status, 200, "{body}");
@@ -282,7 +329,10 @@ async fn level_target_and_limit_filter_and_bad_input_is_a_clear_400() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(messages(&body), [format!("b-warn {m}"), format!("b-error {m}")]);
+    assert_eq!(
+        messages(&body),
+        [format!("b-warn {m}"), format!("b-error {m}")]
+    );
 
     for query in [
         "?limit=-1",
@@ -292,13 +342,27 @@ async fn level_target_and_limit_filter_and_bad_input_is_a_clear_400() {
         "?level=loud",
         "?level=warning",
     ] {
-        let (status, body) = call(&hub, token, Method::GET, &format!("/api/v1/me/logs{query}"), None).await;
+        let (status, body) = call(
+            &hub,
+            token,
+            Method::GET,
+            &format!("/api/v1/me/logs{query}"),
+            None,
+        )
+        .await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["code"], "invalid_query", "{query}");
         assert_eq!(body["error"], "Bad Request");
         assert!(body["message"].as_str().unwrap().len() > 5);
     }
-    let (status, body) = call(&hub, token, Method::GET, "/api/v1/me/logs/tail?level=loud", None).await;
+    let (status, body) = call(
+        &hub,
+        token,
+        Method::GET,
+        "/api/v1/me/logs/tail?level=loud",
+        None,
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "invalid_query");
     hub.stop().await;
@@ -368,7 +432,11 @@ async fn the_log_routes_are_for_admins_only() {
     ] {
         let (status, body) = call(&hub, &member.access_token, Method::GET, path, None).await;
         assert_eq!(status, 403, "{path}");
-        assert_eq!(body, json!({"error": "Forbidden", "code": "auth.not_admin"}), "{path}");
+        assert_eq!(
+            body,
+            json!({"error": "Forbidden", "code": "auth.not_admin"}),
+            "{path}"
+        );
         let (status, body) = get_raw(&hub, None, path).await;
         assert_eq!(status, 401, "{path}");
         let body: Value = serde_json::from_str(&body).unwrap();
@@ -395,21 +463,38 @@ async fn the_logs_page_shows_the_last_records_without_script_to_admins_only() {
 
     let mut member = WebClient::new(&hub.url(""));
     let page = member
-        .submit("/app/login", &[("login", "anna"), ("password", "correct horse")])
+        .submit(
+            "/app/login",
+            &[("login", "anna"), ("password", "correct horse")],
+        )
         .await;
     assert_eq!(page.status, 303);
     assert_eq!(member.get("/app/admin/logs").await.status, 403);
 
     let mut admin = WebClient::new(&hub.url(""));
     admin
-        .submit("/app/login", &[("login", "root"), ("password", "correct horse")])
+        .submit(
+            "/app/login",
+            &[("login", "root"), ("password", "correct horse")],
+        )
         .await;
-    let page = admin.get("/app/admin/logs?target=phlix_hub::tests::page").await;
+    let page = admin
+        .get("/app/admin/logs?target=phlix_hub::tests::page")
+        .await;
     assert_eq!(page.status, 200);
     // Escaped, with its level and fields; debug is below the page's default level (info).
-    assert!(page.body.contains(&format!("page &#60;b&#62;{m}&#60;/b&#62;")), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("page &#60;b&#62;{m}&#60;/b&#62;")),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("<b>"));
-    assert!(page.body.contains("server_id=&#34;s-9&#34;"), "{}", page.body);
+    assert!(
+        page.body.contains("server_id=&#34;s-9&#34;"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains(&format!("page-debug {m}")));
     assert!(page.body.contains("data-log-tail=\"/api/v1/me/logs/tail?level=info&#38;target=phlix_hub%3A%3Atests%3A%3Apage\""), "{}", page.body);
     let page = admin

@@ -70,7 +70,14 @@ async fn maintenance_pauses_the_user_api_and_keeps_operators_and_servers_working
     let admin = hub.register("root", "correct horse").await;
     let member = hub.register("anna", "correct horse").await;
     let mut server = paired_server(&hub, &member.access_token).await;
-    let (status, _) = call(&hub, &member.access_token, Method::GET, "/api/v1/me/servers", None).await;
+    let (status, _) = call(
+        &hub,
+        &member.access_token,
+        Method::GET,
+        "/api/v1/me/servers",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "off by default");
 
     // A wrong type is refused like any setting; a non-admin cannot turn it on.
@@ -95,7 +102,14 @@ async fn maintenance_pauses_the_user_api_and_keeps_operators_and_servers_working
     assert_eq!(status, 403);
 
     set_maintenance(&hub, &admin.access_token, json!(true)).await;
-    let (status, body) = call(&hub, &admin.access_token, Method::GET, "/api/v1/me/hub-settings", None).await;
+    let (status, body) = call(
+        &hub,
+        &admin.access_token,
+        Method::GET,
+        "/api/v1/me/hub-settings",
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["settings"]["hub.maintenance_mode"], true);
     assert_eq!(body["data"]["types"]["hub.maintenance_mode"], "bool");
@@ -158,16 +172,44 @@ async fn maintenance_pauses_the_user_api_and_keeps_operators_and_servers_working
         )
         .await;
     assert_eq!(status, 200, "refresh: {refreshed}");
-    for path in ["/api/v1/me/hub-settings", "/api/v1/admin/settings", "/api/v1/admin/users"] {
+    for path in [
+        "/api/v1/me/hub-settings",
+        "/api/v1/admin/settings",
+        "/api/v1/admin/users",
+    ] {
         let (status, body) = call(&hub, &admin.access_token, Method::GET, path, None).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
-    let (status, _) = call(&hub, &admin.access_token, Method::GET, "/api/v1/me/logs", None).await;
+    let (status, _) = call(
+        &hub,
+        &admin.access_token,
+        Method::GET,
+        "/api/v1/me/logs",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "admin logs");
     // Settings and admin routes keep their own gate: a member is refused as usual, not 503.
-    let (status, body) = call(&hub, &member.access_token, Method::GET, "/api/v1/admin/users", None).await;
-    assert_eq!((status, body["code"].clone()), (403, json!("auth.not_admin")));
-    let (status, _) = call(&hub, &member.access_token, Method::GET, "/api/v1/me/hub-settings", None).await;
+    let (status, body) = call(
+        &hub,
+        &member.access_token,
+        Method::GET,
+        "/api/v1/admin/users",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (403, json!("auth.not_admin"))
+    );
+    let (status, _) = call(
+        &hub,
+        &member.access_token,
+        Method::GET,
+        "/api/v1/me/hub-settings",
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
     for path in ["/health", "/.well-known/jwks.json"] {
         let resp = hub.http_client.get(hub.url(path)).send().await.unwrap();
@@ -190,7 +232,10 @@ async fn maintenance_pauses_the_user_api_and_keeps_operators_and_servers_working
     assert!(page.body.contains(BANNER), "{}", page.body);
     let mut web = WebClient::new(&hub.url(""));
     let page = web
-        .submit("/app/login", &[("login", "root"), ("password", "correct horse")])
+        .submit(
+            "/app/login",
+            &[("login", "root"), ("password", "correct horse")],
+        )
         .await;
     assert_eq!(page.status, 303, "{}", page.body);
     for path in ["/app/servers", "/app/settings", "/app/admin/logs"] {
@@ -208,7 +253,14 @@ async fn maintenance_pauses_the_user_api_and_keeps_operators_and_servers_working
 
     // Off again: at once.
     set_maintenance(&hub, &admin.access_token, json!(false)).await;
-    let (status, body) = call(&hub, &member.access_token, Method::GET, "/api/v1/me/servers", None).await;
+    let (status, body) = call(
+        &hub,
+        &member.access_token,
+        Method::GET,
+        "/api/v1/me/servers",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["servers"].as_array().map(Vec::len), Some(1), "{body}");
     assert!(!anonymous.get("/app/login").await.body.contains(BANNER));
@@ -225,7 +277,15 @@ async fn a_change_made_by_another_node_is_followed_within_the_refresh_period() {
     let hub = TestHub::start().await;
     hub.register("root", "correct horse").await;
     let member = hub.register("anna", "correct horse").await;
-    let get = || call(&hub, &member.access_token, Method::GET, "/api/v1/me/servers", None);
+    let get = || {
+        call(
+            &hub,
+            &member.access_token,
+            Method::GET,
+            "/api/v1/me/servers",
+            None,
+        )
+    };
     assert_eq!(get().await.0, 200);
 
     // Another node writes the setting: this node has no notice and must read it itself.
@@ -252,12 +312,18 @@ async fn a_change_made_by_another_node_is_followed_within_the_refresh_period() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     store
-        .write_settings(&[("hub.maintenance_mode", None, "bool")], phlix_hub::auth::now_unix())
+        .write_settings(
+            &[("hub.maintenance_mode", None, "bool")],
+            phlix_hub::auth::now_unix(),
+        )
         .await
         .unwrap();
     let started = Instant::now();
     while get().await.0 != 200 {
-        assert!(started.elapsed() < Duration::from_secs(5), "not turned off within 5 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not turned off within 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     hub.stop().await;
