@@ -1,4 +1,4 @@
-// Phlix Hub pages: live server state, shares and media requests over server-sent events, relative times, copy
+// Phlix Hub pages: live server state, shares, media requests and the log tail over server-sent events, relative times, copy
 // buttons and confirmations. Everything works without this script; it only makes pages live.
 "use strict";
 
@@ -239,11 +239,99 @@
     });
   }
 
+  // The logs page (/app/admin/logs): follow the live tail, append new lines, Pause/Resume.
+  // While paused, new lines wait in a buffer and are appended on Resume.
+  const LOG_LINES_KEPT = 2000;
+  function logTail() {
+    const list = document.getElementById("log-lines");
+    if (!list || !list.hasAttribute("data-log-tail") || typeof EventSource === "undefined") return;
+    const url = list.getAttribute("data-log-tail");
+    const scroller = document.getElementById("log-scroll");
+    const state = document.getElementById("log-state");
+    const button = document.getElementById("log-pause");
+    const show = (s, text) => { if (state) { state.setAttribute("data-state", s); state.textContent = text; } };
+    let paused = false;
+    let waiting = [];
+    function lineOf(record) {
+      const li = document.createElement("li");
+      li.className = "log-line";
+      li.setAttribute("data-level", record.level || "");
+      const part = (tag, cls, text) => {
+        const el = document.createElement(tag);
+        if (cls) el.className = cls;
+        el.textContent = text;
+        li.appendChild(el);
+        li.appendChild(document.createTextNode(" "));
+        return el;
+      };
+      part("time", "", record.ts || "").setAttribute("datetime", record.ts || "");
+      part("span", "log-level", record.level || "");
+      part("span", "log-target", record.target || "");
+      part("span", "log-message", record.message || "");
+      const fields = Object.entries(record.fields || {}).map(([k, v]) => k + "=" + JSON.stringify(v)).join(" ");
+      if (fields) part("span", "log-fields", fields);
+      return li;
+    }
+    function append(records) {
+      if (records.length === 0) return;
+      const atBottom = !scroller || scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+      const empty = document.getElementById("log-empty");
+      if (empty) empty.remove();
+      records.forEach((record) => list.appendChild(lineOf(record)));
+      while (list.children.length > LOG_LINES_KEPT) list.removeChild(list.firstElementChild);
+      if (atBottom && scroller) scroller.scrollTop = scroller.scrollHeight;
+    }
+    if (button) {
+      button.hidden = false;
+      button.addEventListener("click", () => {
+        paused = !paused;
+        button.textContent = paused ? "Resume" : "Pause";
+        button.setAttribute("aria-pressed", paused ? "true" : "false");
+        if (paused) {
+          show("paused", "Paused");
+        } else {
+          append(waiting);
+          waiting = [];
+          show("open", "Live");
+        }
+      });
+    }
+    let renewals = 0;
+    let source = null;
+    function connect() {
+      source = new EventSource(url);
+      source.addEventListener("open", () => { renewals = 0; if (!paused) show("open", "Live"); });
+      source.addEventListener("log", (event) => {
+        let record;
+        try { record = JSON.parse(event.data); } catch (e) { return; }
+        if (paused) {
+          waiting.push(record);
+          if (waiting.length > LOG_LINES_KEPT) waiting.shift();
+        } else {
+          append([record]);
+        }
+      });
+      source.addEventListener("error", async () => {
+        if (source.readyState !== EventSource.CLOSED) { show("connecting", "Reconnecting…"); return; }
+        if (renewals >= 3) { show("closed", "Live tail stopped — reload the page"); return; }
+        renewals += 1;
+        show("connecting", "Reconnecting…");
+        try { await fetch("/app/admin/logs", { credentials: "same-origin", redirect: "manual" }); } catch (e) { /* offline */ }
+        setTimeout(connect, 1000 * renewals);
+      });
+    }
+    if (scroller) scroller.scrollTop = scroller.scrollHeight;
+    show("connecting", "Connecting…");
+    connect();
+    window.addEventListener("pagehide", () => { if (source) source.close(); });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     prepare(document);
     refreshTimes();
     setInterval(refreshTimes, 10000);
     live();
+    logTail();
     copyButtons();
     confirmations();
   });

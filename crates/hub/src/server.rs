@@ -120,6 +120,10 @@ pub fn app_router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(no_head))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::maintenance::gate,
+        ))
         .layer(axum::middleware::from_fn(crate::http::body::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
@@ -332,6 +336,7 @@ async fn start(
             },
         )),
         arrs: Arc::new(crate::domain::requests::Arrs::new(config.arr_timeout)?),
+        maintenance: Arc::default(),
     };
     crate::domain::webhooks::spawn(&core, shutdown, tracker);
     if let Err(err) = crate::domain::settings::apply_live(&core).await {

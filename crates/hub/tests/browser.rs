@@ -1089,3 +1089,83 @@ async fn an_admin_disables_a_user_whose_open_page_then_goes_to_login() {
     drop(browser);
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_watches_the_log_tail_live_and_pauses_it() {
+    phlix_hub::telemetry::init_for_tests();
+    let hub = TestHub::start().await;
+    let base = hub.url("");
+    hub.register("root", "correct horse").await;
+    let member = hub.register("anna", "correct horse").await;
+    let browser = Browser::launch().await;
+    let page = browser.new_isolated_page().await;
+    sign_in(&page, &base, "root", "/app/admin/logs").await;
+    page.wait_for(
+        "document.getElementById('log-state').dataset.state === 'open' && !document.getElementById('log-pause').hidden",
+        "the log tail to connect",
+    )
+    .await;
+    let failures = format!(
+        "Array.from(document.querySelectorAll('#log-lines .log-line')).filter((li) => li.textContent.includes('sign-in failed') && li.textContent.includes('{}')).length",
+        member.user.id
+    );
+    let before = page.eval(&failures).await.as_u64().unwrap();
+
+    // A failed sign-in through the API is logged and shows without reload.
+    let (status, _) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "anna", "password": "not the password"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    page.wait_for(
+        &format!("({failures}) === {}", before + 1),
+        "the new log line",
+    )
+    .await;
+    let line = page
+        .eval(&format!(
+            "Array.from(document.querySelectorAll('#log-lines .log-line')).filter((li) => li.textContent.includes('{}')).pop().textContent",
+            member.user.id
+        ))
+        .await;
+    let line = line.as_str().unwrap();
+    assert!(
+        line.contains("info")
+            && line.contains("phlix_hub::domain::accounts")
+            && line.contains("reason=\"wrong_password\""),
+        "{line}"
+    );
+    assert!(!line.contains("not the password"));
+    page.screenshot("admin-logs").await;
+
+    // Paused: a new failure arrives but is not shown until Resume.
+    page.click("#log-pause").await;
+    page.wait_for(
+        "document.getElementById('log-state').dataset.state === 'paused' && document.getElementById('log-pause').textContent === 'Resume'",
+        "the tail to pause",
+    )
+    .await;
+    let (status, _) = hub
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "anna", "password": "still not it"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    // The line reaches the browser within milliseconds; give it ample time to (not) show.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        page.eval(&failures).await.as_u64().unwrap(),
+        before + 1,
+        "paused"
+    );
+    page.click("#log-pause").await;
+    page.wait_for(
+        &format!("({failures}) === {}", before + 2),
+        "the held line after Resume",
+    )
+    .await;
+    hub.stop().await;
+}

@@ -78,7 +78,9 @@ pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
     sse_response(events, keep_alive)
 }
 
-fn sse_response(
+/// An SSE answer with keep-alive comments and the headers that stop caches and proxies from
+/// buffering it.
+pub(super) fn sse_response(
     events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
     keep_alive: Duration,
 ) -> Response {

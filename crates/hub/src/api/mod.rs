@@ -8,6 +8,7 @@ pub mod claims;
 pub mod directory;
 pub mod events;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod requests;
 pub mod servers;
@@ -121,7 +122,11 @@ pub fn router() -> Router<AppState> {
         .route("/me/audit-logs", get(admin::audit_logs))
         .route("/admin/audit-logs", get(admin::audit_logs))
         .route("/admin/dashboard/summary", get(admin::dashboard_summary))
-        .route("/admin/dashboard/activity", get(admin::dashboard_activity));
+        .route("/admin/dashboard/activity", get(admin::dashboard_activity))
+        .route("/me/logs", get(logs::list))
+        .route("/me/logs/tail", get(logs::tail))
+        .route("/admin/logs", get(logs::list))
+        .route("/admin/logs/tail", get(logs::tail));
     let servers = Router::new()
         .route("/{id}", delete(servers::deregister))
         .route("/{id}/heartbeat", post(servers::heartbeat))

@@ -390,6 +390,13 @@ pub async fn authenticate(
             );
             entry.context_json = serde_json::to_string(&serde_json::json!({ "login": login })).ok();
             core.store.audit(&entry).await?;
+            // The login name stays in the audit row; the log says who tried from where.
+            tracing::info!(
+                ip = %client.ip,
+                user_id = user.as_ref().map(|u| u.id.as_str()),
+                reason,
+                "sign-in failed"
+            );
             if let Some(user) = &user {
                 let failures = core
                     .store

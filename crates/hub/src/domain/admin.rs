@@ -190,18 +190,20 @@ fn validation(errors: Vec<(&'static str, &'static str, &'static str)>) -> Domain
 /// Maps a unique-constraint conflict to the PHP hub's validation body.
 fn clash(err: DomainError) -> DomainError {
     match err {
-        DomainError::Conflict { code, .. } if code == "auth.email_taken" => {
-            DomainError::Validation {
-                summary: "Email already exists".into(),
-                field_errors: vec![("email".into(), "Email already exists".into())],
-            }
-        }
-        DomainError::Conflict { code, .. } if code == "auth.username_taken" => {
-            DomainError::Validation {
-                summary: "Username already exists".into(),
-                field_errors: vec![("username".into(), "Username already exists".into())],
-            }
-        }
+        DomainError::Conflict {
+            code: "auth.email_taken",
+            ..
+        } => DomainError::Validation {
+            summary: "Email already exists".into(),
+            field_errors: vec![("email".into(), "Email already exists".into())],
+        },
+        DomainError::Conflict {
+            code: "auth.username_taken",
+            ..
+        } => DomainError::Validation {
+            summary: "Username already exists".into(),
+            field_errors: vec![("username".into(), "Username already exists".into())],
+        },
         other => other,
     }
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod heartbeats;
+pub mod maintenance;
 pub mod quotas;
 pub mod relay_tokens;
 pub mod requests;
@@ -62,6 +63,8 @@ pub struct Core {
     pub webhooks: Arc<webhooks::Webhooks>,
     /// The Radarr/Sonarr HTTP client and the availability sync's outage state.
     pub arrs: Arc<requests::Arrs>,
+    /// The cached `hub.maintenance_mode` flag (SPEC Q.4).
+    pub maintenance: Arc<maintenance::Maintenance>,
 }
 
 /// Per-node rate limits (SPEC B.6).

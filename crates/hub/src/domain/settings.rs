@@ -95,6 +95,8 @@ pub const FEDERATION_ENABLED: &str = "federation.enabled";
 
 /// `auth.signups_disabled` (bool): sign-up refused, except through an invite link.
 pub const SIGNUPS_DISABLED: &str = "auth.signups_disabled";
+/// `hub.maintenance_mode` (bool): the user API answers 503 (SPEC Q.4, `super::maintenance`).
+pub const MAINTENANCE_MODE: &str = "hub.maintenance_mode";
 /// `requests.auto_approve` (bool): a new media request is approved at once (SPEC O).
 pub const AUTO_APPROVE: &str = "requests.auto_approve";
 
@@ -121,8 +123,8 @@ pub enum Kind {
 pub struct Setting {
     pub key: &'static str,
     pub kind: Kind,
-    /// Area of the settings page: `accounts`, `sharing`, `servers`, `requests`, `radarr`,
-    /// `sonarr`.
+    /// Area of the settings page: `accounts`, `maintenance`, `sharing`, `servers`, `requests`,
+    /// `radarr`, `sonarr`.
     pub group: &'static str,
     pub label: &'static str,
     pub help: &'static str,
@@ -309,7 +311,7 @@ const fn boolean(
 }
 
 /// Every key the API and the settings page may read or write, in page order.
-pub const SCHEMA: [Setting; 21] = [
+pub const SCHEMA: [Setting; 22] = [
     int(
         ACCESS_TTL,
         "accounts",
@@ -327,6 +329,12 @@ pub const SCHEMA: [Setting; 21] = [
         "accounts",
         "Disable sign-up",
         "Nobody can create an account on the sign-up page; an invite link still allows it.",
+    ),
+    boolean(
+        MAINTENANCE_MODE,
+        "maintenance",
+        "Maintenance mode",
+        "While on, the API answers 503 to everyone except sign-in, settings, health, JWKS, the admin routes and the home servers themselves; tunnels and the relay keep working, and every page shows a banner.",
     ),
     int(
         ENROLLMENT_TTL,
@@ -618,6 +626,10 @@ pub async fn update(
     let now = now_unix();
     core.store.write_settings(&writes, now).await?;
     apply_live(core).await?;
+    if let Some((_, stored, _)) = writes.iter().find(|(key, ..)| *key == MAINTENANCE_MODE) {
+        // This node follows at once; the others within `maintenance::REFRESH`.
+        core.maintenance.set(stored.as_deref() == Some("true"));
+    }
     for (key, stored, _) in &writes {
         let mut entry = audit::entry("settings.changed", client, Some(actor), true, None);
         entry.resource = Some("settings".into());

@@ -6,21 +6,9 @@ use std::fmt::Write as _;
 
 use axum::http::Uri;
 
-/// Query parameters whose values are hidden: any name containing one of these.
-const SENSITIVE_PARAMS: [&str; 12] = [
-    "token",
-    "key",
-    "secret",
-    "sig",
-    "password",
-    "passwd",
-    "code",
-    "jwt",
-    "auth",
-    "session",
-    "credential",
-    "ticket",
-];
+/// Query parameters whose values are hidden: any name containing one of these (the list is
+/// shared with the log ring's redaction, `crate::telemetry`).
+const SENSITIVE_PARAMS: [&str; 12] = crate::telemetry::SENSITIVE_PARAMS;
 
 /// Paths whose next segment is a secret (unless it is one of the listed literals).
 const SECRET_SEGMENT_AFTER: [(&str, &[&str]); 4] = [

@@ -30,6 +30,28 @@ pub struct Layout {
     pub version: String,
     /// The page follows `/api/v1/me/events`.
     pub live: bool,
+    /// Maintenance mode is on: the page shows a banner.
+    pub maintenance: bool,
+}
+
+tokio::task_local! {
+    /// Whether maintenance mode is on, for the pages rendered inside [`maintenance_banner`]
+    /// (read once per request, so no page handler has to pass it along).
+    static MAINTENANCE: bool;
+}
+
+/// Middleware of the pages: looks the (cached) maintenance flag up once per request, so every
+/// [`Layout`] built while answering shows the banner.
+pub async fn maintenance_banner(
+    axum::extract::State(state): axum::extract::State<crate::http::state::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let on = match state.core() {
+        Some(core) => crate::domain::maintenance::is_on(&core).await,
+        None => false,
+    };
+    MAINTENANCE.scope(on, next.run(request)).await
 }
 
 impl Layout {
@@ -47,6 +69,7 @@ impl Layout {
             nav,
             version: assets::VERSION.clone(),
             live: false,
+            maintenance: MAINTENANCE.try_with(|on| *on).unwrap_or(false),
         }
     }
 

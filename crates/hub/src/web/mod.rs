@@ -5,7 +5,8 @@
 //! - [`session`]: cookies, the page gate (redirect to `/app/login?next=…`), silent session
 //!   renewal from the refresh cookie, the CSRF token and the form extractor;
 //! - one file of handlers per domain ([`accounts`], [`servers`], [`claims`], [`settings`],
-//!   [`shares`], [`invite`], [`webhooks`]) over the shared [`layout`]; [`sparkline`]: inline
+//!   [`shares`], [`invite`], [`webhooks`], [`requests`], [`logs`]) over the shared [`layout`]
+//!   (which also carries the maintenance banner); [`sparkline`]: inline
 //!   SVG charts; [`assets`]: CSS/JS.
 
 pub mod accounts;
@@ -14,6 +15,7 @@ pub mod assets;
 pub mod claims;
 pub mod invite;
 pub mod layout;
+pub mod logs;
 pub mod requests;
 pub mod servers;
 pub mod session;
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/app/admin/requests", get(requests::queue))
         .route("/app/admin/requests/{id}/approve", post(requests::approve))
         .route("/app/admin/requests/{id}/deny", post(requests::deny))
+        .route("/app/admin/logs", get(logs::page))
         .route(
             "/app/shares/{id}/permission",
             post(shares::change_permission),
@@ -118,8 +121,12 @@ pub fn router(state: AppState) -> Router<AppState> {
             session::renew_session,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             session::csrf_cookie,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            layout::maintenance_banner,
         ))
         .layer(axum::middleware::from_fn(security_headers));
     Router::new()

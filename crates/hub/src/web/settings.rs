@@ -39,11 +39,16 @@ pub struct SettingGroup {
     pub fields: Vec<SettingField>,
 }
 
-const GROUPS: [(&str, &str, &str); 8] = [
+const GROUPS: [(&str, &str, &str); 9] = [
     (
         "accounts",
         "Accounts",
         "Sign-in lifetimes and who may create an account.",
+    ),
+    (
+        "maintenance",
+        "Maintenance",
+        "Pause the hub's API for everyone but administrators and home servers.",
     ),
     ("servers", "Servers", "Paired servers and their tokens."),
     ("sharing", "Sharing", "Library shares and invite links."),
