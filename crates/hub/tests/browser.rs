@@ -1004,7 +1004,7 @@ async fn an_admin_disables_a_user_whose_open_page_then_goes_to_login() {
     )
     .await;
     let base = hub.url("");
-    let root = hub.register("root", "correct horse").await;
+    hub.register("root", "correct horse").await;
     let anna = hub.register("anna", "correct horse").await;
     let _server = claimed_server(&hub, &anna.access_token, "Anna NAS").await;
     // A second sample an hour ago, so the charts have a line to draw.
