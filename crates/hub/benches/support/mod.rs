@@ -63,6 +63,7 @@ impl BenchHub {
             client_addr: "127.0.0.1:0".parse().unwrap(),
             public_url: "http://127.0.0.1".into(),
             public_domain: None,
+            edge: Default::default(),
             log_format: None,
             health_interval: Duration::from_secs(15),
             reaper_interval: Duration::from_secs(60),
