@@ -20,6 +20,8 @@ pub struct PairOptions {
     /// Server name shown in the hub (1–255 bytes).
     pub name: String,
     pub poll_interval: Duration,
+    /// A private CA to trust besides the platform's and Mozilla's roots (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why pairing stopped; each is one line for the operator.
@@ -37,11 +39,8 @@ pub enum PairError {
     Expired,
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("phlix-agent/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+fn client(ca_file: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    crate::tls::TlsClient::new(ca_file)?.http(Duration::from_secs(30))
 }
 
 /// Sends one Phlix request and decodes the JSON answer, mapping transport and protocol
@@ -53,7 +52,7 @@ async fn call(request: reqwest::RequestBuilder, hub: &str) -> Result<(u16, Value
         .await
         .map_err(|err| PairError::Unreachable {
             hub: hub.to_owned(),
-            reason: root_cause(&err),
+            reason: crate::tls::certificate_problem(&err).unwrap_or_else(|| root_cause(&err)),
         })?;
     let status = response.status().as_u16();
     let text = response
@@ -124,7 +123,7 @@ pub async fn pair(data: &DataDir, options: &PairOptions) -> anyhow::Result<Enrol
     if !(hub.starts_with("http://") || hub.starts_with("https://")) {
         bail!("--hub must be an http:// or https:// URL (got `{hub}`)");
     }
-    let http = client()?;
+    let http = client(options.ca_file.as_deref())?;
     let body = json!({
         "serverName": options.name,
         "version": env!("CARGO_PKG_VERSION"),
