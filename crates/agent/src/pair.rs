@@ -118,6 +118,29 @@ impl Progress {
 /// # Errors
 /// [`PairError`] (wrapped) for anything the operator must act on; I/O errors for the data dir.
 pub async fn pair(data: &DataDir, options: &PairOptions) -> anyhow::Result<Enrollment> {
+    pair_with(data, options, |code, redeem_at, expires_in| {
+        println!();
+        println!("    Claim code:  {code}");
+        println!();
+        println!(
+            "Redeem it at {redeem_at} within {} minutes.",
+            (expires_in + 59) / 60
+        );
+        let _ = std::io::stdout().flush();
+    })
+    .await
+}
+
+/// [`pair`], handing the claim code (with where to redeem it and its lifetime in seconds) to
+/// `show` instead of printing it — for programs and tests that drive the pairing themselves.
+///
+/// # Errors
+/// As [`pair`].
+pub async fn pair_with(
+    data: &DataDir,
+    options: &PairOptions,
+    show: impl FnOnce(&str, &str, i64),
+) -> anyhow::Result<Enrollment> {
     let key = data.signing_key()?;
     let hub = options.hub.trim_end_matches('/').to_owned();
     if !(hub.starts_with("http://") || hub.starts_with("https://")) {
@@ -163,14 +186,7 @@ pub async fn pair(data: &DataDir, options: &PairOptions) -> anyhow::Result<Enrol
             .and_then(Value::as_str)
             .unwrap_or(&hub)
     );
-    println!();
-    println!("    Claim code:  {code}");
-    println!();
-    println!(
-        "Redeem it at {redeem_at} within {} minutes.",
-        (expires_in + 59) / 60
-    );
-    let _ = std::io::stdout().flush();
+    show(code, &redeem_at, expires_in);
 
     let mut progress = Progress {
         tty: std::io::stderr().is_terminal(),

@@ -93,12 +93,16 @@ fn host_of(url: &str) -> &str {
 /// `cause` itself as a rustls error (io::Error hides its inner error from `source()`, so it
 /// is opened by hand).
 fn as_rustls<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    cause.downcast_ref::<rustls::Error>().or_else(|| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    })
+    let mut cause = cause;
+    // reqwest nests io::Errors (Other around InvalidData around the rustls error).
+    for _ in 0..8 {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = cause.downcast_ref::<std::io::Error>()?.get_ref()?;
+        cause = inner;
+    }
+    None
 }
 
 /// The TLS problem somewhere in `err`'s chain, in words (`None` when it is not a TLS one).
