@@ -20,6 +20,7 @@ use axum::routing::get;
 use common::TestHub;
 use phlix_agent::state::DataDir;
 use rcgen::{CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1010,4 +1011,167 @@ async fn caddy_in_front_terminates_tls_and_the_client_address_comes_through_trus
     connect.await.unwrap().unwrap();
     agent.stop().await;
     hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_obtains_a_certificate_from_pebble_and_a_forced_renewal_swaps_it_live() {
+    if !have("pebble")
+        && std::process::Command::new("pebble")
+            .arg("-h")
+            .output()
+            .is_err()
+    {
+        eprintln!("SKIPPED: pebble is not installed (scripts/test installs the Debian package)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Pebble's own listener certificate, from a CA the hub is told to trust (--acme-ca-file).
+    let pki = Pki::new(dir.path(), "pebble-listener");
+    let (cert, key, _) = pki.issue();
+    std::fs::write(dir.path().join("pebble-cert.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("pebble-key.pem"), key).unwrap();
+    let (acme_port, management_port) = (free_port(), free_port());
+    let config = json!({"pebble": {
+        "listenAddress": format!("127.0.0.1:{acme_port}"),
+        "managementListenAddress": format!("127.0.0.1:{management_port}"),
+        "certificate": dir.path().join("pebble-cert.pem"),
+        "privateKey": dir.path().join("pebble-key.pem"),
+        "httpPort": free_port(),
+        "tlsPort": free_port(),
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false,
+    }});
+    std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
+    let _pebble = Child(
+        std::process::Command::new("pebble")
+            .arg("-config")
+            .arg(dir.path().join("pebble.json"))
+            .env("PEBBLE_VA_ALWAYS_VALID", "1")
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(std::fs::File::create(dir.path().join("pebble.log")).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let to_pebble = https_client(&pki.ca_file());
+    let directory = format!("https://127.0.0.1:{acme_port}/dir");
+    wait_until("Pebble", Duration::from_secs(20), async || {
+        to_pebble
+            .get(&directory)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let root_pem = to_pebble
+        .get(format!("https://127.0.0.1:{management_port}/roots/0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let root = CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap();
+
+    // The hub binary, with ACME for hub.example.com.
+    let data = tempfile::tempdir().unwrap();
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let hub_log = dir.path().join("hub.log");
+    let hub = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_phlix-hub"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--http-addr", &http.to_string()])
+            .args(["--tunnel-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--client-addr", &format!("127.0.0.1:{}", free_port())])
+            .args([
+                "--public-url",
+                &format!("https://hub.example.com:{}", http.port()),
+            ])
+            .args([
+                "--acme-domain",
+                "hub.example.com",
+                "--acme-email",
+                "ops@example.com",
+            ])
+            .args(["--acme-directory", &directory])
+            .arg("--acme-ca-file")
+            .arg(pki.ca_file())
+            .env("HUB_LOG_FORMAT", "json")
+            .stdout(std::fs::File::create(&hub_log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let roots = [root.clone()];
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while first.is_none() {
+        first = served_leaf(http, "hub.example.com", &roots).await.ok();
+        assert!(
+            Instant::now() < deadline,
+            "no Pebble certificate within 60 s:\n{}",
+            std::fs::read_to_string(&hub_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = first.unwrap();
+    // A client verifying with Pebble's root reaches the API over HTTPS (and HTTP/2).
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(root_pem.as_bytes()).unwrap()])
+        .resolve("hub.example.com", http)
+        .build()
+        .unwrap();
+    let health = format!("https://hub.example.com:{}/health", http.port());
+    wait_until(
+        "/health over the ACME certificate",
+        Duration::from_secs(20),
+        async || {
+            client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+    // Account key and certificate are stored for the owner only.
+    #[cfg(unix)]
+    for name in ["account.json", "cert.pem", "key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.path().join("acme").join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+
+    // SIGHUP forces a renewal; new connections get the new certificate.
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &hub.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until(
+        "the renewed certificate",
+        Duration::from_secs(60),
+        async || {
+            served_leaf(http, "hub.example.com", &roots)
+                .await
+                .is_ok_and(|leaf| leaf != first)
+        },
+    )
+    .await;
+    let resp = client.get(&health).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let log = std::fs::read_to_string(&hub_log).unwrap();
+    assert_eq!(
+        log.matches("ACME certificate installed").count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("PRIVATE KEY"));
+    drop(hub);
 }

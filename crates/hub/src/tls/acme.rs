@@ -184,11 +184,13 @@ fn challenge_certificate(name: &str, digest: &[u8]) -> anyhow::Result<Arc<Certif
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok(Arc::new(CertifiedKey::from_der(
+    // Not `from_der`: its key check parses the certificate with webpki, which refuses the
+    // critical acmeIdentifier extension this certificate exists for.
+    let signer = provider().key_provider.load_private_key(private)?;
+    Ok(Arc::new(CertifiedKey::new(
         vec![cert.der().clone()],
-        private,
-        &provider(),
-    )?))
+        signer,
+    )))
 }
 
 /// One order: challenges published, order finalised, certificate stored and installed.
@@ -227,8 +229,8 @@ async fn obtain(
                 .challenge(ChallengeType::TlsAlpn01)
                 .ok_or_else(|| anyhow!("the ACME CA offers no tls-alpn-01 challenge"))?;
             let name = challenge.identifier().to_string().to_ascii_lowercase();
-            let key =
-                challenge_certificate(&name, challenge.key_authorization().digest().as_ref())?;
+            let key = challenge_certificate(&name, challenge.key_authorization().digest().as_ref())
+                .context("making the TLS-ALPN-01 challenge certificate")?;
             tls.certs.set_challenge(&name, Some(key));
             published.push(name);
             challenge
