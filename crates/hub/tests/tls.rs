@@ -63,7 +63,18 @@ impl Pki {
 
     /// A server certificate for localhost and 127.0.0.1: (PEM chain, PEM key, DER leaf).
     fn issue(&self) -> (String, String, CertificateDer<'static>) {
-        let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        self.issue_until(time::OffsetDateTime::now_utc() + time::Duration::days(90))
+    }
+
+    /// [`Self::issue`], valid until `not_after`.
+    fn issue_until(
+        &self,
+        not_after: time::OffsetDateTime,
+    ) -> (String, String, CertificateDer<'static>) {
+        let mut params =
+            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        params.not_after = not_after;
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         (cert.pem(), key.serialize_pem(), cert.der().clone())
@@ -72,7 +83,11 @@ impl Pki {
     /// Writes a fresh pair to `cert.pem` / `key.pem` in the dir (atomically, as a renewal
     /// tool would) and returns the leaf.
     fn write_pair(&self) -> CertificateDer<'static> {
-        let (cert, key, der) = self.issue();
+        self.write_pair_until(time::OffsetDateTime::now_utc() + time::Duration::days(90))
+    }
+
+    fn write_pair_until(&self, not_after: time::OffsetDateTime) -> CertificateDer<'static> {
+        let (cert, key, der) = self.issue_until(not_after);
         for (name, text) in [("key.pem", key), ("cert.pem", cert)] {
             let tmp = self.dir.join(format!("{name}.tmp"));
             std::fs::write(&tmp, text).unwrap();
@@ -741,6 +756,48 @@ async fn plaintext_garbage_and_slow_handshakes_are_closed_and_the_listeners_keep
     hub.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_about_to_expire_degrades_health_until_it_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "hub");
+    pki.write_pair();
+    let hub = tls_hub(&pki, |_| {}).await;
+    let client = https_client(&pki.ca_file());
+    let base = format!("https://127.0.0.1:{}", hub.http.port());
+    pki.write_pair_until(time::OffsetDateTime::now_utc() + time::Duration::days(3));
+    let mut body = Value::Null;
+    wait_until(
+        "the degraded /health",
+        Duration::from_secs(10),
+        async || {
+            let resp = client.get(format!("{base}/health")).send().await.unwrap();
+            let status = resp.status();
+            body = resp.json().await.unwrap();
+            status == 503
+        },
+    )
+    .await;
+    assert_eq!(body["status"], "degraded");
+    let issue = body["issues"][0].as_str().unwrap();
+    assert!(
+        issue.starts_with("the TLS certificate expires in "),
+        "{issue}"
+    );
+    let expiry = metric(&client, &base, "phlix_tls_certificate_not_after_seconds").await;
+    let left = expiry as i64 - time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((2 * 86_400..4 * 86_400).contains(&left), "{left}");
+    pki.write_pair();
+    wait_until("/health ok again", Duration::from_secs(10), async || {
+        client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn a_missing_or_mismatched_pair_stops_the_start_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -1042,7 +1099,7 @@ async fn acme_obtains_a_certificate_from_pebble_and_a_forced_renewal_swaps_it_li
         "externalAccountBindingRequired": false,
     }});
     std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
-    let _pebble = Child(
+    let pebble = Child(
         std::process::Command::new("pebble")
             .arg("-config")
             .arg(dir.path().join("pebble.json"))
@@ -1166,12 +1223,44 @@ async fn acme_obtains_a_certificate_from_pebble_and_a_forced_renewal_swaps_it_li
     .await;
     let resp = client.get(&health).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    let second = served_leaf(http, "hub.example.com", &roots).await.unwrap();
     let log = std::fs::read_to_string(&hub_log).unwrap();
     assert_eq!(
         log.matches("ACME certificate installed").count(),
         2,
         "{log}"
     );
+
+    // The CA goes away: a forced renewal fails, is logged and counted, and the current
+    // certificate keeps being served.
+    drop(pebble);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &hub.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the failed renewal", Duration::from_secs(30), async || {
+        std::fs::read_to_string(&hub_log)
+            .unwrap()
+            .contains("ACME certificate request failed")
+    })
+    .await;
+    assert_eq!(
+        served_leaf(http, "hub.example.com", &roots).await.unwrap(),
+        second
+    );
+    let metrics = client
+        .get(format!("https://hub.example.com:{}/metrics", http.port()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("phlix_acme_failures_total 1"), "{metrics}");
+    // Far from expiry, a failed renewal does not degrade the hub.
+    assert_eq!(client.get(&health).send().await.unwrap().status(), 200);
+    let log = std::fs::read_to_string(&hub_log).unwrap();
     assert!(!log.contains("PRIVATE KEY"));
     drop(hub);
 }
