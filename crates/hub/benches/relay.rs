@@ -87,6 +87,8 @@ async fn connect(
     let tcp = socket.connect(addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    // As the hub does (http::conn): rustls reads 4 KiB at a time.
+    let tcp = tokio::io::BufReader::with_capacity(64 * 1024, tcp);
     let stream = tls.connector.connect(name, tcp).await.unwrap();
     connect_client_over(stream, &addr.to_string(), path, headers)
         .await

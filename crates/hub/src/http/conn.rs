@@ -198,12 +198,19 @@ where
     }
 }
 
+/// rustls reads at most 4 KiB per `read` call; this buffer turns those into one system call
+/// per 64 KiB on a busy stream (writes pass straight through).
+const TLS_READ_BUFFER: usize = 64 * 1024;
+
+/// The TCP stream under a TLS session.
+pub type BufferedTcp = tokio::io::BufReader<tokio::net::TcpStream>;
+
 /// The TLS handshake of one connection. Anything but a ClientHello is refused before rustls
 /// sees it: plain HTTP gets a short 400 naming the fix, other bytes a close.
 async fn accept_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     mut tcp: tokio::net::TcpStream,
-) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, &'static str> {
+) -> Result<tokio_rustls::server::TlsStream<BufferedTcp>, &'static str> {
     let mut first = [0u8; 1];
     match tcp.peek(&mut first).await {
         Ok(0) | Err(_) => return Err("closed before the handshake"),
@@ -231,7 +238,7 @@ async fn accept_tls(
         return Err("not a TLS ClientHello");
     }
     acceptor
-        .accept(tcp)
+        .accept(tokio::io::BufReader::with_capacity(TLS_READ_BUFFER, tcp))
         .await
         .map_err(|_| "TLS handshake failed")
 }

@@ -105,6 +105,21 @@ impl WsStream {
                 let (read, write) = stream.into_split();
                 Self::from_parts(Box::new(read), Box::new(write), &parts.read_buf)
             }
+            Err(upgraded) => Self::tls_or_other(upgraded),
+        }
+    }
+
+    /// A TLS session (the WebSocket ports with TLS on) is split with a lock, without hyper's
+    /// upgrade wrapper in between; anything else through that wrapper.
+    fn tls_or_other(upgraded: hyper::upgrade::Upgraded) -> Self {
+        type Tls = hyper_util::rt::TokioIo<
+            tokio_rustls::server::TlsStream<crate::http::conn::BufferedTcp>,
+        >;
+        match upgraded.downcast::<Tls>() {
+            Ok(parts) => {
+                let (read, write) = tokio::io::split(parts.io.into_inner());
+                Self::from_parts(Box::new(read), Box::new(write), &parts.read_buf)
+            }
             Err(upgraded) => {
                 let (read, write) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
                 Self::from_parts(Box::new(read), Box::new(write), &[])
