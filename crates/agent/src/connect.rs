@@ -32,6 +32,8 @@ pub struct ConnectOptions {
     pub server_id: String,
     pub credentials: Credentials,
     pub listen: String,
+    /// A private CA to trust besides the platform's and Mozilla's roots (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A relay token and its expiry (unix seconds; `i64::MAX` when unknown).
@@ -126,7 +128,12 @@ async fn mount_url(http: &reqwest::Client, hub: &str, server_id: &str) -> anyhow
         .get(format!("{hub}/client/{server_id}"))
         .send()
         .await
-        .with_context(|| format!("cannot reach the hub at {hub}"))?;
+        .map_err(|err| {
+            crate::tls::explain(
+                anyhow::Error::new(err).context(format!("cannot reach the hub at {hub}")),
+                hub,
+            )
+        })?;
     response
         .headers()
         .get("x-ws-endpoint")
@@ -140,9 +147,8 @@ async fn mount_url(http: &reqwest::Client, hub: &str, server_id: &str) -> anyhow
 /// # Errors
 /// A listen address that cannot be bound, an unreachable hub, refused credentials.
 pub async fn connect(options: ConnectOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let tls = crate::tls::TlsClient::new(options.ca_file.as_deref())?;
+    let http = tls.http(Duration::from_secs(30))?;
     let hub = options.hub.trim_end_matches('/').to_owned();
     let url = mount_url(&http, &hub, &options.server_id).await?;
     let current = match &options.credentials {
@@ -175,7 +181,7 @@ pub async fn connect(options: ConnectOptions, shutdown: CancellationToken) -> an
             () = shutdown.cancelled() => return Ok(()),
             accepted = listener.accept() => accepted?,
         };
-        let (url, minter) = (url.clone(), minter.clone());
+        let (url, minter, tls) = (url.clone(), minter.clone(), tls.clone());
         tokio::spawn(async move {
             let token = match minter.lock().await.token().await {
                 Ok(token) => token,
@@ -187,7 +193,7 @@ pub async fn connect(options: ConnectOptions, shutdown: CancellationToken) -> an
                     return;
                 }
             };
-            if let Err(err) = serve(socket, &url, &token).await {
+            if let Err(err) = serve(socket, &url, &token, &tls).await {
                 tracing::warn!(%peer, error = format!("{err:#}"), "channel ended with an error");
             }
         });
@@ -195,15 +201,30 @@ pub async fn connect(options: ConnectOptions, shutdown: CancellationToken) -> an
 }
 
 /// One local connection ⇄ one client mount.
-async fn serve(mut socket: TcpStream, url: &str, token: &str) -> anyhow::Result<()> {
+async fn serve(
+    mut socket: TcpStream,
+    url: &str,
+    token: &str,
+    tls: &crate::tls::TlsClient,
+) -> anyhow::Result<()> {
     let _ = socket.set_nodelay(true);
     let mut request = url.into_client_request()?;
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-        .await
-        .with_context(|| format!("mounting {url}"))?;
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        true,
+        Some(tls.connector()),
+    )
+    .await
+    .map_err(|err| {
+        crate::tls::explain(
+            anyhow::Error::new(err).context(format!("mounting {url}")),
+            url,
+        )
+    })?;
     let (mut sink, mut stream) = ws.split();
     let (mut read, mut write) = socket.split();
     let upstream = async {

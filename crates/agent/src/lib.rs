@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod pair;
 pub mod run;
 pub mod state;
+pub mod tls;

@@ -21,6 +21,14 @@ struct Cli {
     command: Command,
 }
 
+/// Trust for `https://` / `wss://` hubs.
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// PEM certificate(s) of a private CA to trust besides the platform's and Mozilla's roots.
+    #[arg(long, env = "PHLIX_CA_FILE")]
+    ca_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct DataArgs {
     /// Where the agent keeps its key and enrollment.
@@ -46,6 +54,8 @@ enum Command {
         #[arg(long)]
         force: bool,
         #[command(flatten)]
+        tls: TlsArgs,
+        #[command(flatten)]
         data: DataArgs,
     },
     /// Send heartbeats and keep the tunnel to the hub, forwarding to a local upstream.
@@ -65,6 +75,8 @@ enum Command {
         /// Log format [default: pretty on a terminal, json otherwise].
         #[arg(long, value_parser = ["json", "pretty"])]
         log_format: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -92,6 +104,8 @@ enum Command {
         /// Local address to listen on.
         #[arg(long, default_value = "127.0.0.1:8022")]
         listen: String,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Show the enrollment: hub, server id, token expiry.
     Status {
@@ -143,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             hub,
             name,
             force,
+            tls,
             data,
         } => {
             let data = DataDir::open(&data.data_dir)?;
@@ -160,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 hub,
                 name,
                 poll_interval: Duration::from_secs(2),
+                ca_file: tls.ca_file,
             };
             let enrollment = pair(&data, &options).await?;
             println!(
@@ -180,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reconnect_base,
             tunnel_url,
             log_format,
+            tls,
             data,
         } => {
             init_logs(log_format.as_deref());
@@ -191,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 heartbeat_interval,
                 reconnect_base,
                 tunnel_url,
+                ca_file: tls.ca_file,
             };
             phlix_agent::run::run(data, options, shutdown).await
         }
@@ -200,6 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             token,
             user,
             listen,
+            tls,
         } => {
             init_logs(None);
             let credentials = match (token, user) {
@@ -227,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 server_id: server,
                 credentials,
                 listen,
+                ca_file: tls.ca_file,
             };
             phlix_agent::connect::connect(options, shutdown).await
         }

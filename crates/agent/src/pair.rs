@@ -20,6 +20,8 @@ pub struct PairOptions {
     /// Server name shown in the hub (1–255 bytes).
     pub name: String,
     pub poll_interval: Duration,
+    /// A private CA to trust besides the platform's and Mozilla's roots (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why pairing stopped; each is one line for the operator.
@@ -37,11 +39,8 @@ pub enum PairError {
     Expired,
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("phlix-agent/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+fn client(ca_file: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    crate::tls::TlsClient::new(ca_file)?.http(Duration::from_secs(30))
 }
 
 /// Sends one Phlix request and decodes the JSON answer, mapping transport and protocol
@@ -53,7 +52,7 @@ async fn call(request: reqwest::RequestBuilder, hub: &str) -> Result<(u16, Value
         .await
         .map_err(|err| PairError::Unreachable {
             hub: hub.to_owned(),
-            reason: root_cause(&err),
+            reason: crate::tls::certificate_problem(&err).unwrap_or_else(|| root_cause(&err)),
         })?;
     let status = response.status().as_u16();
     let text = response
@@ -119,12 +118,35 @@ impl Progress {
 /// # Errors
 /// [`PairError`] (wrapped) for anything the operator must act on; I/O errors for the data dir.
 pub async fn pair(data: &DataDir, options: &PairOptions) -> anyhow::Result<Enrollment> {
+    pair_with(data, options, |code, redeem_at, expires_in| {
+        println!();
+        println!("    Claim code:  {code}");
+        println!();
+        println!(
+            "Redeem it at {redeem_at} within {} minutes.",
+            (expires_in + 59) / 60
+        );
+        let _ = std::io::stdout().flush();
+    })
+    .await
+}
+
+/// [`pair`], handing the claim code (with where to redeem it and its lifetime in seconds) to
+/// `show` instead of printing it — for programs and tests that drive the pairing themselves.
+///
+/// # Errors
+/// As [`pair`].
+pub async fn pair_with(
+    data: &DataDir,
+    options: &PairOptions,
+    show: impl FnOnce(&str, &str, i64),
+) -> anyhow::Result<Enrollment> {
     let key = data.signing_key()?;
     let hub = options.hub.trim_end_matches('/').to_owned();
     if !(hub.starts_with("http://") || hub.starts_with("https://")) {
         bail!("--hub must be an http:// or https:// URL (got `{hub}`)");
     }
-    let http = client()?;
+    let http = client(options.ca_file.as_deref())?;
     let body = json!({
         "serverName": options.name,
         "version": env!("CARGO_PKG_VERSION"),
@@ -164,14 +186,7 @@ pub async fn pair(data: &DataDir, options: &PairOptions) -> anyhow::Result<Enrol
             .and_then(Value::as_str)
             .unwrap_or(&hub)
     );
-    println!();
-    println!("    Claim code:  {code}");
-    println!();
-    println!(
-        "Redeem it at {redeem_at} within {} minutes.",
-        (expires_in + 59) / 60
-    );
-    let _ = std::io::stdout().flush();
+    show(code, &redeem_at, expires_in);
 
     let mut progress = Progress {
         tty: std::io::stderr().is_terminal(),

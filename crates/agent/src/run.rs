@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::tls::TlsClient;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Sampler;
@@ -61,6 +63,8 @@ pub struct RunOptions {
     pub reconnect_base: Duration,
     /// Tunnel URL override (`PHLIX_RELAY_HUB_WS_URL`); otherwise asked from the hub.
     pub tunnel_url: Option<String>,
+    /// A private CA to trust besides the platform's and Mozilla's roots (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Renew the enrollment once it is this old (6 days, SPEC C.5).
@@ -74,11 +78,8 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("phlix-agent/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+fn http_client(tls: &TlsClient) -> anyhow::Result<reqwest::Client> {
+    tls.http(Duration::from_secs(30))
 }
 
 /// Runs until `shutdown` is cancelled.
@@ -93,6 +94,9 @@ pub async fn run(
     let Some(enrollment) = data.enrollment()? else {
         bail!("not paired: run `phlix-agent pair --hub URL` first");
     };
+    let tls = TlsClient::new(options.ca_file.as_deref())?;
+    // Fails here, not silently in the heartbeat task, when reqwest cannot use it.
+    http_client(&tls)?;
     tracing::info!(hub = %enrollment.hub_base_url, server_id = %enrollment.server_id, upstream = %options.upstream, "phlix-agent running");
     let (enrollment_tx, enrollment_rx) = watch::channel(enrollment);
     let reporter = Reporter {
@@ -109,9 +113,10 @@ pub async fn run(
         options.clone(),
         enrollment_tx,
         reporter.clone(),
+        tls.clone(),
         shutdown.clone(),
     ));
-    tunnel_loop(&options, enrollment_rx, &reporter, &shutdown).await;
+    tunnel_loop(&options, enrollment_rx, &reporter, &tls, &shutdown).await;
     let _ = heartbeats.await;
     reporter.tunnel("stopped");
     tracing::info!("phlix-agent stopped");
@@ -136,9 +141,10 @@ async fn heartbeat_loop(
     options: RunOptions,
     enrollment: watch::Sender<Enrollment>,
     reporter: Reporter,
+    tls: TlsClient,
     shutdown: CancellationToken,
 ) {
-    let Ok(http) = http_client() else { return };
+    let Ok(http) = http_client(&tls) else { return };
     let mut sampler = Sampler::default();
     let started = now();
     loop {
@@ -173,7 +179,13 @@ async fn heartbeat_loop(
                 let text = response.text().await.unwrap_or_default();
                 tracing::warn!(%status, body = %text, "heartbeat refused");
             }
-            Err(err) => tracing::warn!(error = %err, "heartbeat failed; the hub is unreachable"),
+            Err(err) => {
+                let error = crate::tls::certificate_problem(&err).map_or_else(
+                    || err.to_string(),
+                    |problem| format!("TLS: cannot trust {}: {problem}", current.hub_base_url),
+                );
+                tracing::warn!(%error, "heartbeat failed; the hub is unreachable");
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -235,11 +247,11 @@ async fn renew(
 
 /// The tunnel URL: the override, else the hub's signpost (`X-WS-Endpoint`), else
 /// `ws://<hub host>:8802`.
-async fn tunnel_url(options: &RunOptions, enrollment: &Enrollment) -> String {
+async fn tunnel_url(options: &RunOptions, enrollment: &Enrollment, tls: &TlsClient) -> String {
     if let Some(url) = &options.tunnel_url {
         return url.clone();
     }
-    if let Ok(http) = http_client() {
+    if let Ok(http) = http_client(tls) {
         let url = format!(
             "{}/api/v1/servers/{}/relay",
             enrollment.hub_base_url, enrollment.server_id
@@ -283,6 +295,7 @@ async fn tunnel_loop(
     options: &RunOptions,
     enrollment: watch::Receiver<Enrollment>,
     reporter: &Reporter,
+    tls: &TlsClient,
     shutdown: &CancellationToken,
 ) {
     let mut attempts: u32 = 0;
@@ -298,10 +311,10 @@ async fn tunnel_loop(
     };
     loop {
         let current = enrollment.borrow().clone();
-        let url = tunnel_url(options, &current).await;
+        let url = tunnel_url(options, &current, tls).await;
         let outcome = tokio::select! {
             () = shutdown.cancelled() => return,
-            outcome = session(&url, &current, &upstream, reporter, shutdown) => outcome,
+            outcome = session(&url, &current, &upstream, reporter, tls, shutdown) => outcome,
         };
         reporter.tunnel("disconnected");
         match outcome {
@@ -336,11 +349,18 @@ async fn session(
     enrollment: &Enrollment,
     upstream: &Upstream,
     reporter: &Reporter,
+    tls: &TlsClient,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<bool> {
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(tls.connector()))
+            .await
+            .map_err(|err| {
+                crate::tls::explain(
+                    anyhow::Error::new(err).context(format!("connecting to {url}")),
+                    url,
+                )
+            })?;
     let (mut sink, mut stream) = ws.split();
     let hello = json!({"type": "hello", "enrollment_jwt": enrollment.enrollment_jwt, "server_id": enrollment.server_id});
     sink.send(Message::Text(hello.to_string().into())).await?;

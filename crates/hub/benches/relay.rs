@@ -1,7 +1,10 @@
 //! Relay micro-benchmark: one hub in-process, a fake Phlix server on a real tunnel, a raw
 //! client mount — MB/s through one channel each way, and HTTP-over-relay requests per second
 //! with small responses. Loopback TCP between two sockets is measured in the same run as the
-//! physical ceiling. `cargo bench -p phlix-hub --bench relay` prints a Markdown table.
+//! physical ceiling. Everything is measured twice in one run: on a plain hub and on a hub
+//! serving TLS (HTTPS/WSS, rustls), plus the cost of 1 000 tunnel reconnects (TCP [+ TLS] +
+//! upgrade + HELLO/HELLO_ACK) each way. `cargo bench -p phlix-hub --bench relay` prints
+//! Markdown tables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -9,7 +12,9 @@ mod support;
 use std::time::Instant;
 
 use bytes::Bytes;
-use phlix_hub::relay::ws_io::{Connected, WsEvent, WsReader, WsWriter, connect_client};
+use phlix_hub::relay::ws_io::{
+    Connected, WsEvent, WsReader, WsWriter, connect_client_from, connect_client_over,
+};
 use phlix_proto::frame::{Frame, FrameDecoder, FrameType};
 use phlix_proto::relay_http::{self, RequestPayload, ResponseHead};
 use phlix_proto::ws::Opcode;
@@ -22,12 +27,81 @@ const CHUNK: usize = 65_535;
 /// Bytes the download sender keeps in flight (well under the client queue's 256 frames).
 const WINDOW: usize = 4 * 1024 * 1024;
 
+/// TLS of the second hub: its certificate files and the client side.
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca_pem: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+fn make_tls() -> Tls {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Tls {
+        connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        cert,
+        key,
+        ca_pem: ca.pem().into_bytes(),
+        _dir: dir,
+    }
+}
+
+async fn connect(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    tls: Option<&Tls>,
+    local: Option<std::net::IpAddr>,
+) -> Connected {
+    let Some(tls) = tls else {
+        return connect_client_from(local, addr, path, headers)
+            .await
+            .unwrap();
+    };
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(ip) = local {
+        socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+    }
+    let tcp = socket.connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    // As the hub does (http::conn): rustls reads 4 KiB at a time.
+    let tcp = tokio::io::BufReader::with_capacity(64 * 1024, tcp);
+    let stream = tls.connector.connect(name, tcp).await.unwrap();
+    connect_client_over(stream, &addr.to_string(), path, headers)
+        .await
+        .unwrap()
+}
+
 async fn open(
     addr: std::net::SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
+    tls: Option<&Tls>,
 ) -> (WsReader, WsWriter) {
-    match connect_client(addr, path, headers).await.unwrap() {
+    match connect(addr, path, headers, tls, None).await {
         Connected::Open { stream, .. } => (stream.reader, stream.writer),
         Connected::Refused { status, body, .. } => panic!("refused {status}: {body}"),
     }
@@ -76,11 +150,55 @@ async fn loopback_tcp_mbps() -> f64 {
     STREAM_BYTES as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
+/// Concurrency, (median req/s, min, max), p50 ms, p99 ms.
+type HttpRow = (usize, (f64, f64, f64), f64, f64);
+
+/// One hub's figures: raw channel up and down (MB/s samples), HTTP rows, reconnect times (ms).
+struct Measured {
+    up: Vec<f64>,
+    down: Vec<f64>,
+    http_rows: Vec<HttpRow>,
+    reconnects: Vec<f64>,
+}
+
+/// `RECONNECTS` tunnel connections, each opened (TCP, TLS when on, upgrade, HELLO → HELLO_ACK)
+/// and closed; spread over loopback addresses because of the 10/min per-IP connect throttle.
+const RECONNECTS: usize = 1000;
+
+async fn reconnects(hub: &support::BenchHub, user_id: &str, tls: Option<&Tls>) -> Vec<f64> {
+    let servers = hub.servers(user_id, RECONNECTS).await;
+    let mut times = Vec::with_capacity(RECONNECTS);
+    for (i, (server_id, jwt)) in servers.iter().enumerate() {
+        let n = u32::try_from(i / 10 + 1).unwrap();
+        let local = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f01_0000 + n));
+        let start = Instant::now();
+        let Connected::Open { stream, .. } = connect(hub.tunnel, "/", &[], tls, Some(local)).await
+        else {
+            panic!("tunnel refused");
+        };
+        let (mut reader, mut writer) = (stream.reader, stream.writer);
+        let hello =
+            json!({"type": "hello", "enrollment_jwt": jwt, "server_id": server_id}).to_string();
+        writer.send(Opcode::Text, hello.as_bytes()).await.unwrap();
+        assert!(
+            matches!(reader.next().await.unwrap(), WsEvent::Data(_)),
+            "HELLO_ACK"
+        );
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        writer.close(1000, "bye").await;
+    }
+    times
+}
+
 #[allow(clippy::too_many_lines)]
-async fn run() {
-    let hub = support::BenchHub::start(None).await;
+async fn measure(tls: Option<&Tls>) -> Measured {
+    let hub = support::BenchHub::start_with(
+        None,
+        tls.map(|t| (t.cert.clone(), t.key.clone(), t.ca_pem.clone())),
+    )
+    .await;
     let (user_id, token) = hub.user("bench").await;
-    let http = reqwest::Client::new();
+    let http = hub.http.clone();
     let resp = http
         .put(format!(
             "{}/api/v1/admin/users/{user_id}/throttle",
@@ -93,7 +211,7 @@ async fn run() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let (server_id, jwt) = hub.servers(&user_id, 1).await.remove(0);
-    let (mut t_reader, mut t_writer) = open(hub.tunnel, "/", &[]).await;
+    let (mut t_reader, mut t_writer) = open(hub.tunnel, "/", &[], tls).await;
     let hello = json!({"type": "hello", "enrollment_jwt": jwt, "server_id": server_id}).to_string();
     t_writer.send(Opcode::Text, hello.as_bytes()).await.unwrap();
     assert!(
@@ -118,6 +236,7 @@ async fn run() {
         hub.client,
         &format!("/client/{server_id}"),
         &[("Authorization", &bearer)],
+        tls,
     )
     .await;
     let mut t_decoder = FrameDecoder::new(1 << 20);
@@ -130,15 +249,18 @@ async fn run() {
 
     let payload = Bytes::from(vec![0xA5u8; CHUNK]);
     let frames_per_run = STREAM_BYTES / CHUNK;
-    let (mut up, mut down, mut tcp) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut up, mut down) = (Vec::new(), Vec::new());
     let mut c_decoder = FrameDecoder::new(1 << 20);
     let raw_reps = std::env::var("BENCH_RAW_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(REPS);
     for rep in 0..raw_reps {
-        eprintln!("raw channel repetition {}/{REPS}", rep + 1);
-        tcp.push(loopback_tcp_mbps().await);
+        eprintln!(
+            "{} raw channel repetition {}/{REPS}",
+            if tls.is_some() { "TLS" } else { "plain" },
+            rep + 1
+        );
 
         // Upload: client → hub → server.
         let start = Instant::now();
@@ -302,31 +424,92 @@ async fn run() {
         ));
     }
     responder.abort();
-
-    println!("| scenario (median of {REPS}, min–max) | value |");
-    println!("|---|---|");
-    if !tcp.is_empty() {
-        let (tcp_m, tcp_lo, tcp_hi) = support::median(&mut tcp);
-        let (up_m, up_lo, up_hi) = support::median(&mut up);
-        let (down_m, down_lo, down_hi) = support::median(&mut down);
-        println!(
-            "| loopback TCP, one stream, 256 MiB | {tcp_m:.0} MB/s ({tcp_lo:.0}–{tcp_hi:.0}) |"
-        );
-        println!(
-            "| raw channel client → server, 256 MiB | {up_m:.0} MB/s ({up_lo:.0}–{up_hi:.0}); {:.2}× loopback TCP |",
-            up_m / tcp_m
-        );
-        println!(
-            "| raw channel server → client, 256 MiB | {down_m:.0} MB/s ({down_lo:.0}–{down_hi:.0}); {:.2}× loopback TCP |",
-            down_m / tcp_m
-        );
-    }
-    for (concurrency, (rate, lo, hi), p50, p99) in http_rows {
-        println!(
-            "| HTTP-over-relay GET, 1 KiB, {concurrency} concurrent | {rate:.0} req/s ({lo:.0}–{hi:.0}); p50 {p50:.2} ms, p99 {p99:.2} ms |"
-        );
-    }
+    eprintln!("{RECONNECTS} tunnel reconnects");
+    let reconnects = reconnects(&hub, &user_id, tls).await;
     hub.stop().await;
+    Measured {
+        up,
+        down,
+        http_rows,
+        reconnects,
+    }
+}
+
+async fn run() {
+    let tls = make_tls();
+    let (mut tcp, mut plain_runs, mut tls_runs) = (Vec::new(), Vec::new(), Vec::new());
+    // Alternate plain and TLS hubs so both see the same machine load.
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for _ in 0..rounds {
+        tcp.push(loopback_tcp_mbps().await);
+        plain_runs.push(measure(None).await);
+        tls_runs.push(measure(Some(&tls)).await);
+    }
+    let merge = |runs: &mut Vec<Measured>| {
+        let mut all = runs.remove(0);
+        for run in runs.drain(..) {
+            all.up.extend(run.up);
+            all.down.extend(run.down);
+            all.reconnects.extend(run.reconnects);
+        }
+        all
+    };
+    let (mut plain, mut tls) = (merge(&mut plain_runs), merge(&mut tls_runs));
+    let (tcp_m, _, _) = support::median(&mut tcp);
+    println!("| scenario (median, min–max) | plain | TLS (rustls, aws-lc-rs) | TLS / plain |");
+    println!("|---|---|---|---|");
+    println!("| loopback TCP, one stream, 256 MiB | {tcp_m:.0} MB/s | | |");
+    for (what, p, t) in [
+        (
+            "raw channel client → server, one stream, 256 MiB",
+            &mut plain.up,
+            &mut tls.up,
+        ),
+        (
+            "raw channel server → client, one stream, 256 MiB",
+            &mut plain.down,
+            &mut tls.down,
+        ),
+    ] {
+        let (pm, plo, phi) = support::median(p);
+        let (tm, tlo, thi) = support::median(t);
+        println!(
+            "| {what} | {pm:.0} MB/s ({plo:.0}–{phi:.0}) | {tm:.0} MB/s ({tlo:.0}–{thi:.0}) | {:.2} |",
+            tm / pm
+        );
+    }
+    for (p, t) in plain.http_rows.iter().zip(&tls.http_rows) {
+        let ((pr, plo, phi), (tr, tlo, thi)) = (p.1, t.1);
+        println!(
+            "| HTTP-over-relay GET, 1 KiB, {} concurrent (keep-alive) | {pr:.0} req/s ({plo:.0}–{phi:.0}); p50 {:.2} ms, p99 {:.2} ms | {tr:.0} req/s ({tlo:.0}–{thi:.0}); p50 {:.2} ms, p99 {:.2} ms | {:.2} |",
+            p.0,
+            p.2,
+            p.3,
+            t.2,
+            t.3,
+            tr / pr
+        );
+    }
+    let (pt, tt): (f64, f64) = (plain.reconnects.iter().sum(), tls.reconnects.iter().sum());
+    plain.reconnects.sort_by(f64::total_cmp);
+    tls.reconnects.sort_by(f64::total_cmp);
+    let (p50, t50) = (
+        support::percentile(&plain.reconnects, 0.5),
+        support::percentile(&tls.reconnects, 0.5),
+    );
+    let (p99, t99) = (
+        support::percentile(&plain.reconnects, 0.99),
+        support::percentile(&tls.reconnects, 0.99),
+    );
+    println!(
+        "| {RECONNECTS} tunnel reconnects (connect [+ TLS] + upgrade + HELLO/ACK), one after another | {:.2} s total; p50 {p50:.2} ms, p99 {p99:.2} ms | {:.2} s total; p50 {t50:.2} ms, p99 {t99:.2} ms | TLS adds {:.2} ms per reconnect (p50) |",
+        pt / 1000.0 / rounds as f64,
+        tt / 1000.0 / rounds as f64,
+        t50 - p50
+    );
 }
 
 fn main() {

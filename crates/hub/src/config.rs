@@ -11,6 +11,9 @@ use clap::{Args, ValueEnum};
 
 pub use crate::store::{DatabaseUrl, redact_url};
 
+pub mod edge;
+pub use edge::{Edge, EdgeArgs};
+
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -52,6 +55,10 @@ pub struct ServeArgs {
     /// Domain under which servers get `<subdomain>.<domain>` ingress (unset = disabled).
     #[arg(long, env = "HUB_PUBLIC_DOMAIN")]
     pub public_domain: Option<String>,
+
+    /// TLS (certificate files or ACME) and reverse proxies (config/edge.rs).
+    #[command(flatten)]
+    pub edge: EdgeArgs,
 
     /// Log format [default: pretty on a terminal, json otherwise].
     #[arg(long, env = "HUB_LOG_FORMAT", value_enum)]
@@ -152,6 +159,8 @@ pub struct Config {
     /// Without a trailing slash.
     pub public_url: String,
     pub public_domain: Option<String>,
+    /// TLS, trusted proxies, advertised WebSocket URLs.
+    pub edge: Edge,
     pub jwt_secret: Secret,
     pub health_interval: Duration,
     pub reaper_interval: Duration,
@@ -261,9 +270,14 @@ impl Config {
             Some(url) => DatabaseUrl::parse(url)?,
             None => DatabaseUrl::Sqlite(format!("sqlite://{}", data_dir.join("hub.db").display())),
         };
-        let public_url = args.public_url.trim_end_matches('/').to_owned();
+        let mut public_url = args.public_url.trim_end_matches('/').to_owned();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             bail!("--public-url must start with http:// or https:// (got `{public_url}`)");
+        }
+        let edge = Edge::load(&args.edge)?;
+        if let Some(rest) = public_url.strip_prefix("http://").filter(|_| edge.tls_on()) {
+            // The hub serves TLS itself: every link and endpoint it hands out is https/wss.
+            public_url = format!("https://{rest}");
         }
         let jwt_secret = resolve_jwt_secret(&data_dir)?;
         Ok(Self {
@@ -273,6 +287,7 @@ impl Config {
             tunnel_addr: args.tunnel_addr,
             client_addr: args.client_addr,
             public_domain: args.public_domain.clone().filter(|d| !d.is_empty()),
+            edge,
             jwt_secret,
             health_interval: args.health_interval,
             reaper_interval: args.reaper_interval,

@@ -5,7 +5,8 @@
 //! imports only the layers below it (ARCHITECTURE.md has the picture, `scripts/check-layers`
 //! enforces it):
 //! - foundation: [`config`] (data only), [`store`] (SQL only), [`auth`] (password hashing,
-//!   tokens, keys), [`ratelimit`], [`telemetry`], [`arr`] (the Radarr/Sonarr client);
+//!   tokens, keys), [`ratelimit`], [`telemetry`], [`arr`] (the Radarr/Sonarr client), [`tls`]
+//!   (certificates, reload, ACME);
 //! - [`domain`]: one module per domain — rules, validation, audit rows and events;
 //! - [`http`]: what the HTTP surfaces share — errors, extractors, cookies, state, redirects;
 //! - adapters: [`api`] (JSON), [`web`] (pages), [`relay`] (tunnels, mounts, HTTP-over-relay);
@@ -23,4 +24,5 @@ pub mod relay;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod web;

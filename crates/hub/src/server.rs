@@ -84,12 +84,25 @@ fn serve(
         "tunnel" => (&connections.tunnel, None),
         _ => (&connections.client, None),
     };
+    let tls = connections.tls.get().cloned();
+    let front = crate::http::conn::Front {
+        acceptor: tls.as_ref().map(|tls| {
+            if name == "http" {
+                tls.api_acceptor()
+            } else {
+                tls.ws_acceptor()
+            }
+        }),
+        tls,
+        proxies: Arc::new(state.config().edge.trusted_proxies.clone()),
+    };
     tracker.spawn(crate::http::conn::serve(
         listener,
         router,
         state.config().connections,
         idle,
         Arc::clone(stats),
+        front,
         shutdown,
         name,
     ));
@@ -187,9 +200,16 @@ pub async fn launch(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // A missing, unreadable or mismatched certificate pair stops the start here.
+    let tls = crate::tls::Tls::new(&config)?;
     let health = Health::default();
     let state = AppState::new(config.clone(), health.clone());
     let tracker = TaskTracker::new();
+    if let Some(tls) = tls {
+        let _ = state.connections().tls.set(Arc::clone(&tls));
+        tracing::info!(tls = ?tls, "serving TLS on the API, tunnel and client ports");
+        tracker.spawn(tls.run(shutdown.clone()));
+    }
     if let Some(limit) = crate::http::conn::raise_fd_limit() {
         tracing::info!(fd_limit = limit, "file-descriptor limit");
         state

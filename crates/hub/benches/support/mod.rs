@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 /// A running hub.
 pub struct BenchHub {
     pub base: String,
+    /// A client of `base` (trusting the hub's CA when it serves TLS).
+    pub http: reqwest::Client,
     pub tunnel: SocketAddr,
     pub client: SocketAddr,
     pub data_dir: tempfile::TempDir,
@@ -52,6 +54,14 @@ pub async fn fresh_postgres(server: &str) -> String {
 impl BenchHub {
     /// Starts a hub on `database_url` (or a SQLite file in its data dir) and waits for ready.
     pub async fn start(database_url: Option<String>) -> Self {
+        Self::start_with(database_url, None).await
+    }
+
+    /// [`Self::start`], serving TLS from `(cert, key, CA PEM)` when given.
+    pub async fn start_with(
+        database_url: Option<String>,
+        tls: Option<(std::path::PathBuf, std::path::PathBuf, Vec<u8>)>,
+    ) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let database_url = database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.path().join("bench.db").display()));
@@ -63,6 +73,7 @@ impl BenchHub {
             client_addr: "127.0.0.1:0".parse().unwrap(),
             public_url: "http://127.0.0.1".into(),
             public_domain: None,
+            edge: Default::default(),
             log_format: None,
             health_interval: Duration::from_secs(15),
             arr_sync_interval: Duration::from_secs(300),
@@ -78,11 +89,25 @@ impl BenchHub {
             max_connections_per_ip: 0,
             webhook_allow_private: true,
         };
+        let mut args = args;
+        let mut http_client = reqwest::Client::new();
+        let mut scheme = "http";
+        if let Some((cert, key, ca)) = tls {
+            args.edge.tls_cert = Some(cert);
+            args.edge.tls_key = Some(key);
+            // HTTP/1.1 like the plain hub, so TLS is the only difference.
+            http_client = reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+                .http1_only()
+                .build()
+                .unwrap();
+            scheme = "https";
+        }
         let config = Config::load(&args).unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", http.local_addr().unwrap());
+        let base = format!("{scheme}://{}", http.local_addr().unwrap());
         let (tunnel_addr, client_addr) =
             (tunnel.local_addr().unwrap(), client.local_addr().unwrap());
         let shutdown = CancellationToken::new();
@@ -92,7 +117,6 @@ impl BenchHub {
             client: Bind::Bound(client),
         };
         let task = tokio::spawn(launch(config, listeners, shutdown.clone()));
-        let http_client = reqwest::Client::new();
         loop {
             if http_client
                 .get(format!("{base}/health"))
@@ -106,6 +130,7 @@ impl BenchHub {
         }
         Self {
             base,
+            http: http_client,
             tunnel: tunnel_addr,
             client: client_addr,
             data_dir,
@@ -133,7 +158,7 @@ impl BenchHub {
 
     /// Registers a user; returns (user id, access token).
     pub async fn user(&self, name: &str) -> (String, String) {
-        self.as_ref().user(name).await
+        self.as_ref().user_with(&self.http, name).await
     }
 
     /// Inserts `count` servers owned by `user_id` and returns (id, enrollment token) pairs.
@@ -160,7 +185,12 @@ pub struct BenchHubRef {
 impl BenchHubRef {
     /// Registers a user; returns (user id, access token).
     pub async fn user(&self, name: &str) -> (String, String) {
-        let resp: serde_json::Value = reqwest::Client::new()
+        self.user_with(&reqwest::Client::new(), name).await
+    }
+
+    /// [`Self::user`] through `client`.
+    pub async fn user_with(&self, client: &reqwest::Client, name: &str) -> (String, String) {
+        let resp: serde_json::Value = client
             .post(format!("{}/api/v1/auth/register", self.base))
             .json(&serde_json::json!({"username": name, "email": format!("{name}@example.com"), "password": "benchmark-password"}))
             .send()

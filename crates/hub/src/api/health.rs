@@ -64,6 +64,13 @@ pub async fn handler(State(state): State<AppState>) -> Response {
             axum::Json(HealthBody::Starting { step }),
         )
             .into_response(),
+        HealthState::Ready if tls_issue(&state).is_some() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(HealthBody::Degraded {
+                issues: tls_issue(&state).into_iter().collect(),
+            }),
+        )
+            .into_response(),
         HealthState::Ready => (
             StatusCode::OK,
             axum::Json(HealthBody::Ok {
@@ -79,4 +86,10 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// A TLS certificate about to expire (or not obtained yet) degrades the hub (issue #17).
+fn tls_issue(state: &AppState) -> Option<String> {
+    let tls = state.connections().tls.get()?;
+    tls.issue(time::OffsetDateTime::now_utc().unix_timestamp())
 }

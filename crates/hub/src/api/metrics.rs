@@ -4,11 +4,10 @@
 //! public by accident.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -120,6 +119,41 @@ pub fn render(
         "# HELP phlix_fd_limit The soft RLIMIT_NOFILE of the process.\n# TYPE phlix_fd_limit gauge\nphlix_fd_limit {}",
         connections.fd_limit.load(Ordering::Relaxed)
     );
+    if let Some(tls) = connections.tls.get() {
+        let expiry = tls.certs().not_after().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "# HELP phlix_tls_certificate_not_after_seconds Expiry of the served certificate (unix time; 0 = none yet).\n# TYPE phlix_tls_certificate_not_after_seconds gauge\nphlix_tls_certificate_not_after_seconds {expiry}"
+        );
+        for (name, help, value) in [
+            (
+                "phlix_tls_certificate_reloads_total",
+                "Certificates installed after start (file reloads, ACME issues and renewals).",
+                &tls.stats.reloads,
+            ),
+            (
+                "phlix_tls_certificate_reload_failures_total",
+                "Certificate files that changed but did not load.",
+                &tls.stats.reload_failures,
+            ),
+            (
+                "phlix_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out (garbage, plain HTTP, refused certificate).",
+                &tls.stats.handshake_failures,
+            ),
+            (
+                "phlix_acme_failures_total",
+                "ACME certificate requests that failed.",
+                &tls.stats.acme_failures,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+    }
     let hooks = &core.webhooks.stats;
     let _ = writeln!(
         out,
@@ -183,10 +217,11 @@ pub fn render(
 pub async fn loopback(
     Ready(core): Ready,
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: crate::http::forwarded::ClientAddr,
     admin: Result<AdminUser, ApiError>,
 ) -> Response {
-    if !peer.ip().is_loopback() && admin.is_err() {
+    // The client behind a trusted proxy, so a proxy on loopback does not open the metrics.
+    if !client.ip.is_loopback() && admin.is_err() {
         return ApiError::forbidden("metrics.loopback_or_admin_only").into_response();
     }
     let queue = crate::domain::webhooks::queue(&core)

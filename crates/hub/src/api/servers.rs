@@ -176,7 +176,7 @@ pub async fn relay_signpost(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     server.require_server(&server_id)?;
-    let endpoint = format!("ws://{}:{}", core.config.ws_host, core.tunnel_port);
+    let endpoint = core.tunnel_ws_endpoint();
     let mut response = signpost(
         is_websocket_upgrade(&headers),
         "relay.ws_http_endpoint",

@@ -97,15 +97,19 @@ impl Core {
         format!("{}/.well-known/jwks.json", self.config.public_url)
     }
 
-    /// `ws://<ws host>:<client port>/client/<server id>`: where remote clients mount (B.2).
+    /// `ws(s)://<ws host>:<client port>/client/<server id>` (or `--public-client-url`):
+    /// where remote clients mount (B.2); `wss` when the public URL is https.
     #[must_use]
     pub fn client_ws_endpoint(&self, server_id: &str) -> String {
-        format!(
-            "ws://{}:{}/client/{}",
-            self.config.ws_host,
-            self.client_port,
-            phlix_common::percent_encode(server_id)
-        )
+        self.config
+            .client_endpoint(self.client_port, &phlix_common::percent_encode(server_id))
+    }
+
+    /// `ws(s)://<ws host>:<tunnel port>` (or `--public-tunnel-url`): where servers open their
+    /// tunnel (B.1).
+    #[must_use]
+    pub fn tunnel_ws_endpoint(&self) -> String {
+        self.config.tunnel_endpoint(self.tunnel_port)
     }
 
     /// `<public url>/api/v1/servers/<server id>/proxy`: the base of HTTP-over-relay (A.5).

@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub use crate::config::ConnLimits;
+use crate::config::edge::TrustedProxies;
+use crate::http::forwarded::client_addr;
 
 /// What one listener has seen, for `/health` and `/metrics`.
 #[derive(Debug, Default)]
@@ -120,6 +122,8 @@ pub struct Connections {
     pub client: Arc<ConnStats>,
     /// The soft `RLIMIT_NOFILE` the hub runs with (0 = unknown).
     pub fd_limit: AtomicU64,
+    /// The listeners' TLS, when the hub serves it (for `/health` and `/metrics`).
+    pub tls: std::sync::OnceLock<Arc<crate::tls::Tls>>,
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (every connection is a descriptor) and
@@ -139,13 +143,117 @@ pub fn raise_fd_limit() -> Option<u64> {
 /// socket is closed.
 const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 5\r\ncontent-length: 113\r\n\r\n{\"error\":\"Too Many Requests\",\"code\":\"too_many_connections\",\"message\":\"Too many open connections from this address\"}";
 
-/// Serves `router` on `listener` until `shutdown`, then lets open requests finish.
+/// What stands in front of a listener's connections: the TLS acceptor (when the hub serves
+/// TLS) and the reverse proxies whose forwarding headers are believed.
+#[derive(Clone, Default)]
+pub struct Front {
+    /// The handshake of each connection; `None` for plain HTTP/WebSocket.
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// Counters of the handshakes (and the ACME challenge hand-off).
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    pub proxies: Arc<TrustedProxies>,
+}
+
+/// The answer to plain HTTP on a TLS port, written once before the socket closes.
+const PLAIN_ON_TLS: &str = "{\"error\":\"Bad Request\",\"code\":\"tls_required\",\"message\":\"This port speaks TLS: use https:// or wss://\"}";
+
+type ConnFuture =
+    Pin<Box<dyn Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send>>;
+
+/// One connection served by hyper (with the idle timeout when given), watched for graceful
+/// shutdown.
+fn connection<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    idle: Option<Duration>,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> ConnFuture
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            axum::http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    match idle {
+        Some(idle) => Box::pin(
+            watcher.watch(
+                builder
+                    .serve_connection_with_upgrades(TokioIo::new(IdleIo::new(io, idle)), service)
+                    .into_owned(),
+            ),
+        ),
+        None => Box::pin(
+            watcher.watch(
+                builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), service)
+                    .into_owned(),
+            ),
+        ),
+    }
+}
+
+/// rustls reads at most 4 KiB per `read` call; this buffer turns those into one system call
+/// per 64 KiB on a busy stream (writes pass straight through).
+const TLS_READ_BUFFER: usize = 64 * 1024;
+
+/// The TCP stream under a TLS session.
+pub type BufferedTcp = tokio::io::BufReader<tokio::net::TcpStream>;
+
+/// The TLS handshake of one connection. Anything but a ClientHello is refused before rustls
+/// sees it: plain HTTP gets a short 400 naming the fix, other bytes a close.
+async fn accept_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut tcp: tokio::net::TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<BufferedTcp>, &'static str> {
+    let mut first = [0u8; 1];
+    match tcp.peek(&mut first).await {
+        Ok(0) | Err(_) => return Err("closed before the handshake"),
+        Ok(_) => {}
+    }
+    // 0x16: a TLS handshake record.
+    if first[0] != 0x16 {
+        if first[0].is_ascii_uppercase() {
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{PLAIN_ON_TLS}",
+                PLAIN_ON_TLS.len()
+            );
+            let _ = tcp.try_write(answer.as_bytes());
+            // Close our side, then drain briefly so the close is a FIN, not a reset that
+            // could destroy the answer before the client reads it.
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut tcp).await;
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::io::AsyncReadExt::read(&mut tcp, &mut sink),
+            )
+            .await;
+            return Err("plain HTTP on a TLS port");
+        }
+        return Err("not a TLS ClientHello");
+    }
+    acceptor
+        .accept(tokio::io::BufReader::with_capacity(TLS_READ_BUFFER, tcp))
+        .await
+        .map_err(|_| "TLS handshake failed")
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets open requests finish. With TLS
+/// the handshake runs on the connection's own task within the header-read timeout, so a slow
+/// or garbage handshake costs one task until then and never the accept loop.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
     idle_timeout: Option<Duration>,
     stats: Arc<ConnStats>,
+    front: Front,
     shutdown: CancellationToken,
     name: &'static str,
 ) {
@@ -177,28 +285,51 @@ pub async fn serve(
         // Responses are written in pieces (head, streamed body chunks): without TCP_NODELAY
         // Nagle's algorithm holds the last piece back until the peer's delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
-        let service = connection_service(router.clone(), peer);
+        let service = connection_service(
+            router.clone(),
+            peer,
+            front.acceptor.is_some(),
+            Arc::clone(&front.proxies),
+        );
         let stats = Arc::clone(&stats);
-        match idle_timeout {
-            Some(idle) => {
-                let io = TokioIo::new(IdleIo::new(tcp, idle));
-                let conn = graceful.watch(
-                    builder
-                        .serve_connection_with_upgrades(io, service)
-                        .into_owned(),
-                );
-                tokio::spawn(finish(conn, guard, stats));
+        let Some(acceptor) = front.acceptor.clone() else {
+            let conn = connection(&builder, tcp, idle_timeout, service, graceful.watcher());
+            tokio::spawn(finish(conn, guard, stats));
+            continue;
+        };
+        let (builder, watcher, shutdown) = (builder.clone(), graceful.watcher(), shutdown.clone());
+        let tls = front.tls.clone();
+        let header_read = limits.header_read;
+        tokio::spawn(async move {
+            let handshake = tokio::select! {
+                () = shutdown.cancelled() => return,
+                handshake = tokio::time::timeout(header_read, accept_tls(acceptor, tcp)) => handshake,
+            };
+            let failed = |why: &str| {
+                if let Some(tls) = &tls {
+                    tls.stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(listener = name, %peer, reason = why, "TLS connection closed");
+            };
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(why)) => return failed(why),
+                Err(_) => {
+                    stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                    return failed("handshake timed out");
+                }
+            };
+            if stream.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+                // A TLS-ALPN-01 validation: the handshake was the whole answer.
+                return;
             }
-            None => {
-                let io = TokioIo::new(tcp);
-                let conn = graceful.watch(
-                    builder
-                        .serve_connection_with_upgrades(io, service)
-                        .into_owned(),
-                );
-                tokio::spawn(finish(conn, guard, stats));
-            }
-        }
+            finish(
+                connection(&builder, stream, idle_timeout, service, watcher),
+                guard,
+                stats,
+            )
+            .await;
+        });
     }
     drop(listener);
     graceful.shutdown().await;
@@ -221,10 +352,13 @@ async fn finish<E: std::fmt::Display>(
 }
 
 /// The router as a hyper service of one connection: every request carries the peer address
-/// (`ConnectInfo<SocketAddr>`), as `into_make_service_with_connect_info` would add it.
+/// (`ConnectInfo<SocketAddr>`, as `into_make_service_with_connect_info` would add it) and the
+/// client as the proxy rules see it (`forwarded::ClientAddr`, computed here once).
 fn connection_service(
     router: Router,
     peer: SocketAddr,
+    tls: bool,
+    proxies: Arc<TrustedProxies>,
 ) -> impl hyper::service::Service<
     axum::http::Request<hyper::body::Incoming>,
     Response = axum::response::Response,
@@ -237,7 +371,9 @@ fn connection_service(
 + 'static {
     hyper::service::service_fn(
         move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            let client = client_addr(peer, request.headers(), tls, &proxies);
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(client);
             router.clone().oneshot(request)
         },
     )

@@ -170,10 +170,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+        // The client as the proxy rules see it (http::forwarded), for audit rows and limits.
+        let ip = match parts.extensions.get::<crate::http::forwarded::ClientAddr>() {
+            Some(client) => client.ip.to_string(),
+            None => parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string()),
+        };
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -8,6 +8,7 @@ pub mod conn;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod forwarded;
 pub mod maintenance;
 pub mod redact;
 pub mod state;

@@ -73,6 +73,7 @@ fn unauthorized() -> Response {
 async fn mount_client(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: crate::http::forwarded::ClientAddr,
     crate::http::extract::Path(server_id): crate::http::extract::Path<String>,
     request: Request,
 ) -> Response {
@@ -92,7 +93,7 @@ async fn mount_client(
         .into_response();
     };
     let relay = core.relay.clone();
-    if let Err(retry_after) = relay.allow_mount(&peer.ip().to_string(), now_unix()) {
+    if let Err(retry_after) = relay.allow_mount(&client.ip.to_string(), now_unix()) {
         return crate::domain::DomainError::RateLimited { retry_after }.into_response();
     }
     let Some((token, offered_protocol)) = presented_token(request.headers()) else {

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
 async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: crate::http::forwarded::ClientAddr,
     request: Request,
 ) -> Response {
     let Ok(accept) = ws_io::upgrade_accept(request.headers()) else {
@@ -58,7 +59,7 @@ async fn upgrade(
         .into_response();
     };
     let relay = core.relay.clone();
-    let allowed = relay.allow_connect(&peer.ip().to_string(), now_unix());
+    let allowed = relay.allow_connect(&client.ip.to_string(), now_unix());
     ws_io::upgrade(request, &accept, None, move |stream| async move {
         let WsStream { reader, mut writer } = stream;
         if !allowed {

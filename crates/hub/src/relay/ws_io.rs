@@ -105,6 +105,21 @@ impl WsStream {
                 let (read, write) = stream.into_split();
                 Self::from_parts(Box::new(read), Box::new(write), &parts.read_buf)
             }
+            Err(upgraded) => Self::tls_or_other(upgraded),
+        }
+    }
+
+    /// A TLS session (the WebSocket ports with TLS on) is split with a lock, without hyper's
+    /// upgrade wrapper in between; anything else through that wrapper.
+    fn tls_or_other(upgraded: hyper::upgrade::Upgraded) -> Self {
+        type Tls = hyper_util::rt::TokioIo<
+            tokio_rustls::server::TlsStream<crate::http::conn::BufferedTcp>,
+        >;
+        match upgraded.downcast::<Tls>() {
+            Ok(parts) => {
+                let (read, write) = tokio::io::split(parts.io.into_inner());
+                Self::from_parts(Box::new(read), Box::new(write), &parts.read_buf)
+            }
             Err(upgraded) => {
                 let (read, write) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
                 Self::from_parts(Box::new(read), Box::new(write), &[])
@@ -371,7 +386,7 @@ pub async fn connect_client_from(
     path: &str,
     extra: &[(&str, &str)],
 ) -> io::Result<Connected> {
-    let mut stream = match local {
+    let stream = match local {
         Some(ip) => {
             let socket = if ip.is_ipv4() {
                 tokio::net::TcpSocket::new_v4()?
@@ -384,6 +399,44 @@ pub async fn connect_client_from(
         None => tokio::net::TcpStream::connect(addr).await?,
     };
     stream.set_nodelay(true)?;
+    handshake_client(stream, &addr.to_string(), path, extra, |stream| {
+        let (read, write) = stream.into_split();
+        (Box::new(read), Box::new(write))
+    })
+    .await
+}
+
+/// [`connect_client`] over an already-connected stream (a TLS session, for `wss://`); `host`
+/// goes into the `Host` header.
+///
+/// # Errors
+/// I/O errors and a malformed HTTP answer.
+pub async fn connect_client_over<S>(
+    stream: S,
+    host: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> io::Result<Connected>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    handshake_client(stream, host, path, extra, |stream| {
+        let (read, write) = tokio::io::split(stream);
+        (Box::new(read), Box::new(write))
+    })
+    .await
+}
+
+async fn handshake_client<S>(
+    mut stream: S,
+    addr: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    split: impl FnOnce(S) -> (BoxRead, BoxWrite),
+) -> io::Result<Connected>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let key = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         crate::auth::random_bytes::<16>(),
@@ -458,8 +511,8 @@ pub async fn connect_client_from(
         ));
     }
     let leftover = buf.split_off(head_end);
-    let (read, write) = stream.into_split();
-    let mut stream = WsStream::from_parts(Box::new(read), Box::new(write), &leftover);
+    let (read, write) = split(stream);
+    let mut stream = WsStream::from_parts(read, write, &leftover);
     stream.writer.set_client_role();
     Ok(Connected::Open { headers, stream })
 }

@@ -81,6 +81,7 @@ pub fn serve_args(data_dir: &Path, database_url: &str) -> ServeArgs {
         client_addr: "127.0.0.1:0".parse().unwrap(),
         public_url: "http://127.0.0.1".into(),
         public_domain: None,
+        edge: Default::default(),
         log_format: None,
         health_interval: Duration::from_millis(200),
         arr_sync_interval: Duration::from_secs(300),
