@@ -82,6 +82,20 @@ async fn every_admin_route_answers_admins_only() {
         ),
         (Method::GET, "/api/v1/admin/requests".into(), None),
         (Method::GET, "/api/v1/admin/settings".into(), None),
+        (Method::GET, "/api/v1/admin/dashboard/summary".into(), None),
+        (Method::GET, "/api/v1/admin/dashboard/activity".into(), None),
+        (Method::GET, "/api/v1/me/audit-logs".into(), None),
+        (
+            Method::GET,
+            "/api/v1/admin/audit-logs?format=csv".into(),
+            None,
+        ),
+        (Method::GET, "/api/v1/me/logs".into(), None),
+        (
+            Method::GET,
+            format!("/api/v1/admin/users/{target}/bandwidth"),
+            None,
+        ),
     ];
     let store = hub.store().await;
     for (method, path, body) in &routes {
