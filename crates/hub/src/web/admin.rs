@@ -19,33 +19,8 @@ use crate::domain::{DomainError, admin, console};
 use crate::http::extract::{ClientInfo, Path};
 use crate::store::{AdminUserRow, StatsPoint};
 
-fn admin_only(viewer: &Viewer) -> Option<Response> {
-    (!viewer.user.is_admin).then(|| {
-        viewer_error(
-            viewer,
-            StatusCode::FORBIDDEN,
-            "Administrators only",
-            "Only an administrator of this hub can open the admin console.",
-        )
-    })
-}
-
-/// A refusal's status and sentence for a page.
-fn refusal(err: &DomainError) -> (StatusCode, String) {
-    let (status, body) = err.parts();
-    if status.is_server_error() {
-        tracing::error!(error = %err, "admin page failed");
-    }
-    let message = match err {
-        DomainError::Validation { field_errors, .. } => field_errors
-            .iter()
-            .map(|(_, text)| text.as_str())
-            .collect::<Vec<_>>()
-            .join(". "),
-        _ => body.message.unwrap_or(body.error),
-    };
-    (status, message)
-}
+/// What a member is told on these pages.
+const ADMINS_ONLY: &str = "Only an administrator of this hub can open the admin console.";
 
 /// One figure of the dashboard.
 #[derive(Debug, Clone)]
@@ -129,7 +104,7 @@ fn chart(
 
 /// `GET /app/admin`: the dashboard.
 pub async fn dashboard(viewer: Viewer) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let core = &viewer.core;
@@ -325,7 +300,7 @@ async fn users_page(viewer: &Viewer, view: UsersView<'_>) -> Response {
 
 /// `GET /app/admin/users[?q=&offset=]`.
 pub async fn users(viewer: Viewer, Query(params): Query<HashMap<String, String>>) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     users_page(
@@ -346,7 +321,7 @@ pub async fn create_user(
     client: ClientInfo,
     CsrfForm(form): CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let body = json!({
@@ -430,7 +405,7 @@ pub async fn user(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let notice = notice_of(params.get("done").map(String::as_str));
@@ -445,7 +420,7 @@ pub async fn user_action(
     Path((id, action)): Path<(String, String)>,
     CsrfForm(form): CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let (core, me) = (&viewer.core, &viewer.user);
@@ -577,7 +552,7 @@ const AUDIT_FILTERS: [(&str, &str); 7] = [
 
 /// `GET /app/admin/audit[?filters&offset=]`.
 pub async fn audit(viewer: Viewer, Query(params): Query<HashMap<String, String>>) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let filters: Vec<(&'static str, &'static str, String)> = AUDIT_FILTERS

@@ -131,6 +131,31 @@ pub(super) fn api_error_page(viewer: &Viewer, err: &DomainError) -> Response {
     viewer_error(viewer, status, &body.error, &message)
 }
 
+/// The 403 page of an admin-only page for a member (`why` says what only admins may do).
+pub(super) fn admin_only(viewer: &Viewer, why: &str) -> Option<Response> {
+    (!viewer.user.is_admin)
+        .then(|| viewer_error(viewer, StatusCode::FORBIDDEN, "Administrators only", why))
+}
+
+/// A refusal shown on a form's page: its status and one sentence (a validation failure's
+/// field messages joined). A server error is logged, except 502: a third-party service
+/// failed, which the page says.
+pub(super) fn refusal(err: &DomainError) -> (StatusCode, String) {
+    let (status, body) = err.parts();
+    if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
+        tracing::error!(error = %err, "page failed");
+    }
+    let message = match err {
+        DomainError::Validation { field_errors, .. } => field_errors
+            .iter()
+            .map(|(_, text)| text.as_str())
+            .collect::<Vec<_>>()
+            .join(". "),
+        _ => body.message.unwrap_or(body.error),
+    };
+    (status, message)
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` and `YYYY-MM-DD HH:MM UTC` of a unix time.
 pub(super) fn when(unix: i64) -> (String, String) {
     let Ok(at) = time::OffsetDateTime::from_unix_timestamp(unix) else {

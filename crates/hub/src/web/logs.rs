@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::html;
-use super::layout::{Layout, viewer_error};
+use super::layout::{Layout, admin_only, viewer_error};
 use super::session::Viewer;
 use crate::http::percent_encode;
 use crate::telemetry::{LogFilter, Severity, log_ring};
@@ -45,13 +45,11 @@ struct LogsPage {
 
 /// `GET /app/admin/logs[?level=&target=]` (administrators; 403 page otherwise).
 pub async fn page(viewer: Viewer, Query(params): Query<HashMap<String, String>>) -> Response {
-    if !viewer.user.is_admin {
-        return viewer_error(
-            &viewer,
-            StatusCode::FORBIDDEN,
-            "Administrators only",
-            "Only an administrator of this hub can read its logs.",
-        );
+    if let Some(refused) = admin_only(
+        &viewer,
+        "Only an administrator of this hub can read its logs.",
+    ) {
+        return refused;
     }
     let level = match params.get("level").map(String::as_str) {
         None | Some("") => Severity::Info,

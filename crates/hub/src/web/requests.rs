@@ -17,6 +17,9 @@ use crate::domain::requests::{self, Created, SearchResult};
 use crate::http::extract::{ClientInfo, Path};
 use crate::store::RequestRow;
 
+/// What a member is told on these pages.
+const ADMINS_ONLY: &str = "Only an administrator of this hub can approve or deny requests.";
+
 /// Image hosts of the posters the *arr lookups return (TMDB, TheTVDB, fanart.tv); the pages'
 /// content security policy allows exactly these, and a poster elsewhere is not shown (a
 /// request's `poster_url` comes from its requester).
@@ -114,19 +117,6 @@ fn notice_of(saved: Option<&str>) -> Option<String> {
             _ => return None,
         }
         .to_owned(),
-    )
-}
-
-/// The message of a refusal shown on a page, with its status.
-fn refusal(err: &crate::domain::DomainError) -> (StatusCode, String) {
-    let (status, body) = err.parts();
-    if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
-        tracing::error!(error = %err, "request page failed");
-    }
-    (
-        status,
-        body.message
-            .unwrap_or_else(|| "Something went wrong. Try again in a moment.".to_owned()),
     )
 }
 
@@ -264,17 +254,6 @@ const FILTERS: [(&str, &str); 5] = [
     ("all", "All"),
 ];
 
-fn admin_only(viewer: &Viewer) -> Option<Response> {
-    (!viewer.user.is_admin).then(|| {
-        viewer_error(
-            viewer,
-            StatusCode::FORBIDDEN,
-            "Administrators only",
-            "Only an administrator of this hub can approve or deny requests.",
-        )
-    })
-}
-
 async fn queue_page(
     viewer: &Viewer,
     status_filter: Option<&str>,
@@ -282,7 +261,7 @@ async fn queue_page(
     code: StatusCode,
     error: Option<String>,
 ) -> Response {
-    if let Some(refused) = admin_only(viewer) {
+    if let Some(refused) = admin_only(viewer, ADMINS_ONLY) {
         return refused;
     }
     let filter = status_filter
@@ -324,7 +303,7 @@ pub async fn approve(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let filter = form.get("status").map(String::as_str);
@@ -344,7 +323,7 @@ pub async fn deny(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let reason = form

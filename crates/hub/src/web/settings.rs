@@ -15,6 +15,9 @@ use super::session::{CsrfForm, Viewer};
 use crate::domain::settings::{self, Kind, SCHEMA};
 use crate::http::extract::ClientInfo;
 
+/// What a member is told on these pages.
+const ADMINS_ONLY: &str = "Only an administrator of this hub can change its settings.";
+
 /// One field of the settings form.
 #[derive(Debug, Clone)]
 pub struct SettingField {
@@ -80,17 +83,6 @@ struct SettingsPage {
     error: Option<String>,
 }
 
-fn admin_only(viewer: &Viewer) -> Option<Response> {
-    (!viewer.user.is_admin).then(|| {
-        viewer_error(
-            viewer,
-            StatusCode::FORBIDDEN,
-            "Administrators only",
-            "Only an administrator of this hub can change its settings.",
-        )
-    })
-}
-
 fn field(setting: &settings::Setting, value: &Value, error: Option<String>) -> SettingField {
     let (input, min, max) = match setting.kind {
         Kind::Int(int) => ("int", int.min, int.max),
@@ -143,7 +135,7 @@ pub async fn settings_page(
     viewer: Viewer,
     axum::extract::Query(query): axum::extract::Query<SavedQuery>,
 ) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     match settings::current(&viewer.core).await {
@@ -170,7 +162,7 @@ pub async fn save_settings(
     client: ClientInfo,
     CsrfForm(form): CsrfForm<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = admin_only(&viewer) {
+    if let Some(refused) = admin_only(&viewer, ADMINS_ONLY) {
         return refused;
     }
     let current = match settings::current(&viewer.core).await {
