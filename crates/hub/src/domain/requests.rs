@@ -105,10 +105,13 @@ fn not_pending(row: &RequestRow) -> DomainError {
     }
 }
 
-fn arr_failed(err: &ArrError) -> DomainError {
-    DomainError::Upstream {
-        code: "arr_failed",
-        message: err.message.clone(),
+/// A failed *arr call is a 502 `arr_failed` naming the service, its status and its text.
+impl From<ArrError> for DomainError {
+    fn from(err: ArrError) -> Self {
+        Self::Upstream {
+            code: "arr_failed",
+            message: err.message,
+        }
     }
 }
 
@@ -469,7 +472,7 @@ async fn send_to_arr(core: &Core, row: &RequestRow) -> DomainResult<i64> {
     let root_setting = settings::text(core, &format!("server.arr.{key}.root_folder")).await?;
     let id_of = |item: &Value| {
         item.get("id").and_then(Value::as_i64).ok_or_else(|| {
-            arr_failed(&ArrError {
+            DomainError::from(ArrError {
                 service,
                 status: Some(200),
                 message: format!("{} answered without an id", service.name()),
@@ -479,84 +482,40 @@ async fn send_to_arr(core: &Core, row: &RequestRow) -> DomainResult<i64> {
     };
     match service {
         Service::Radarr => {
-            if let Some(existing) = arr
-                .movie_by_tmdb(row.tmdb_id)
-                .await
-                .map_err(|e| arr_failed(&e))?
-            {
+            if let Some(existing) = arr.movie_by_tmdb(row.tmdb_id).await? {
                 return id_of(&existing);
             }
-            let lookup = arr
-                .movie_lookup_tmdb(row.tmdb_id)
-                .await
-                .map_err(|e| arr_failed(&e))?;
-            let profile = arr
-                .pick_profile(profile_setting)
-                .await
-                .map_err(|e| arr_failed(&e))?;
-            let root = arr
-                .pick_root_folder(&root_setting)
-                .await
-                .map_err(|e| arr_failed(&e))?;
+            let lookup = arr.movie_lookup_tmdb(row.tmdb_id).await?;
+            let profile = arr.pick_profile(profile_setting).await?;
+            let root = arr.pick_root_folder(&root_setting).await?;
             match arr.add_movie(&lookup, row.tmdb_id, profile, &root).await {
                 Ok(movie) => id_of(&movie),
                 // Added by someone else between the check and the add.
-                Err(err) if err.already_added() => {
-                    match arr
-                        .movie_by_tmdb(row.tmdb_id)
-                        .await
-                        .map_err(|e| arr_failed(&e))?
-                    {
-                        Some(movie) => id_of(&movie),
-                        None => Err(arr_failed(&err)),
-                    }
-                }
-                Err(err) => Err(arr_failed(&err)),
+                Err(err) if err.already_added() => match arr.movie_by_tmdb(row.tmdb_id).await? {
+                    Some(movie) => id_of(&movie),
+                    None => Err(err.into()),
+                },
+                Err(err) => Err(err.into()),
             }
         }
         Service::Sonarr => {
-            let lookup = arr
-                .series_lookup_tmdb(row.tmdb_id)
-                .await
-                .map_err(|e| arr_failed(&e))?;
+            let lookup = arr.series_lookup_tmdb(row.tmdb_id).await?;
             let tvdb_id = lookup
                 .get("tvdbId")
                 .and_then(Value::as_i64)
                 .unwrap_or_default();
-            if let Some(existing) = arr
-                .series_by_tvdb(tvdb_id)
-                .await
-                .map_err(|e| arr_failed(&e))?
-            {
-                return arr
-                    .monitor_existing_series(existing, row.season)
-                    .await
-                    .map_err(|e| arr_failed(&e));
+            if let Some(existing) = arr.series_by_tvdb(tvdb_id).await? {
+                return Ok(arr.monitor_existing_series(existing, row.season).await?);
             }
-            let profile = arr
-                .pick_profile(profile_setting)
-                .await
-                .map_err(|e| arr_failed(&e))?;
-            let root = arr
-                .pick_root_folder(&root_setting)
-                .await
-                .map_err(|e| arr_failed(&e))?;
+            let profile = arr.pick_profile(profile_setting).await?;
+            let root = arr.pick_root_folder(&root_setting).await?;
             match arr.add_series(&lookup, row.season, profile, &root).await {
                 Ok(series) => id_of(&series),
-                Err(err) if err.already_added() => {
-                    match arr
-                        .series_by_tvdb(tvdb_id)
-                        .await
-                        .map_err(|e| arr_failed(&e))?
-                    {
-                        Some(existing) => arr
-                            .monitor_existing_series(existing, row.season)
-                            .await
-                            .map_err(|e| arr_failed(&e)),
-                        None => Err(arr_failed(&err)),
-                    }
-                }
-                Err(err) => Err(arr_failed(&err)),
+                Err(err) if err.already_added() => match arr.series_by_tvdb(tvdb_id).await? {
+                    Some(existing) => Ok(arr.monitor_existing_series(existing, row.season).await?),
+                    None => Err(err.into()),
+                },
+                Err(err) => Err(err.into()),
             }
         }
     }
@@ -750,7 +709,7 @@ pub async fn search(
     }
     let service = service_of(kind);
     let arr = configured(core, service).await?;
-    let items = arr.lookup(query).await.map_err(|e| arr_failed(&e))?;
+    let items = arr.lookup(query).await?;
     let mut results: Vec<(SearchResult, bool)> = items
         .iter()
         .filter_map(|item| {
