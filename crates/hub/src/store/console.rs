@@ -44,6 +44,20 @@ macro_rules! audit_where {
     };
 }
 
+/// Binds the filters to `$1..$7` of [`audit_where!`].
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr) => {
+        $query
+            .bind(&$filter.event)
+            .bind(&$filter.user_id)
+            .bind(&$filter.resource)
+            .bind(&$filter.action)
+            .bind($filter.success)
+            .bind($filter.from)
+            .bind($filter.to)
+    };
+}
+
 macro_rules! audit_select {
     () => {
         "SELECT a.id, a.event, a.user_id, COALESCE(u.display_name, u.username) AS actor, \
@@ -87,33 +101,25 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRow>, i64)> {
         dispatch!(self, |pool| {
-            let rows = sqlx::query_as::<_, AuditRow>(concat!(
-                audit_select!(),
-                audit_where!(),
-                "ORDER BY a.id DESC LIMIT $8 OFFSET $9"
-            ))
-            .bind(&filter.event)
-            .bind(&filter.user_id)
-            .bind(&filter.resource)
-            .bind(&filter.action)
-            .bind(filter.success)
-            .bind(filter.from)
-            .bind(filter.to)
+            let rows = bind_filter!(
+                sqlx::query_as::<_, AuditRow>(concat!(
+                    audit_select!(),
+                    audit_where!(),
+                    "ORDER BY a.id DESC LIMIT $8 OFFSET $9"
+                )),
+                filter
+            )
             .bind(limit)
             .bind(offset)
             .fetch_all(pool)
             .await?;
-            let total: i64 = sqlx::query_scalar(concat!(
-                "SELECT COUNT(*) FROM audit_logs a ",
-                audit_where!()
-            ))
-            .bind(&filter.event)
-            .bind(&filter.user_id)
-            .bind(&filter.resource)
-            .bind(&filter.action)
-            .bind(filter.success)
-            .bind(filter.from)
-            .bind(filter.to)
+            let total: i64 = bind_filter!(
+                sqlx::query_scalar(concat!(
+                    "SELECT COUNT(*) FROM audit_logs a ",
+                    audit_where!()
+                )),
+                filter
+            )
             .fetch_one(pool)
             .await?;
             Ok((rows, total))
@@ -132,18 +138,14 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>> {
         dispatch!(self, |pool| {
-            Ok(sqlx::query_as::<_, AuditRow>(concat!(
-                audit_select!(),
-                audit_where!(),
-                "AND ($8 IS NULL OR a.id < $8) ORDER BY a.id DESC LIMIT $9"
-            ))
-            .bind(&filter.event)
-            .bind(&filter.user_id)
-            .bind(&filter.resource)
-            .bind(&filter.action)
-            .bind(filter.success)
-            .bind(filter.from)
-            .bind(filter.to)
+            Ok(bind_filter!(
+                sqlx::query_as::<_, AuditRow>(concat!(
+                    audit_select!(),
+                    audit_where!(),
+                    "AND ($8 IS NULL OR a.id < $8) ORDER BY a.id DESC LIMIT $9"
+                )),
+                filter
+            )
             .bind(before)
             .bind(limit)
             .fetch_all(pool)
