@@ -546,21 +546,25 @@ pub async fn signups_disabled(core: &Core) -> DomainResult<bool> {
     flag(core, SIGNUPS_DISABLED).await
 }
 
-/// Applies the settings this node keeps in memory (the relay's drain grace). Called at start,
+/// Applies the settings this node keeps in memory (the relay's drain grace, the maintenance
+/// flag). Called at start,
 /// after every change on this node, and on each maintenance tick (changes made on other
 /// nodes).
 ///
 /// # Errors
 /// Database failures only.
 pub async fn apply_live(core: &Core) -> DomainResult<()> {
-    let grace = core
-        .store
-        .setting(DRAIN_GRACE)
-        .await?
-        .and_then(|text| text.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && (0.0..=300.0).contains(s))
-        .map(std::time::Duration::from_secs_f64);
+    // Only an admin's value overrides the flag: the stored text, checked by the schema.
+    let grace = match (core.store.setting(DRAIN_GRACE).await?, find(DRAIN_GRACE)) {
+        (Some(text), Some(setting)) => setting
+            .parse_stored(&text)
+            .and_then(|value| value.as_f64())
+            .map(std::time::Duration::from_secs_f64),
+        _ => None,
+    };
     core.relay.set_drain_grace(grace);
+    // Other nodes follow the maintenance flag within `maintenance::REFRESH` anyway.
+    core.maintenance.set(flag(core, MAINTENANCE_MODE).await?);
     Ok(())
 }
 
@@ -625,11 +629,8 @@ pub async fn update(
     }
     let now = now_unix();
     core.store.write_settings(&writes, now).await?;
+    // This node follows at once.
     apply_live(core).await?;
-    if let Some((_, stored, _)) = writes.iter().find(|(key, ..)| *key == MAINTENANCE_MODE) {
-        // This node follows at once; the others within `maintenance::REFRESH`.
-        core.maintenance.set(stored.as_deref() == Some("true"));
-    }
     for (key, stored, _) in &writes {
         let mut entry = audit::entry("settings.changed", client, Some(actor), true, None);
         entry.resource = Some("settings".into());
