@@ -128,6 +128,7 @@ async fn no_head(
 /// JSON answers for unknown paths and methods, and the layers every request passes.
 pub fn app_router(state: AppState) -> Router {
     crate::api::router()
+        .merge(crate::api::mcp::router(&state))
         .merge(crate::relay::route::router())
         .merge(crate::web::router(state.clone()))
         .fallback(error::not_found)

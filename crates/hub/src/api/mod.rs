@@ -9,11 +9,13 @@ pub mod directory;
 pub mod events;
 pub mod health;
 pub mod logs;
+pub mod mcp;
 pub mod metrics;
 pub mod requests;
 pub mod servers;
 pub mod settings;
 pub mod shares;
+pub mod tokens;
 pub mod webhooks;
 
 use axum::Router;
@@ -59,6 +61,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/me/invite-links/{id}", delete(shares::revoke_invite))
         .route("/me/invite-links/{token}/redeem", post(shares::redeem))
+        .route("/me/mcp-tokens", get(tokens::list).post(tokens::create))
+        .route("/me/mcp-tokens/", get(tokens::list).post(tokens::create))
+        .route("/me/mcp-tokens/{id}", delete(tokens::revoke))
         .route("/me/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/me/webhooks/{id}",

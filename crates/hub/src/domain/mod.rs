@@ -21,6 +21,7 @@ pub mod requests;
 pub mod servers;
 pub mod settings;
 pub mod shares;
+pub mod tokens;
 pub mod tunnels;
 pub mod webhooks;
 

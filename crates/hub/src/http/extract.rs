@@ -19,6 +19,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::auth::session::{TokenError, TokenKind};
 pub use crate::domain::ClientInfo;
+use crate::domain::tokens::{self, Grant};
 use crate::domain::{Core, DomainError};
 use crate::store::UserRow;
 
@@ -170,21 +171,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        // The client as the proxy rules see it (http::forwarded), for audit rows and limits.
-        let ip = match parts.extensions.get::<crate::http::forwarded::ClientAddr>() {
-            Some(client) => client.ip.to_string(),
-            None => parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string()),
-        };
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(255).collect());
-        Ok(Self { ip, user_agent })
+        Ok(client_of(parts))
     }
+}
+
+/// The client as the proxy rules see it (http::forwarded), for audit rows and limits.
+pub fn client_of(parts: &Parts) -> ClientInfo {
+    let ip = match parts.extensions.get::<crate::http::forwarded::ClientAddr>() {
+        Some(client) => client.ip.to_string(),
+        None => parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string()),
+    };
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(255).collect());
+    ClientInfo { ip, user_agent }
 }
 
 /// The `user` gate (SPEC E.1): an access token from `Authorization: Bearer`, else from the
@@ -193,7 +198,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub user: UserRow,
+    /// The session token's claims; for a personal access token, claims describing it (`type`
+    /// `pat`, its scopes, `exp` = when this request's authorization lapses).
     pub claims: SessionClaims,
+    /// The personal access token that authenticated the request, if one did.
+    pub token: Option<Grant>,
 }
 
 /// The bearer token of an `Authorization` header, if any.
@@ -256,6 +265,9 @@ impl CurrentUser {
                 .ok_or(ApiError::AuthRequired)?,
             None => return Err(ApiError::AuthRequired),
         };
+        if tokens::looks_like_token(&token) {
+            return Self::from_personal_token(parts, core, &token, path).await;
+        }
         let claims = core
             .sessions
             .verify(&token, TokenKind::Access)
@@ -272,7 +284,57 @@ impl CurrentUser {
         if claims.sv != user.session_epoch {
             return Err(ApiError::InvalidToken);
         }
-        Ok(Self { user, claims })
+        Ok(Self {
+            user,
+            claims,
+            token: None,
+        })
+    }
+
+    /// A personal access token (64 lowercase hex) in `Authorization: Bearer`: valid, and its
+    /// scopes reach this route (`domain::tokens::required_scope`), else 401/403.
+    async fn from_personal_token(
+        parts: &Parts,
+        core: &Core,
+        token: &str,
+        path: &str,
+    ) -> Result<Self, ApiError> {
+        let Some(needs) = tokens::required_scope(parts.method.as_str(), path) else {
+            return Err(tokens::not_for_tokens().into());
+        };
+        let (user, grant) = tokens::authenticate(core, token, &client_of(parts))
+            .await?
+            .ok_or(ApiError::InvalidToken)?;
+        if let tokens::Needs::Scope(scope) = needs {
+            grant.require(scope)?;
+        }
+        let now = crate::auth::now_unix();
+        let access_ttl = crate::domain::settings::ACCESS_TTL
+            .get(&core.store)
+            .await
+            .map_err(DomainError::from)?;
+        let claims = SessionClaims {
+            iss: crate::auth::session::ISSUER.to_owned(),
+            aud: crate::auth::session::AUDIENCE.to_owned(),
+            sub: user.id.clone(),
+            iat: now,
+            exp: grant.expires_at.min(now + access_ttl),
+            kind: "pat".to_owned(),
+            jti: None,
+            scope: grant
+                .scopes
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            server_id: None,
+            sv: user.session_epoch,
+        };
+        Ok(Self {
+            user,
+            claims,
+            token: Some(grant),
+        })
     }
 }
 

@@ -18,6 +18,7 @@ mod requests;
 mod servers;
 mod settings;
 mod shares;
+mod tokens;
 mod users;
 mod webhooks;
 
@@ -40,6 +41,7 @@ pub use relay::{RelayTokenGrant, SessionCounters};
 pub use requests::{NewRequest, RequestRow, RequestWrite};
 pub use servers::{HeartbeatRow, LibraryRow, RelaySessionRow, ServerRow, UserLibraryRow};
 pub use shares::{IncomingShareRow, InviteRow, NewShare, ShareRow, ShareWrite};
+pub use tokens::TokenRow;
 pub use url::{DatabaseUrl, redact_url};
 pub use users::{NewUser, UserRow};
 pub use webhooks::{AttemptOutcome, AttemptRow, DeliveryRow, WebhookRow};
