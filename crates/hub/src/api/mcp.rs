@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
@@ -97,7 +97,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         Ok(caller) => caller,
         Err(err) => {
             let mut response = err.into_response();
-            if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+            if response.status() == StatusCode::UNAUTHORIZED {
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"phlix-hub\", error=\"invalid_token\""),
@@ -108,7 +108,51 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     };
     parts.extensions.insert(caller);
     request = Request::from_parts(parts, body);
-    next.run(request).await
+    json_errors(next.run(request).await).await
+}
+
+/// The SDK answers transport-level refusals (wrong method, a body that is not JSON-RPC, too
+/// large, a wrong `Accept`) in plain text; every refusal of the hub is a JSON error body.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    // The SDK's texts are short; a longer body is cut, not buffered.
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let (status, code) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (status, "method_not_allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => (status, "payload_too_large"),
+        StatusCode::NOT_ACCEPTABLE => (status, "not_acceptable"),
+        // A body that is not a JSON-RPC message is the client's syntax error.
+        StatusCode::UNSUPPORTED_MEDIA_TYPE if text.starts_with("fail to deserialize") => {
+            (StatusCode::BAD_REQUEST, "invalid_json")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, "unsupported_media_type"),
+        _ => (status, "invalid_request"),
+    };
+    let body = phlix_proto::error::ErrorBody {
+        error: status
+            .canonical_reason()
+            .unwrap_or("Bad Request")
+            .to_owned(),
+        code: Some(code.to_owned()),
+        message: (!text.is_empty()).then_some(text),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
 }
 
 async fn caller_of(core: &Core, parts: &Parts) -> Result<Caller, ApiError> {
@@ -157,7 +201,7 @@ struct Refusal {
 impl From<DomainError> for Refusal {
     fn from(err: DomainError) -> Self {
         let (status, body) = ApiError::from(err).parts();
-        if status.is_server_error() && status != axum::http::StatusCode::BAD_GATEWAY {
+        if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
             tracing::warn!(status = status.as_u16(), code = ?body.code, "MCP tool failed");
         }
         Self {

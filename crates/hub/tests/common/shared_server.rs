@@ -31,7 +31,11 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new() -> Self {
-        let hub = TestHub::start().await;
+        Self::on(TestHub::start().await).await
+    }
+
+    /// The same stage on a hub the caller started (with its own flags or configuration).
+    pub async fn on(hub: TestHub) -> Self {
         let owner = hub.register("owner", "password123").await.access_token;
         let friend = hub.register("friend", "password123").await;
         let stranger = hub.register("stranger", "password123").await.access_token;
