@@ -1169,3 +1169,118 @@ async fn an_admin_watches_the_log_tail_live_and_pauses_it() {
     .await;
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_makes_a_personal_access_token_uses_it_and_revokes_it_in_a_real_browser() {
+    let hub = TestHub::start().await;
+    let base = hub.url("");
+    hub.register("root", "correct horse").await;
+    hub.register("anna", "correct horse").await;
+    let browser = Browser::launch().await;
+    let page = browser.new_isolated_page().await;
+    sign_in(&page, &base, "anna", "/app/servers").await;
+
+    page.click("nav a[href='/app/tokens']").await;
+    page.wait_path("/app/tokens").await;
+    assert!(page.text("#no-tokens").await.contains("no tokens"));
+    // A member is not offered the admin scope; the read scopes are ticked by default.
+    assert_eq!(
+        page.eval("document.querySelectorAll('#scope-admin').length")
+            .await,
+        json!(0)
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('#token-scopes input:checked').length")
+            .await,
+        json!(2)
+    );
+
+    // No scope ticked: the form says so and keeps the name.
+    page.type_into("#token-name", "Home Assistant").await;
+    page.click("#scope-servers-read").await;
+    page.click("#scope-requests-read").await;
+    page.click("#token-submit").await;
+    page.wait_for(
+        "!!document.getElementById('token-error')",
+        "the form's error",
+    )
+    .await;
+    assert_eq!(page.status().await, 400);
+    assert!(
+        page.text("#token-error")
+            .await
+            .contains("at least one scope")
+    );
+    assert_eq!(
+        page.eval("document.getElementById('token-name').value")
+            .await,
+        "Home Assistant"
+    );
+
+    // servers:read for 30 days: the token is shown once, with the MCP address.
+    page.click("#scope-servers-read").await;
+    page.select("#token-days", "30").await;
+    page.click("#token-submit").await;
+    page.wait_for("!!document.getElementById('token-secret')", "the new token")
+        .await;
+    assert_eq!(page.status().await, 201);
+    let token = page
+        .eval("document.getElementById('token-secret').value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(token.len(), 64, "{token}");
+    assert_eq!(page.text("#token-scopes").await, "servers:read");
+    assert!(page.text("#mcp-url").await.ends_with("/mcp"));
+    page.screenshot("token-created").await;
+
+    // The token works on the API within its scope, and the list shows its use, not it.
+    let (status, _) = api(
+        &hub,
+        &token,
+        reqwest::Method::GET,
+        "/api/v1/me/servers",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = api(
+        &hub,
+        &token,
+        reqwest::Method::GET,
+        "/api/v1/me/requests",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    page.click("#all-tokens").await;
+    page.wait_path("/app/tokens").await;
+    let row = page.text("#token-list tbody tr").await;
+    assert!(
+        row.contains("Home Assistant") && row.contains("127.0.0.1"),
+        "{row}"
+    );
+    assert!(
+        !page.text("main").await.contains(&token),
+        "the list never shows the token"
+    );
+    page.screenshot("tokens").await;
+
+    // Revoked on the page (the confirmation answered yes): it stops working at once.
+    page.eval("window.confirm = (message) => message.includes('Home Assistant')")
+        .await;
+    page.click("#token-list button.revoke").await;
+    page.wait_path("/app/tokens?saved=revoked").await;
+    assert!(page.text("#tokens-notice").await.contains("revoked"));
+    assert!(page.text("#no-tokens").await.contains("no tokens"));
+    let (status, _) = api(
+        &hub,
+        &token,
+        reqwest::Method::GET,
+        "/api/v1/me/servers",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+}

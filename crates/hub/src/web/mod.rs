@@ -22,6 +22,7 @@ pub mod session;
 pub mod settings;
 pub mod shares;
 pub mod sparkline;
+pub mod tokens;
 pub mod webhooks;
 
 use axum::Router;
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(shares::set_sharing_policy),
         )
         .route("/app/shares", get(shares::shares_page))
+        .route("/app/tokens", get(tokens::page).post(tokens::create))
+        .route("/app/tokens/{id}/revoke", post(tokens::revoke))
         .route("/app/requests", get(requests::page).post(requests::create))
         .route("/app/requests/{id}/delete", post(requests::delete))
         .route("/app/admin", get(admin::dashboard))
