@@ -12,7 +12,8 @@
 //!   data plane like tunnels, client mounts and subdomain ingress: open streams and media
 //!   playback keep working, only the hub's own features pause.
 //!
-//! Paths outside `/api/` are not API requests and never pass this gate: `/health`, JWKS,
+//! The MCP endpoint `/mcp` pauses like the user API it fronts (its tools are that API's
+//! actions). Other paths outside `/api/` are not API requests and never pass this gate: `/health`, JWKS,
 //! `/metrics`, the client signpost and the pages (which show a banner instead).
 
 use axum::extract::{Request, State};
@@ -41,6 +42,9 @@ const OPEN_PREFIXES: [&str; 7] = [
 /// Whether `path` is an API request that maintenance mode pauses.
 #[must_use]
 pub fn paused(path: &str) -> bool {
+    if path == "/mcp" {
+        return true;
+    }
     path.starts_with("/api/")
         && path != "/api/v1/auth"
         && !OPEN_PREFIXES.iter().any(|prefix| {
@@ -92,6 +96,7 @@ mod tests {
             "/api/v1/me/events",
             "/api/v1/me/logsx",
             "/api/v1/unknown",
+            "/mcp",
         ] {
             assert!(paused(path), "{path}");
         }
