@@ -95,7 +95,7 @@ async fn token(hub: &TestHub, session: &str, scopes: &str) -> (String, String) {
     )
 }
 
-fn result<'a>(out: &'a Value, index: usize) -> &'a Value {
+fn result(out: &Value, index: usize) -> &Value {
     &out["results"][index]
 }
 
