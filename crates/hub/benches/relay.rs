@@ -157,8 +157,16 @@ type HttpRow = (usize, (f64, f64, f64), f64, f64);
 struct Measured {
     up: Vec<f64>,
     down: Vec<f64>,
+    /// The hub's own CPU seconds per GiB relayed, per repetition.
+    up_cpu: Vec<f64>,
+    down_cpu: Vec<f64>,
     http_rows: Vec<HttpRow>,
     reconnects: Vec<f64>,
+}
+
+/// CPU seconds per GiB of `ns` nanoseconds spent relaying `bytes`.
+fn cpu_s_per_gib(ns: u64, bytes: usize) -> f64 {
+    ns as f64 / 1e9 / (bytes as f64 / f64::from(1u32 << 30))
 }
 
 /// `RECONNECTS` tunnel connections, each opened (TCP, TLS when on, upgrade, HELLO → HELLO_ACK)
@@ -192,7 +200,11 @@ async fn reconnects(hub: &support::BenchHub, user_id: &str, tls: Option<&Tls>) -
 
 #[allow(clippy::too_many_lines)]
 async fn measure(tls: Option<&Tls>) -> Measured {
-    let hub = support::BenchHub::start_with(
+    // The hub on two threads of its own (the machine's cores), so its CPU time per GiB is
+    // measured apart from the client's and the fake server's in this process.
+    let hub_runtime = support::HubRuntime::new(2);
+    let hub = support::BenchHub::start_on(
+        Some(hub_runtime.handle()),
         None,
         tls.map(|t| (t.cert.clone(), t.key.clone(), t.ca_pem.clone())),
     )
@@ -250,6 +262,7 @@ async fn measure(tls: Option<&Tls>) -> Measured {
     let payload = Bytes::from(vec![0xA5u8; CHUNK]);
     let frames_per_run = STREAM_BYTES / CHUNK;
     let (mut up, mut down) = (Vec::new(), Vec::new());
+    let (mut up_cpu, mut down_cpu) = (Vec::new(), Vec::new());
     let mut c_decoder = FrameDecoder::new(1 << 20);
     let raw_reps = std::env::var("BENCH_RAW_REPS")
         .ok()
@@ -263,6 +276,7 @@ async fn measure(tls: Option<&Tls>) -> Measured {
         );
 
         // Upload: client → hub → server.
+        let cpu = hub_runtime.cpu_ns();
         let start = Instant::now();
         let sender = {
             let payload = payload.clone();
@@ -286,10 +300,12 @@ async fn measure(tls: Option<&Tls>) -> Measured {
         let (writer, ()) = tokio::join!(sender, receiver);
         c_writer = writer;
         up.push(received as f64 / 1e6 / start.elapsed().as_secs_f64());
+        up_cpu.push(cpu_s_per_gib(hub_runtime.cpu_ns() - cpu, received));
 
         // Download: server → hub → client. The raw-channel protocol has no flow control and the
         // hub drops a client whose queue overflows (SPEC A.4), so the sender keeps at most
         // WINDOW bytes in flight, as the TCP window of a real upstream would.
+        let cpu = hub_runtime.cpu_ns();
         let start = Instant::now();
         let delivered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sender = {
@@ -320,6 +336,7 @@ async fn measure(tls: Option<&Tls>) -> Measured {
         let (writer, ()) = tokio::join!(sender, receiver);
         t_writer = writer;
         down.push(received as f64 / 1e6 / start.elapsed().as_secs_f64());
+        down_cpu.push(cpu_s_per_gib(hub_runtime.cpu_ns() - cpu, received));
     }
 
     // HTTP-over-relay: the fake server answers every request with 1 KiB.
@@ -427,9 +444,12 @@ async fn measure(tls: Option<&Tls>) -> Measured {
     eprintln!("{RECONNECTS} tunnel reconnects");
     let reconnects = reconnects(&hub, &user_id, tls).await;
     hub.stop().await;
+    drop(hub_runtime);
     Measured {
         up,
         down,
+        up_cpu,
+        down_cpu,
         http_rows,
         reconnects,
     }
@@ -453,6 +473,8 @@ async fn run() {
         for run in runs.drain(..) {
             all.up.extend(run.up);
             all.down.extend(run.down);
+            all.up_cpu.extend(run.up_cpu);
+            all.down_cpu.extend(run.down_cpu);
             all.reconnects.extend(run.reconnects);
         }
         all
@@ -479,6 +501,25 @@ async fn run() {
         println!(
             "| {what} | {pm:.0} MB/s ({plo:.0}–{phi:.0}) | {tm:.0} MB/s ({tlo:.0}–{thi:.0}) | {:.2} |",
             tm / pm
+        );
+    }
+    for (what, p, t) in [
+        (
+            "hub CPU per GiB relayed, client → server (the hub's threads only)",
+            &mut plain.up_cpu,
+            &mut tls.up_cpu,
+        ),
+        (
+            "hub CPU per GiB relayed, server → client (the hub's threads only)",
+            &mut plain.down_cpu,
+            &mut tls.down_cpu,
+        ),
+    ] {
+        let (pm, plo, phi) = support::median(p);
+        let (tm, tlo, thi) = support::median(t);
+        println!(
+            "| {what} | {pm:.2} s ({plo:.2}–{phi:.2}) | {tm:.2} s ({tlo:.2}–{thi:.2}) | {:.2} (hub-bound throughput) |",
+            pm / tm
         );
     }
     for (p, t) in plain.http_rows.iter().zip(&tls.http_rows) {

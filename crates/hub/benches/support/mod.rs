@@ -62,6 +62,16 @@ impl BenchHub {
         database_url: Option<String>,
         tls: Option<(std::path::PathBuf, std::path::PathBuf, Vec<u8>)>,
     ) -> Self {
+        Self::start_on(None, database_url, tls).await
+    }
+
+    /// [`Self::start_with`], with the hub (its listeners and every task it spawns) on
+    /// `runtime` instead of the caller's, so its CPU time can be told apart.
+    pub async fn start_on(
+        runtime: Option<&tokio::runtime::Handle>,
+        database_url: Option<String>,
+        tls: Option<(std::path::PathBuf, std::path::PathBuf, Vec<u8>)>,
+    ) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let database_url = database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.path().join("bench.db").display()));
@@ -104,19 +114,32 @@ impl BenchHub {
             scheme = "https";
         }
         let config = Config::load(&args).unwrap();
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Bound here as std sockets, registered with the hub's runtime when it starts.
+        let bind = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            listener
+        };
+        let (http, tunnel, client) = (bind(), bind(), bind());
         let base = format!("{scheme}://{}", http.local_addr().unwrap());
         let (tunnel_addr, client_addr) =
             (tunnel.local_addr().unwrap(), client.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let listeners = Listeners {
-            http,
-            tunnel: Bind::Bound(tunnel),
-            client: Bind::Bound(client),
+        let hub = {
+            let shutdown = shutdown.clone();
+            async move {
+                let listeners = Listeners {
+                    http: TcpListener::from_std(http)?,
+                    tunnel: Bind::Bound(TcpListener::from_std(tunnel)?),
+                    client: Bind::Bound(TcpListener::from_std(client)?),
+                };
+                launch(config, listeners, shutdown).await
+            }
         };
-        let task = tokio::spawn(launch(config, listeners, shutdown.clone()));
+        let task = match runtime {
+            Some(runtime) => runtime.spawn(hub),
+            None => tokio::spawn(hub),
+        };
         loop {
             if http_client
                 .get(format!("{base}/health"))
@@ -255,5 +278,65 @@ impl BenchHubRef {
                 (id, token)
             })
             .collect()
+    }
+}
+
+/// A runtime of its own for the hub under measurement: its threads are recorded as they
+/// start, so the CPU time they spend (on-CPU nanoseconds from `/proc/self/task/<tid>/schedstat`,
+/// user and kernel) is the hub's alone, whatever the peers in the same process and the rest of
+/// the machine do.
+pub struct HubRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    threads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HubRuntime {
+    /// `workers` worker threads; blocking threads are kept alive so their time is not lost.
+    pub fn new(workers: usize) -> Self {
+        let threads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = threads.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("hub-under-test")
+            .thread_keep_alive(Duration::from_secs(3600))
+            .on_thread_start(move || {
+                if let Ok(path) = std::fs::read_link("/proc/thread-self")
+                    && let Some(tid) = path.to_string_lossy().rsplit('/').next()
+                {
+                    seen.lock().unwrap().push(tid.to_owned());
+                }
+            })
+            .enable_all()
+            .build()
+            .unwrap();
+        Self {
+            runtime: Some(runtime),
+            threads,
+        }
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.as_ref().unwrap().handle()
+    }
+
+    /// CPU nanoseconds the hub's threads have used so far.
+    pub fn cpu_ns(&self) -> u64 {
+        self.threads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|tid| {
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()
+            })
+            .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for HubRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
