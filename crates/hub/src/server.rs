@@ -127,8 +127,9 @@ async fn no_head(
 /// The whole HTTP router of the API port: the JSON API, the relay's proxy route, the pages,
 /// JSON answers for unknown paths and methods, and the layers every request passes.
 pub fn app_router(state: AppState) -> Router {
-    crate::api::router()
-        .merge(crate::relay::route::router())
+    let (documented, _) = crate::openapi::routes().split_for_parts();
+    documented
+        .merge(crate::openapi::docs())
         .merge(crate::web::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
