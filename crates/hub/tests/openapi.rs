@@ -443,6 +443,31 @@ async fn the_served_document_is_the_printed_one() {
         document["paths"]["/api/v1/servers/{id}/heartbeat"]["post"]["security"][0]["enrollmentAuth"],
         serde_json::json!([])
     );
+    // Every link names an operation of the document (ids are only checked here).
+    let ids: BTreeSet<String> = operations(&document)
+        .iter()
+        .map(|(method, path)| {
+            document["paths"][path][method]["operationId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut links = 0;
+    for (method, path) in operations(&document) {
+        for response in document["paths"][&path][&method]["responses"]
+            .as_object()
+            .unwrap()
+            .values()
+        {
+            for link in response["links"].as_object().into_iter().flatten() {
+                links += 1;
+                let target = link.1["operationId"].as_str().unwrap();
+                assert!(ids.contains(target), "{method} {path}: link to {target}");
+            }
+        }
+    }
+    assert!(links > 20, "{links} links");
     // Every request body has an example.
     for (method, path) in operations(&document) {
         let body = &document["paths"][&path][&method]["requestBody"];

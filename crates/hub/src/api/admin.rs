@@ -13,7 +13,9 @@ use crate::domain::admin::UserView;
 use crate::domain::console::{AuditView, SummaryView};
 use crate::domain::{admin, console};
 use crate::http::error::ApiResult;
-use crate::http::extract::{AdminUser, ClientInfo, Json, MaybeJson, Path, QueryPairs, Ready};
+use crate::http::extract::{
+    AdminUser, ClientInfo, Json, MaybeJson, OptionalJson, Path, QueryPairs, Ready,
+};
 
 /// A page of users.
 #[derive(Debug, Serialize, ToSchema)]
@@ -202,7 +204,20 @@ pub async fn get_user(
             "password": "a long password", "is_admin": false})
     ),
     responses(
-        (status = 201, description = "Created", body = UserCreated),
+        (status = 201, description = "Created", body = UserCreated,
+        links(
+            ("get" = (operation_id = "admin_get_user", parameters(("id" = "$response.body#/user_id")))),
+            ("update" = (operation_id = "admin_update_user", parameters(("id" = "$response.body#/user_id")))),
+            ("delete" = (operation_id = "admin_delete_user", parameters(("id" = "$response.body#/user_id")))),
+            ("set_admin" = (operation_id = "admin_set_admin", parameters(("id" = "$response.body#/user_id")))),
+            ("disable" = (operation_id = "admin_disable", parameters(("id" = "$response.body#/user_id")))),
+            ("enable" = (operation_id = "admin_enable", parameters(("id" = "$response.body#/user_id")))),
+            ("profiles" = (operation_id = "admin_profiles", parameters(("id" = "$response.body#/user_id")))),
+            ("unlock" = (operation_id = "admin_unlock", parameters(("id" = "$response.body#/user_id")))),
+            ("bandwidth" = (operation_id = "bandwidth_of_user", parameters(("id" = "$response.body#/user_id")))),
+            ("quota" = (operation_id = "bandwidth_set_quota", parameters(("id" = "$response.body#/user_id")))),
+            ("throttle" = (operation_id = "bandwidth_set_throttle", parameters(("id" = "$response.body#/user_id"))))
+        )),
         (status = 400, description = "`validation_failed` with `field_errors` (`error` is the \
             first failure, e.g. `Invalid username`, `Email already exists`)", body = ErrorBody),
         (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
@@ -233,10 +248,15 @@ pub async fn create_user(
     tag = "admin",
     summary = "Change a user's name, e-mail address or password",
     params(("id" = String, Path, description = "User id")),
-    request_body(content = UserChange, example = json!({"email": "robert@example.com"})),
+    request_body(
+        content = Option<UserChange>,
+        description = "Optional: without a body (or without any field) nothing changes",
+        example = json!({"email": "robert@example.com"})
+    ),
     responses(
         (status = 200, description = "`User updated successfully`", body = Done),
-        (status = 400, description = "`validation_failed` with `field_errors`", body = ErrorBody),
+        (status = 400, description = "`validation_failed` with `field_errors`, or \
+            `invalid_json` (a body that is not a JSON object)", body = ErrorBody),
         (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
         (status = 403, description = "`auth.not_admin`", body = ErrorBody),
         (status = 404, description = "`user_not_found` (`error`: `User not found`)", body = ErrorBody),
@@ -248,7 +268,7 @@ pub async fn update_user(
     current: AdminUser,
     client: ClientInfo,
     Path(id): Path<String>,
-    MaybeJson(body): MaybeJson,
+    OptionalJson(body): OptionalJson<Option<Value>>,
 ) -> ApiResult<Json<Done>> {
     admin::update(&core, &current.0.user, &client, &id, body.as_ref()).await?;
     Ok(Json(Done {

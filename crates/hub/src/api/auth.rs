@@ -128,7 +128,8 @@ fn presented_refresh(request: RefreshRequest, jar: &CookieJar) -> Option<String>
         (status = 200, description = "A new pair; the session cookies are set too",
             body = AuthResponse,
             headers(("Set-Cookie" = String, description = "The two session cookies"))),
-        (status = 400, description = "`invalid_json` or `auth.refresh_token_required`",
+        (status = 400, description = "`invalid_json` (a body that is not a JSON object of this \
+            shape) or `auth.refresh_token_required`",
             body = ErrorBody),
         (status = 401, description = "`auth.invalid_refresh_token` (forged, expired, revoked \
             or used) or `account_disabled`", body = ErrorBody),
@@ -162,7 +163,8 @@ pub async fn refresh(
     responses(
         (status = 204, description = "Signed out (also when the token was unknown or already \
             revoked)", headers(("Set-Cookie" = String, description = "Expired session cookies"))),
-        (status = 400, description = "`invalid_json`: a body that is not JSON", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: a body that is not a JSON object of this \
+            shape", body = ErrorBody),
     )
 )]
 #[instrument(skip_all)]

@@ -35,9 +35,9 @@ pub struct ServerJwk {
     pub kty: String,
     /// `Ed25519`.
     pub crv: String,
-    /// The 32-byte public key, base64url.
+    /// The 32-byte public key, base64url. Other members (such as `kid`) are kept as sent and
+    /// not read.
     pub x: String,
-    pub kid: Option<String>,
 }
 
 /// Body of `POST /api/v1/server-claims/claim`.

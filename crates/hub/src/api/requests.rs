@@ -107,7 +107,13 @@ pub struct DenyBody {
             "poster_url": "https://image.tmdb.org/t/p/w500/poster.jpg", "season": 1})
     ),
     responses(
-        (status = 201, description = "Created", body = RequestCreated),
+        (status = 201, description = "Created", body = RequestCreated,
+        links(
+            ("get" = (operation_id = "requests_get", parameters(("id" = "$response.body#/request/id")))),
+            ("delete" = (operation_id = "requests_delete", parameters(("id" = "$response.body#/request/id")))),
+            ("approve" = (operation_id = "requests_approve", parameters(("id" = "$response.body#/request/id")))),
+            ("deny" = (operation_id = "requests_deny", parameters(("id" = "$response.body#/request/id"))))
+        )),
         (status = 400, description = "`invalid_body`, `invalid_type`, `invalid_tmdb_id`, \
             `missing_title`, `invalid_title`, `invalid_poster_url`, `invalid_season` or \
             `invalid_episode`", body = ErrorBody),

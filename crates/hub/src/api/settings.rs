@@ -38,7 +38,8 @@ pub struct SettingsData {
 /// One setting as the settings page describes it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingSchema {
-    #[schema(value_type = Object)]
+    /// The value without an admin's choice: a number, a boolean, a string or null.
+    #[schema(value_type = serde_json::Value)]
     pub default: Value,
     pub group: &'static str,
     pub help: &'static str,

@@ -102,7 +102,11 @@ pub enum LibraryEntry {
             "library_name": "Movies", "permission": "read"})
     ),
     responses(
-        (status = 201, description = "The share", body = ShareRow),
+        (status = 201, description = "The share", body = ShareRow,
+        links(
+            ("update" = (operation_id = "sharing_update", parameters(("id" = "$response.body#/id")))),
+            ("revoke" = (operation_id = "sharing_revoke", parameters(("id" = "$response.body#/id"))))
+        )),
         (status = 400, description = "`invalid_body`, `missing_collaborator_email`, \
             `missing_server_id`, `missing_library_id`, `missing_library_name` or \
             `invalid_request`", body = ErrorBody),
@@ -211,7 +215,11 @@ pub async fn revoke(
             "library_id": "lib-movies", "permission": "read", "max_uses": 5, "expires_in": 604800})
     ),
     responses(
-        (status = 201, description = "The link", body = CreatedInvite),
+        (status = 201, description = "The link", body = CreatedInvite,
+        links(
+            ("revoke" = (operation_id = "sharing_revoke_invite", parameters(("id" = "$response.body#/id")))),
+            ("redeem" = (operation_id = "sharing_redeem", parameters(("token" = "$response.body#/token"))))
+        )),
         (status = 400, description = "`invalid_body`, `missing_server_id` or `invalid_request`",
             body = ErrorBody),
         (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),

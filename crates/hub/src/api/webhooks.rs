@@ -72,7 +72,15 @@ pub struct DeliveryList {
     ),
     responses(
         (status = 201, description = "Created; the secret is shown only here",
-            body = WebhookCreated),
+            body = WebhookCreated,
+        links(
+            ("get" = (operation_id = "webhooks_get", parameters(("id" = "$response.body#/webhook/id")))),
+            ("update" = (operation_id = "webhooks_update", parameters(("id" = "$response.body#/webhook/id")))),
+            ("delete" = (operation_id = "webhooks_delete", parameters(("id" = "$response.body#/webhook/id")))),
+            ("rotate_secret" = (operation_id = "webhooks_rotate_secret", parameters(("id" = "$response.body#/webhook/id")))),
+            ("test" = (operation_id = "webhooks_test", parameters(("id" = "$response.body#/webhook/id")))),
+            ("deliveries" = (operation_id = "webhooks_deliveries", parameters(("id" = "$response.body#/webhook/id"))))
+        )),
         (status = 400, description = "`invalid_body`, `webhook.invalid_name`, \
             `webhook.invalid_url`, `webhook.invalid_events`, `webhook.unknown_event`, \
             `webhook.invalid_secret` or `invalid_request`", body = ErrorBody),
@@ -227,7 +235,10 @@ pub async fn rotate_secret(
     summary = "Send a `webhook.test` event now and answer with its first attempt",
     params(("id" = String, Path, description = "Webhook id")),
     responses(
-        (status = 200, description = "The delivery with its attempt", body = Delivery),
+        (status = 200, description = "The delivery with its attempt", body = Delivery,
+        links(
+            ("redeliver" = (operation_id = "webhooks_redeliver", parameters(("id" = "$request.path.id"), ("delivery_id" = "$response.body#/id"))))
+        )),
         (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
         (status = 404, description = "`webhook.not_found`", body = ErrorBody),
     ),

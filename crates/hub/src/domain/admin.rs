@@ -317,7 +317,8 @@ pub async fn create(
 /// `PUT /api/v1/admin/users/{id}`: any of `username`, `email`, `password`.
 ///
 /// # Errors
-/// 404 `user_not_found`, 400 `validation_failed`.
+/// 404 `user_not_found`, 400 `validation_failed`, 400 `invalid_request` for a body that is not
+/// a JSON object.
 pub async fn update(
     core: &Core,
     admin: &UserRow,
@@ -326,7 +327,17 @@ pub async fn update(
     body: Option<&Value>,
 ) -> DomainResult<()> {
     get(core, id).await?;
-    let body = body.filter(|b| b.is_object()).unwrap_or(&Value::Null);
+    // No body changes nothing; a body that is not an object is a mistake, not "no change".
+    let body = match body {
+        None => &Value::Null,
+        Some(body) if body.is_object() => body,
+        Some(_) => {
+            return Err(refused(
+                "invalid_request",
+                "The request body must be a JSON object",
+            ));
+        }
+    };
     let username = text_field(body, "username").filter(|u| !u.is_empty());
     let email = text_field(body, "email")
         .filter(|e| !e.is_empty())
