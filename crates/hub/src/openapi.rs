@@ -18,7 +18,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use phlix_proto::ErrorBody;
 use utoipa::OpenApi as _;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{
     ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema, Type,
 };
@@ -178,6 +180,20 @@ async fn docs_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether a personal access token may call `method path`: the read routes of the caller's
+/// servers, libraries, shares and requests, and the admin routes. The one place that decides
+/// where the document lists `patAuth` (the handlers' annotations say the same; aliases under
+/// `/api/v1/admin/` of `/api/v1/me/` routes get it here).
+#[must_use]
+pub fn pat_allowed(method: &str, path: &str) -> bool {
+    let read = method == "get"
+        && (path.starts_with("/api/v1/me/servers")
+            || path == "/api/v1/me/libraries"
+            || path.starts_with("/api/v1/me/shares")
+            || path.starts_with("/api/v1/me/requests"));
+    read || path.starts_with("/api/v1/admin/")
+}
+
 /// The parts every operation shares: the security schemes, `ErrorBody.field_errors`, the 503
 /// (start-up, database, maintenance) and 413 (body limit) answers where an operation does not
 /// document them itself, and operation ids made unique by their tag (`utoipa` names an
@@ -276,6 +292,14 @@ fn finish(document: &mut OpenApi) {
             .windows(2)
             .any(|pair| pair[0].is_some() && pair[0] == pair[1]);
         for (method, operation) in methods_mut(item) {
+            if let Some(security) = &mut operation.security {
+                let pat = SecurityRequirement::new("patAuth", Vec::<String>::new());
+                let bearer = SecurityRequirement::new("bearerAuth", Vec::<String>::new());
+                security.retain(|requirement| *requirement != pat);
+                if pat_allowed(method, path) && security.contains(&bearer) {
+                    security.push(pat);
+                }
+            }
             if let (Some(id), Some(tag)) = (
                 &mut operation.operation_id,
                 operation.tags.as_ref().and_then(|tags| tags.first()),

@@ -443,6 +443,28 @@ async fn the_served_document_is_the_printed_one() {
         document["paths"]["/api/v1/servers/{id}/heartbeat"]["post"]["security"][0]["enrollmentAuth"],
         serde_json::json!([])
     );
+    // Personal access tokens: on the read routes of servers, libraries, shares and requests
+    // and on every admin route (aliases included), nowhere else.
+    let schemes = |method: &str, path: &str| -> Vec<String> {
+        document["paths"][path][method]["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|requirement| requirement.as_object().unwrap().keys().cloned())
+            .collect()
+    };
+    for (method, path) in operations(&document) {
+        let pat = schemes(&method, &path).contains(&"patAuth".to_owned());
+        assert_eq!(
+            pat,
+            phlix_hub::openapi::pat_allowed(&method, &path),
+            "{method} {path}"
+        );
+    }
+    assert!(schemes("get", "/api/v1/me/servers").contains(&"patAuth".to_owned()));
+    assert!(schemes("get", "/api/v1/admin/logs").contains(&"patAuth".to_owned()));
+    assert!(!schemes("get", "/api/v1/me/webhooks").contains(&"patAuth".to_owned()));
+    assert!(!schemes("post", "/api/v1/me/shares").contains(&"patAuth".to_owned()));
     // Every link names an operation of the document (ids are only checked here).
     let ids: BTreeSet<String> = operations(&document)
         .iter()

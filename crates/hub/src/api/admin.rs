@@ -509,7 +509,7 @@ fn audit_query(query: &QueryPairs) -> ApiResult<(crate::store::AuditFilter, i64,
         (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
         (status = 403, description = "`auth.not_admin`", body = ErrorBody),
     ),
-    security(("bearerAuth" = []), ("cookieAuth" = []), ("patAuth" = []))
+    security(("bearerAuth" = []), ("cookieAuth" = []))
 )]
 pub async fn audit_logs(
     Ready(core): Ready,

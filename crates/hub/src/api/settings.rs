@@ -123,7 +123,7 @@ async fn document(core: &Core) -> ApiResult<SettingsDoc> {
         (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
         (status = 403, description = "`auth.not_admin`", body = ErrorBody),
     ),
-    security(("bearerAuth" = []), ("cookieAuth" = []), ("patAuth" = []))
+    security(("bearerAuth" = []), ("cookieAuth" = []))
 )]
 pub async fn get_settings(Ready(core): Ready, _: AdminUser) -> ApiResult<Json<SettingsDoc>> {
     Ok(Json(document(&core).await?))
@@ -185,7 +185,7 @@ fn refused(code: &str, message: &str) -> Response {
         (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
         (status = 403, description = "`auth.not_admin`", body = ErrorBody),
     ),
-    security(("bearerAuth" = []), ("patAuth" = []))
+    security(("bearerAuth" = []))
 )]
 #[instrument(skip_all, fields(user_id = %admin.0.user.id))]
 pub async fn put_settings(
