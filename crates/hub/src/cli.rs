@@ -1,4 +1,5 @@
-//! The `phlix-hub` command line: `serve`, `migrate`, `user create`, `version`.
+//! The `phlix-hub` command line: `serve`, `migrate`, `user create`, `rotate-key`, `openapi`,
+//! `version`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ pub enum Command {
     /// verifying for 24 h (both keys are published in the JWKS meanwhile); a running hub picks
     /// the new key up within one reaper interval.
     RotateKey(KeyArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP API (the text `GET /api/openapi.json`
+    /// serves) to standard output.
+    Openapi,
     /// Print the version.
     Version,
 }
@@ -102,6 +106,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "tokens signed by {old} keep verifying for 24 hours; running hubs reload the key by themselves"
             );
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", crate::openapi::json());
             Ok(())
         }
         Command::Version => {

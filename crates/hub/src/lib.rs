@@ -10,7 +10,8 @@
 //! - [`domain`]: one module per domain — rules, validation, audit rows and events;
 //! - [`http`]: what the HTTP surfaces share — errors, extractors, cookies, state, redirects;
 //! - adapters: [`api`] (JSON), [`web`] (pages), [`relay`] (tunnels, mounts, HTTP-over-relay);
-//! - [`server`] composes the routers and owns start-up and shutdown; [`cli`] the commands.
+//! - [`server`] composes the routers and owns start-up and shutdown; [`openapi`] is the
+//!   OpenAPI document of the same routes; [`cli`] the commands.
 
 pub mod api;
 pub mod arr;
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod openapi;
 pub mod ratelimit;
 pub mod relay;
 pub mod server;

@@ -127,9 +127,10 @@ async fn no_head(
 /// The whole HTTP router of the API port: the JSON API, the relay's proxy route, the pages,
 /// JSON answers for unknown paths and methods, and the layers every request passes.
 pub fn app_router(state: AppState) -> Router {
-    crate::api::router()
+    let (documented, _) = crate::openapi::routes().split_for_parts();
+    documented
+        .merge(crate::openapi::docs())
         .merge(crate::api::mcp::router(&state))
-        .merge(crate::relay::route::router())
         .merge(crate::web::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

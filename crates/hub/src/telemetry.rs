@@ -122,7 +122,7 @@ pub fn log_ring() -> &'static LogRing {
 }
 
 /// One log record as the log routes serve it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LogRecord {
     /// RFC 3339, UTC, milliseconds.
     pub ts: String,
@@ -132,6 +132,7 @@ pub struct LogRecord {
     pub target: String,
     pub message: String,
     /// The event's other fields, secrets redacted.
+    #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
     #[serde(skip)]
     severity: Severity,

@@ -703,90 +703,70 @@ async fn mutating_api_routes_refuse_a_cookie_without_a_bearer_token() {
     hub.stop().await;
 }
 
-/// Every mutating route under `/api/` (POST, PUT, PATCH, DELETE), found by walking the route
-/// tables in the source (`api/mod.rs`: each `Router::new()` block, its `.route` calls and the
-/// `.nest`/`.merge` that place it; `relay/route.rs`: the proxy routes, which take every
-/// method), so a route added later is covered without touching this test.
+/// Every mutating route under `/api/` (POST, PUT, PATCH, DELETE), read from the OpenAPI
+/// document, which is made from the same `routes!` list as the router (and
+/// `tests/openapi.rs` checks that no route of the source is missing from it), so a route
+/// added later is covered without touching this test.
 fn mutating_api_routes(user_id: &str) -> Vec<(reqwest::Method, String)> {
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-    let api = std::fs::read_to_string(format!("{src}/api/mod.rs")).unwrap();
-    let start = api.find("pub fn router()").unwrap();
-    let end = api[start..].find("\n}\n").map_or(api.len(), |e| start + e);
-    let body = &api[start..end];
-    // Blocks: `let name = Router::new()…;` and the final `Router::new()…` (named "root").
-    let parts: Vec<&str> = body.split("Router::new()").collect();
-    let mut blocks: Vec<(String, String)> = Vec::new();
-    for pair in parts.windows(2) {
-        let name = pair[0]
-            .trim_end()
-            .strip_suffix('=')
-            .and_then(|before| before.rsplit("let ").next())
-            .map_or_else(|| "root".to_owned(), |n| n.trim().to_owned());
-        blocks.push((name, pair[1].split(';').next().unwrap().to_owned()));
-    }
-    // Prefix of each block: root is "", and `.nest("/p", child)` / `.merge(child)` inside a
-    // block place the child under the block's prefix.
-    let mut prefix: std::collections::HashMap<String, String> =
-        [("root".to_owned(), String::new())].into();
-    for _ in 0..blocks.len() {
-        for (name, text) in &blocks {
-            let Some(own) = prefix.get(name).cloned() else {
-                continue;
-            };
-            for nest in text.split(".nest(").skip(1) {
-                let (path, rest) = nest.trim_start_matches('"').split_once('"').unwrap();
-                let child = rest
-                    .trim_start_matches([',', ' ', '\n'])
-                    .split(')')
-                    .next()
-                    .unwrap();
-                prefix.insert(child.trim().to_owned(), format!("{own}{path}"));
-            }
-            for merge in text.split(".merge(").skip(1) {
-                let child = merge.split(')').next().unwrap().trim().to_owned();
-                prefix.insert(child, own.clone());
-            }
-        }
-    }
-    let concrete = |path: &str| {
-        path.replace("{id}", "s1")
-            .replace("{claim_id}", "c1")
-            .replace("{*path}", "x")
-            .replace("{server_id}", "s1")
-    };
+    let document: Value = serde_json::from_str(phlix_hub::openapi::json()).unwrap();
     let mut routes = Vec::new();
-    for (name, text) in &blocks {
-        let own = prefix.get(name).cloned().unwrap_or_default();
-        for route in text.split(".route(").skip(1) {
-            let (path, handlers) = route
-                .trim_start_matches([' ', '\n', '"'])
-                .split_once('"')
-                .unwrap();
-            let full = format!("{own}{path}").replace("{id}/unlock", &format!("{user_id}/unlock"));
-            // The handlers of this route end where the next `.route(` starts.
-            for (token, method) in [
-                ("post(", reqwest::Method::POST),
-                ("put(", reqwest::Method::PUT),
-                ("patch(", reqwest::Method::PATCH),
-                ("delete(", reqwest::Method::DELETE),
-            ] {
-                if full.starts_with("/api/") && handlers.contains(token) {
-                    routes.push((method, concrete(&full)));
-                }
-            }
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/") {
+            continue;
         }
-    }
-    let relay = std::fs::read_to_string(format!("{src}/relay/route.rs")).unwrap();
-    for route in relay.split(".route(").skip(1) {
-        let (path, _) = route.trim_start_matches('"').split_once('"').unwrap();
-        for method in [
-            reqwest::Method::POST,
-            reqwest::Method::PUT,
-            reqwest::Method::PATCH,
-            reqwest::Method::DELETE,
+        let full = path.replace("{id}/unlock", &format!("{user_id}/unlock"));
+        // Every other parameter gets a placeholder (`{claim_id}` → `s1`, `{path}` → `x`).
+        let concrete: String = full
+            .split('/')
+            .map(|segment| match segment {
+                "{path}" => "x",
+                s if s.starts_with('{') => "s1",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (name, method) in [
+            ("post", reqwest::Method::POST),
+            ("put", reqwest::Method::PUT),
+            ("patch", reqwest::Method::PATCH),
+            ("delete", reqwest::Method::DELETE),
         ] {
-            routes.push((method, concrete(path)));
+            if item.get(name).is_some() {
+                routes.push((method, concrete.clone()));
+            }
         }
     }
     routes
+}
+
+/// Refresh and logout take an optional JSON object: an array is refused like any other body
+/// that is not one (found by schemathesis: serde read `[]` as an empty object and logout
+/// answered 204).
+#[tokio::test]
+async fn refresh_and_logout_refuse_a_body_that_is_not_an_object() {
+    let hub = TestHub::start().await;
+    let user = hub.register("arrays", "password123").await;
+    for path in ["/api/v1/auth/refresh", "/api/v1/auth/logout"] {
+        for body in ["[]", "[\"token\"]", "\"token\"", "7"] {
+            let resp = hub
+                .http_client
+                .post(hub.url(path))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let (status, answer) = status_json(resp).await;
+            assert_eq!(status, 400, "{path} {body}: {answer}");
+            assert_eq!(answer["code"], "invalid_json", "{path} {body}: {answer}");
+        }
+    }
+    // The object form still works.
+    let (status, answer) = hub
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": user.refresh_token}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
 }

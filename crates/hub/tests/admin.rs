@@ -1160,3 +1160,40 @@ async fn the_dashboard_sums_up_the_hub() {
     }
     hub.stop().await;
 }
+
+/// A change of a user whose body is not a JSON object is refused (found by schemathesis: an
+/// array was taken for "no change" and answered 200); no body still means no change.
+#[tokio::test]
+async fn a_user_change_must_be_a_json_object() {
+    let hub = TestHub::start().await;
+    let admin = hub.register("root", "password123").await.access_token;
+    let member = hub.register("member", "password123").await.user.id;
+    let path = format!("/api/v1/admin/users/{member}");
+    for body in ["[null, null]", "\"member2\"", "42", "null", "{oops"] {
+        let resp = hub
+            .http_client
+            .put(hub.url(&path))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = common::status_json(resp).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["code"], "invalid_json", "{body}: {answer}");
+    }
+    let resp = hub
+        .http_client
+        .put(hub.url(&path))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = common::status_json(resp).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["message"], "User updated successfully");
+    let (status, answer) = call(&hub, &admin, Method::GET, &path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["user"]["username"], "member");
+}

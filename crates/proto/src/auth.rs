@@ -9,6 +9,7 @@ use crate::server::ServerInfo;
 /// Every field is optional at the type level so that a missing field produces the hub's own
 /// `"<field> is required"` message instead of a generic deserialisation error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     #[serde(default)]
     pub username: Option<String>,
@@ -23,6 +24,7 @@ pub struct RegisterRequest {
 /// `POST /api/v1/auth/login`: `username` may hold a user name or an e-mail address; `email` is
 /// read when `username` is absent.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     #[serde(default)]
     pub username: Option<String>,
@@ -35,6 +37,7 @@ pub struct LoginRequest {
 /// `POST /api/v1/auth/refresh` and `POST /api/v1/auth/logout`; the token may instead come from
 /// the `phlix_hub_refresh` cookie.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
     #[serde(default)]
     pub refresh_token: Option<String>,
@@ -42,6 +45,7 @@ pub struct RefreshRequest {
 
 /// A `users` row as the API shows it: never the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -56,6 +60,7 @@ pub struct User {
 
 /// The claims of a user session token (HS256), in `JwtClaims::toPayload()` order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionClaims {
     pub iss: String,
     pub aud: String,
@@ -86,6 +91,7 @@ fn is_zero(value: &i64) -> bool {
 
 /// Answer to register, login and refresh.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthResponse {
     pub access_token: String,
     pub refresh_token: String,
@@ -100,6 +106,7 @@ pub struct AuthResponse {
 
 /// `GET /api/v1/me` (and `/api/v1/auth/me`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeResponse {
     pub user: User,
     pub claims: SessionClaims,

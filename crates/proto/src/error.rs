@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// fields that a given endpoint leaves out are simply absent, never `null`, so clients that
 /// read `error`, `code` or `message` see exactly what the PHP hub would send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// HTTP reason phrase (`"Bad Request"`) or, for some PHP-compatible endpoints, a code.
     pub error: String,

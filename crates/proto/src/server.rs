@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `ServerInfoDto`: camelCase, exactly as the PHP hub serialises it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerInfo {
     pub server_id: String,

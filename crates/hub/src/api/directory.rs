@@ -4,11 +4,13 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use phlix_proto::ErrorBody;
 use phlix_proto::server::ServerInfo;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use tracing::instrument;
+use utoipa::ToSchema;
 
 use crate::domain::claims::published_keys;
 use crate::domain::relay_tokens::mint_relay_token;
@@ -17,18 +19,38 @@ use crate::http::error::ApiResult;
 use crate::http::extract::{ClientInfo, CurrentUser, Json, Path, Ready};
 use crate::store::{HeartbeatRow, LibraryRow, ServerRow};
 
+/// `{"servers":[ServerInfoDto]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerList {
+    /// The caller's servers, oldest first.
+    #[serde(serialize_with = "super::sorted_keys")]
+    pub servers: Vec<ServerInfo>,
+}
+
 /// `GET /api/v1/me/servers` → `{"servers":[ServerInfoDto]}`.
-pub async fn list(Ready(core): Ready, user: CurrentUser) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/servers",
+    tag = "directory",
+    summary = "The caller's servers",
+    responses(
+        (status = 200, description = "The servers the caller owns", body = ServerList),
+        (status = 401, description = "`auth.required`, `auth.invalid_token`, \
+            `auth.user_not_found` or `account_disabled`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("patAuth" = []))
+)]
+pub async fn list(Ready(core): Ready, user: CurrentUser) -> ApiResult<Json<ServerList>> {
     let servers: Vec<ServerInfo> = servers::list_owned(&core, &user.user.id)
         .await?
         .into_iter()
         .map(ServerRow::into_info)
         .collect();
-    Ok(Json(json!({ "servers": servers })))
+    Ok(Json(ServerList { servers }))
 }
 
 /// Server detail: the `ServerInfoDto` fields plus what the directory knows about it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerDetail {
     #[serde(flatten)]
@@ -42,7 +64,7 @@ pub struct ServerDetail {
 }
 
 /// One heartbeat in the server detail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatView {
     pub received_at: i64,
@@ -51,7 +73,9 @@ pub struct HeartbeatView {
     pub uptime_seconds: i64,
     pub active_sessions: i64,
     pub active_transcodes: i64,
+    /// The host metrics the heartbeat carried (SPEC J.5), when it carried any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub host_metrics: Option<Value>,
 }
 
@@ -72,6 +96,20 @@ impl From<HeartbeatRow> for HeartbeatView {
 }
 
 /// `GET /api/v1/me/servers/{id}` → [`ServerDetail`].
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/servers/{id}",
+    tag = "directory",
+    summary = "One of the caller's servers in detail",
+    params(("id" = String, Path, description = "Server id")),
+    responses(
+        (status = 200, description = "The server", body = ServerDetail),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`server.not_owned`", body = ErrorBody),
+        (status = 404, description = "`server.not_found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("patAuth" = []))
+)]
 pub async fn detail(
     Ready(core): Ready,
     user: CurrentUser,
@@ -93,6 +131,20 @@ pub async fn detail(
 }
 
 /// `DELETE /api/v1/me/servers/{id}` → 204: the owner removes a server.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/servers/{id}",
+    tag = "directory",
+    summary = "Remove one of the caller's servers from the directory",
+    params(("id" = String, Path, description = "Server id")),
+    responses(
+        (status = 204, description = "Removed; its tunnel and client mounts are closed"),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`server.not_owned`", body = ErrorBody),
+        (status = 404, description = "`server.not_found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn remove(
     Ready(core): Ready,
     user: CurrentUser,
@@ -105,6 +157,21 @@ pub async fn remove(
 
 /// `GET /api/v1/me/servers/{id}/access-info` → how a client reaches the server: directly
 /// (its hostname candidates) or through the hub.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/servers/{id}/access-info",
+    tag = "directory",
+    summary = "How a client reaches a server: directly or through the hub",
+    description = "For the owner, and for a collaborator the owner lets through (SPEC M.1).",
+    params(("id" = String, Path, description = "Server id")),
+    responses(
+        (status = 200, description = "The ways in", body = AccessInfo),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`server.not_owned`", body = ErrorBody),
+        (status = 404, description = "`server.not_found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("patAuth" = []))
+)]
 pub async fn access_info(
     Ready(core): Ready,
     user: CurrentUser,
@@ -115,8 +182,34 @@ pub async fn access_info(
     ))
 }
 
+/// A client relay token for one server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelayToken {
+    /// Unix seconds (one hour from now).
+    pub expires_at: i64,
+    pub server_id: String,
+    /// 64 lowercase hex characters; only its SHA-256 is stored.
+    pub token: String,
+}
+
 /// `POST /api/v1/me/servers/{id}/relay-token` → 201 `{"token","expires_at","server_id"}`. The
-/// token is 43 characters of base64url (32 random bytes); only its SHA-256 is stored.
+/// token is 64 lowercase hex characters (32 random bytes); only its SHA-256 is stored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/servers/{id}/relay-token",
+    tag = "directory",
+    summary = "Mint a client relay token (SPEC B.2) for mounting the server",
+    description = "For the owner, and for a collaborator the owner lets through (SPEC M.1). \
+        The token opens client mounts on `client_ws_endpoint` for one hour.",
+    params(("id" = String, Path, description = "Server id")),
+    responses(
+        (status = 201, description = "A fresh token", body = RelayToken),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`server.not_owned`", body = ErrorBody),
+        (status = 404, description = "`server.not_found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []))
+)]
 #[instrument(skip_all, fields(user_id = %user.user.id, server_id = %server_id))]
 pub async fn relay_token(
     Ready(core): Ready,
@@ -125,30 +218,90 @@ pub async fn relay_token(
     Path(server_id): Path<String>,
 ) -> ApiResult<Response> {
     let (token, expires_at) = mint_relay_token(&core, &user.user.id, &server_id, &client).await?;
-    let body = json!({"token": token, "expires_at": expires_at, "server_id": server_id});
+    let body = RelayToken {
+        expires_at,
+        server_id,
+        token,
+    };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
+/// Body of `PUT /api/v1/me/servers/{id}/proxy-policy`.
+#[derive(Debug, ToSchema)]
+pub struct ProxyPolicyRequest {
+    /// `phlix` (only the Phlix client API goes through the proxy route) or `all`.
+    pub policy: String,
+}
+
+/// The server's proxy policy after the change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyPolicy {
+    /// `phlix` or `all`.
+    pub policy: String,
+    pub server_id: String,
+}
+
 /// `PUT /api/v1/me/servers/{id}/proxy-policy` `{"policy":"phlix"|"all"}` → `{server_id, policy}`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/me/servers/{id}/proxy-policy",
+    tag = "directory",
+    summary = "Set what the proxy route lets through to the server (SPEC J.1)",
+    params(("id" = String, Path, description = "Server id")),
+    request_body(content = ProxyPolicyRequest, example = json!({"policy": "all"})),
+    responses(
+        (status = 200, description = "Saved", body = ProxyPolicy),
+        (status = 400, description = "`invalid_json` or `invalid_request` (policy is not \
+            `phlix` or `all`)", body = ErrorBody),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`server.not_owned`", body = ErrorBody),
+        (status = 404, description = "`server.not_found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn set_policy(
     Ready(core): Ready,
     user: CurrentUser,
     Path(server_id): Path<String>,
     Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProxyPolicy>> {
     let policy = body
         .get("policy")
         .and_then(Value::as_str)
         .unwrap_or_default();
     servers::set_proxy_policy(&core, &user.user.id, &server_id, policy).await?;
-    Ok(Json(json!({"server_id": server_id, "policy": policy})))
+    Ok(Json(ProxyPolicy {
+        policy: policy.to_owned(),
+        server_id,
+    }))
+}
+
+/// The JSON Web Key Set of the hub's enrollment keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Jwks {
+    #[serde(serialize_with = "super::sorted_keys")]
+    pub keys: Vec<crate::auth::keys::Jwk>,
 }
 
 /// `GET /.well-known/jwks.json` → the Ed25519 keys that verify enrollment tokens now (the
 /// previous key too inside its rotation overlap). Cacheable for an hour; 120/60 s per IP.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "meta",
+    summary = "The Ed25519 keys that verify enrollment tokens (SPEC F.4)",
+    description = "The current key, and the previous one inside the 24 h after a rotation. \
+        Cacheable for an hour; 120 fetches per 60 s per address.",
+    responses(
+        (status = 200, description = "The key set", body = Jwks,
+            headers(("Cache-Control" = String, description = "`public, max-age=3600`"))),
+        (status = 429, description = "`rate_limited`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn jwks(Ready(core): Ready, client: ClientInfo) -> ApiResult<Response> {
     let keys = published_keys(&core, &client.ip)?;
-    let mut response = axum::Json(json!({ "keys": keys })).into_response();
+    let mut response = axum::Json(Jwks { keys }).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),

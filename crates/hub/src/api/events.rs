@@ -8,9 +8,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use phlix_proto::ErrorBody;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::now_unix;
 use crate::domain::{servers, shares};
@@ -25,6 +27,24 @@ pub const METRICS_LIMIT: i64 = 1440;
 /// `GET /api/v1/me/events` → `text/event-stream`. The stream ends when the access token
 /// expires (the browser's `EventSource` reconnects with its renewed cookie) and when the hub
 /// shuts down.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/events",
+    tag = "events",
+    summary = "The caller's live events (SPEC J.4) as server-sent events",
+    description = "Events about the caller's servers (and servers shared with the caller): \
+        `server.online`, `server.offline`, `server.heartbeat`, `relay.opened`, `relay.closed`, \
+        `server.claimed`, `share.*`, `invite.*`; each `data` is one JSON object. A \
+        `: keep-alive` comment comes at least every 15 s. The stream ends when the access token \
+        expires and when the hub shuts down.",
+    responses(
+        (status = 200, description = "An endless `text/event-stream`",
+            content_type = "text/event-stream", body = String,
+            headers(("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []))
+)]
 pub async fn stream(Ready(core): Ready, current: CurrentUser) -> Response {
     let user_id = current.user.id;
     let is_admin = current.user.is_admin;
@@ -95,21 +115,62 @@ pub(super) fn sse_response(
 }
 
 /// Query of `…/metrics`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     /// Unix seconds; default: the last 24 hours.
     pub since: Option<i64>,
 }
 
+/// The host-metrics history of a server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricsHistory {
+    /// Oldest first, at most 1440.
+    pub points: Vec<MetricsPoint>,
+    #[serde(rename = "serverId")]
+    pub server_id: String,
+    /// Unix seconds: the start of the history.
+    pub since: i64,
+}
+
+/// One heartbeat of the history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsPoint {
+    pub active_sessions: i64,
+    pub active_transcodes: i64,
+    /// The heartbeat's host metrics (SPEC J.5), when it carried any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub host_metrics: Option<Value>,
+    /// Unix seconds.
+    pub received_at: i64,
+}
+
 /// `GET /api/v1/me/servers/{id}/metrics?since=<unix>` → `{"serverId","since","points":[{
 /// "receivedAt", "activeSessions", "hostMetrics"?}]}`, oldest first, at most
 /// [`METRICS_LIMIT`] points.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/servers/{id}/metrics",
+    tag = "events",
+    summary = "The host-metrics history of a server (SPEC J.5)",
+    params(("id" = String, Path, description = "Server id"), MetricsQuery),
+    responses(
+        (status = 200, description = "The history", body = MetricsHistory),
+        (status = 400, description = "`invalid_query`: `since` is not an integer", body = ErrorBody),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`server.not_owned`", body = ErrorBody),
+        (status = 404, description = "`server.not_found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("patAuth" = []))
+)]
 pub async fn metrics(
     Ready(core): Ready,
     user: CurrentUser,
     Path(server_id): Path<String>,
     query: Result<axum::extract::Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MetricsHistory>> {
     let query = query.map_err(|rejection| ApiError::Invalid {
         status: axum::http::StatusCode::BAD_REQUEST,
         code: "invalid_query",
@@ -119,26 +180,22 @@ pub async fn metrics(
         ),
     })?;
     let since = query.since.unwrap_or_else(|| now_unix() - 86_400);
-    let points: Vec<Value> =
+    let points: Vec<MetricsPoint> =
         servers::heartbeats_since(&core, &user.user.id, &server_id, since, METRICS_LIMIT)
             .await?
             .into_iter()
-            .map(|row| {
-                let mut point = json!({
-                    "receivedAt": row.received_at,
-                    "activeSessions": row.active_sessions,
-                    "activeTranscodes": row.active_transcodes,
-                });
-                if let Some(metrics) = row
+            .map(|row| MetricsPoint {
+                active_sessions: row.active_sessions,
+                active_transcodes: row.active_transcodes,
+                host_metrics: row
                     .host_metrics_json
-                    .and_then(|m| serde_json::from_str::<Value>(&m).ok())
-                {
-                    point["hostMetrics"] = metrics;
-                }
-                point
+                    .and_then(|m| serde_json::from_str::<Value>(&m).ok()),
+                received_at: row.received_at,
             })
             .collect();
-    Ok(Json(
-        json!({"serverId": server_id, "since": since, "points": points}),
-    ))
+    Ok(Json(MetricsHistory {
+        points,
+        server_id,
+        since,
+    }))
 }

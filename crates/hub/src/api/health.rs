@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use std::sync::atomic::Ordering;
 
@@ -12,7 +13,7 @@ use crate::http::conn::Connections;
 use crate::http::state::AppState;
 
 /// Open connections against the descriptor limit.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Pressure {
     open: u64,
     fd_limit: u64,
@@ -36,7 +37,8 @@ impl Pressure {
     }
 }
 
-#[derive(Serialize)]
+/// The hub's state: `starting` (with the start-up step), `ok`, or `degraded` (with its issues).
+#[derive(Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
 enum HealthBody<'a> {
     Starting {
@@ -56,6 +58,22 @@ enum HealthBody<'a> {
 
 /// `GET /health`: 200 `ok` only when ready; 503 `starting` with the step, or `degraded` with
 /// the issues.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "meta",
+    summary = "Liveness and readiness (SPEC 0)",
+    description = "Answers from the first moment of start-up. 200 only when the hub is ready.",
+    responses(
+        (status = 200, description = "`ok`: ready", body = HealthBody,
+            example = json!({"status": "ok", "version": "0.1.0", "store": "sqlite",
+                "connections": {"open": 3, "fd_limit": 65536, "refused_per_ip": 0, "timed_out": 0}})),
+        (status = 503, description = "`starting` (with the start-up step) or `degraded` (with \
+            its issues: database unreachable, TLS certificate expiring)", body = HealthBody,
+            example = json!({"status": "starting", "step": "run-migrations"})),
+    )
+)]
 pub async fn handler(State(state): State<AppState>) -> Response {
     let backend = state.config().database.backend();
     match state.health().get() {

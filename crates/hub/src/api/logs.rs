@@ -9,8 +9,10 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::response::sse::Event;
+use phlix_proto::ErrorBody;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
 
 use crate::auth::now_unix;
 use crate::http::error::{ApiError, ApiResult};
@@ -22,7 +24,7 @@ pub const DEFAULT_LIMIT: usize = 200;
 
 /// Body of `GET …/logs`: the newest records that pass the filters, oldest first (newest
 /// last, like a log file).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LogsBody {
     pub logs: Vec<LogRecord>,
 }
@@ -72,6 +74,29 @@ pub fn limit_of(query: &QueryPairs) -> ApiResult<usize> {
 }
 
 /// `GET /api/v1/me/logs` → `{"logs":[{"ts","level","target","message","fields"}]}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/logs",
+    tag = "logs",
+    summary = "The hub's recent log records (SPEC Q.4)",
+    description = "From the in-memory ring of the last 5000 records of this node, secrets \
+        redacted. Also served as `GET /api/v1/admin/logs`.",
+    params(
+        ("level" = Option<String>, Query, description = "Minimum level: `error`, `warn`, \
+            `info`, `debug` or `trace` (default: every level)"),
+        ("target" = Option<String>, Query, description = "Prefix of the record's target"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Newest records kept, \
+            default 200, above 5000 clamped")
+    ),
+    responses(
+        (status = 200, description = "Oldest first", body = LogsBody),
+        (status = 400, description = "`invalid_query`: unknown level, or `limit` not a whole \
+            number of at least 1", body = ErrorBody),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`auth.not_admin`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []))
+)]
 pub async fn list(_admin: AdminUser, query: QueryPairs) -> ApiResult<Json<LogsBody>> {
     let filter = filter_of(&query)?;
     let limit = limit_of(&query)?;
@@ -88,6 +113,27 @@ pub async fn list(_admin: AdminUser, query: QueryPairs) -> ApiResult<Json<LogsBo
 /// as an event `log` whose data is the record's JSON. The stream ends when the access token
 /// expires (the logs page reconnects with its renewed cookie) and when the hub shuts down; a
 /// tail that falls more than a thousand records behind skips the missed ones.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/logs/tail",
+    tag = "logs",
+    summary = "Follow the hub's log records live, as server-sent events",
+    description = "Each new record that passes the filters is an event `log` whose data is the \
+        record's JSON. The stream ends when the access token expires and when the hub shuts \
+        down. Also served as `GET /api/v1/admin/logs/tail`.",
+    params(
+        ("level" = Option<String>, Query, description = "Minimum level"),
+        ("target" = Option<String>, Query, description = "Prefix of the record's target")
+    ),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "`invalid_query`: unknown level", body = ErrorBody),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`auth.not_admin`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []))
+)]
 pub async fn tail(Ready(core): Ready, admin: AdminUser, query: QueryPairs) -> ApiResult<Response> {
     let filter = filter_of(&query)?;
     let lifetime = u64::try_from(admin.0.claims.exp - now_unix()).unwrap_or(0);

@@ -28,6 +28,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, ServerHandler};
 use serde_json::{Map, Value, json};
 
+use phlix_proto::ErrorBody;
+
 use crate::domain::health::HealthState;
 use crate::domain::tokens::{self, Grant, Scope};
 use crate::domain::{ClientInfo, Core, DomainError, requests, servers, shares};
@@ -74,6 +76,46 @@ pub fn router(state: &AppState) -> Router<AppState> {
             authenticate,
         ))
 }
+
+/// The document of `/mcp` (served by `router`, whose service is the SDK's).
+#[utoipa::path(
+    post,
+    path = "/mcp",
+    tag = "mcp",
+    summary = "Model Context Protocol (Streamable HTTP, stateless, JSON answers)",
+    description = "One JSON-RPC 2.0 message per POST (`initialize`, `tools/list`, \
+        `tools/call`, `resources/list`, `resources/read`, `ping`, notifications), with \
+        `Accept: application/json, text/event-stream`. Tools: `list_servers`, `server_status`, \
+        `server_metrics_history`, `list_shares` (`servers:read`), `list_requests` \
+        (`requests:read`), `create_request` (`requests:write`), `approve_request`, \
+        `deny_request` (`admin`), `hub_health`. No `Mcp-Session-Id`: every request stands \
+        alone. GET and DELETE answer 405.",
+    request_body(
+        content = Object,
+        description = "A JSON-RPC 2.0 request or notification",
+        example = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "list_servers", "arguments": {}}})
+    ),
+    responses(
+        (status = 200, description = "The JSON-RPC response (a tool refusal is a result with \
+            `isError: true`)", content_type = "application/json", body = Object),
+        (status = 202, description = "A notification or response was accepted"),
+        (status = 400, description = "`invalid_json`: not a JSON-RPC message", body = ErrorBody),
+        (status = 401, description = "No, an unknown, a revoked or an expired personal access \
+            token (`auth.required`, `auth.invalid_token`), with `WWW-Authenticate: Bearer`",
+            body = ErrorBody),
+        (status = 406, description = "`not_acceptable`: `Accept` lacks `application/json` \
+            and `text/event-stream`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`",
+            body = ErrorBody),
+        (status = 422, description = "`invalid_request`: a request the transport refuses",
+            body = ErrorBody),
+    ),
+    security(("patAuth" = []))
+)]
+#[allow(dead_code)] // Documentation only: the SDK's service answers `/mcp`.
+pub(crate) async fn mcp_endpoint() {}
 
 /// Who calls: the token's user, the token, and the client's address.
 #[derive(Clone)]
@@ -451,7 +493,7 @@ impl HubMcp {
                 } else {
                     requests::mine(core, &user.id, status).await?
                 };
-                let list: Vec<Value> = rows.iter().map(requests::view).collect();
+                let list: Vec<requests::RequestView> = rows.iter().map(requests::view).collect();
                 Ok(json!({ "requests": list }))
             }
             "create_request" => {

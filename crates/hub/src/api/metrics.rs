@@ -214,6 +214,21 @@ pub fn render(
 }
 
 /// `GET /metrics` for loopback peers.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "meta",
+    summary = "Relay, connection, TLS and webhook metrics (SPEC J.3), Prometheus text format",
+    description = "Only for loopback peers (the client behind trusted proxies counts) and \
+        admins.",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4",
+            content_type = "text/plain", body = String),
+        (status = 403, description = "`metrics.loopback_or_admin_only`", body = phlix_proto::ErrorBody),
+    ),
+    security((), ("bearerAuth" = []), ("cookieAuth" = []))
+)]
 pub async fn loopback(
     Ready(core): Ready,
     State(state): State<AppState>,

@@ -1,5 +1,10 @@
 //! The JSON API on the HTTP listener (port 8800): thin handlers over the domain layer, JSON
 //! everywhere. `crate::server` composes this router with the pages and the relay's HTTP routes.
+//!
+//! Every route is registered with `routes!` from the handler's `#[utoipa::path]`, so the
+//! router and the OpenAPI document (`crate::openapi`) come from this one list. The few alias
+//! paths (a second name for the same handler) are served by [`alias`], which copies the
+//! documented operations of the original path under the alias.
 
 pub mod admin;
 pub mod auth;
@@ -18,147 +23,193 @@ pub mod shares;
 pub mod tokens;
 pub mod webhooks;
 
-use axum::Router;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{MethodRouter, get, post};
+use serde::{Serialize, Serializer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::state::AppState;
 
 /// The JSON API routes (`/api/v1/…`, `/health`, JWKS, metrics, signposts), without the relay's
 /// proxy route, the pages, fallbacks and layers, which `crate::server` adds.
-pub fn router() -> Router<AppState> {
-    let auth = Router::new()
-        .route("/register", post(auth::register))
-        .route("/signup", post(auth::register))
-        .route("/login", post(auth::login))
-        .route("/refresh", post(auth::refresh))
-        .route("/logout", post(auth::logout))
-        .route("/me", get(auth::me));
-    let me = Router::new()
-        .route("/me", get(auth::me))
-        .route("/me/servers", get(directory::list))
-        .route(
-            "/me/servers/{id}",
-            get(directory::detail).delete(directory::remove),
-        )
-        .route("/me/servers/{id}/access-info", get(directory::access_info))
-        .route("/me/servers/{id}/metrics", get(events::metrics))
-        .route("/me/events", get(events::stream))
-        .route("/me/servers/{id}/relay-token", post(directory::relay_token))
-        .route("/me/libraries", get(shares::libraries))
-        .route("/me/shares", get(shares::list).post(shares::create))
-        .route("/me/shares/", get(shares::list).post(shares::create))
-        .route(
-            "/me/shares/{id}",
-            axum::routing::patch(shares::update).delete(shares::revoke),
-        )
-        .route(
-            "/me/invite-links",
+pub fn router() -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new()
+        // Accounts (SPEC E "Auth").
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        // The directory (SPEC E "Me / servers").
+        .routes(routes!(directory::list))
+        .routes(routes!(directory::detail, directory::remove))
+        .routes(routes!(directory::access_info))
+        .routes(routes!(directory::relay_token))
+        .routes(routes!(directory::set_policy))
+        .routes(routes!(events::metrics))
+        .routes(routes!(events::stream))
+        // Sharing (SPEC M, N).
+        .routes(routes!(shares::libraries))
+        .routes(routes!(shares::list, shares::create))
+        .routes(routes!(shares::update, shares::revoke))
+        .routes(routes!(shares::invites, shares::create_invite))
+        .routes(routes!(shares::revoke_invite))
+        .routes(routes!(shares::redeem))
+        .routes(routes!(shares::set_sharing_policy))
+        // Personal access tokens (SPEC E "MCP").
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        // Webhooks (SPEC P).
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::test))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
+        // Settings (SPEC H.3).
+        .routes(routes!(settings::get_settings, settings::put_settings))
+        // Media requests (SPEC O).
+        .routes(routes!(requests::mine, requests::create))
+        .routes(routes!(requests::search))
+        .routes(routes!(requests::get, requests::delete))
+        .routes(routes!(requests::all))
+        .routes(routes!(requests::approve))
+        .routes(routes!(requests::deny))
+        // Relay bandwidth (SPEC B.5).
+        .routes(routes!(bandwidth::mine))
+        .routes(routes!(bandwidth::of_user))
+        .routes(routes!(bandwidth::set_quota))
+        .routes(routes!(bandwidth::set_throttle))
+        // Administration (SPEC Q).
+        .routes(routes!(auth::unlock))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(
+            admin::get_user,
+            admin::update_user,
+            admin::delete_user
+        ))
+        .routes(routes!(admin::set_admin))
+        .routes(routes!(admin::reset_password))
+        .routes(routes!(admin::profiles))
+        .routes(routes!(admin::disable))
+        .routes(routes!(admin::enable))
+        .routes(routes!(admin::sign_out))
+        .routes(routes!(admin::audit_logs))
+        .routes(routes!(admin::dashboard_summary))
+        .routes(routes!(admin::dashboard_activity))
+        .routes(routes!(logs::list))
+        .routes(routes!(logs::tail))
+        // Server-facing routes (SPEC C.5, C.6, D).
+        .routes(routes!(servers::deregister))
+        .routes(routes!(servers::heartbeat))
+        .routes(routes!(servers::renew))
+        .routes(routes!(servers::info))
+        .routes(routes!(servers::relay_signpost))
+        .routes(routes!(
+            servers::claim_subdomain,
+            servers::release_subdomain
+        ))
+        // Pairing (SPEC C.1–C.3).
+        .routes(routes!(claims::new_claim))
+        .routes(routes!(claims::redeem))
+        .routes(routes!(claims::poll_claim))
+        // Outside /api/v1.
+        .routes(routes!(health::handler))
+        .routes(routes!(directory::jwks))
+        .routes(routes!(metrics::loopback))
+        .routes(routes!(servers::client_signpost));
+    // Second names of documented routes (the PHP hub's aliases and trailing slashes).
+    [
+        (
+            "/api/v1/auth/signup",
+            "/api/v1/auth/register",
+            post(auth::register),
+        ),
+        ("/api/v1/auth/me", "/api/v1/me", get(auth::me)),
+        (
+            "/api/v1/me/shares/",
+            "/api/v1/me/shares",
+            get(shares::list).post(shares::create),
+        ),
+        (
+            "/api/v1/me/invite-links/",
+            "/api/v1/me/invite-links",
             get(shares::invites).post(shares::create_invite),
-        )
-        .route(
-            "/me/invite-links/",
-            get(shares::invites).post(shares::create_invite),
-        )
-        .route("/me/invite-links/{id}", delete(shares::revoke_invite))
-        .route("/me/invite-links/{token}/redeem", post(shares::redeem))
-        .route("/me/mcp-tokens", get(tokens::list).post(tokens::create))
-        .route("/me/mcp-tokens/", get(tokens::list).post(tokens::create))
-        .route("/me/mcp-tokens/{id}", delete(tokens::revoke))
-        .route("/me/webhooks", get(webhooks::list).post(webhooks::create))
-        .route(
-            "/me/webhooks/{id}",
-            get(webhooks::get)
-                .patch(webhooks::update)
-                .delete(webhooks::delete),
-        )
-        .route(
-            "/me/webhooks/{id}/rotate-secret",
-            post(webhooks::rotate_secret),
-        )
-        .route("/me/webhooks/{id}/test", post(webhooks::test))
-        .route("/me/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route(
-            "/me/webhooks/{id}/deliveries/{delivery_id}/redeliver",
-            post(webhooks::redeliver),
-        )
-        .route(
-            "/me/servers/{id}/sharing-policy",
-            put(shares::set_sharing_policy),
-        )
-        .route(
-            "/me/hub-settings",
+        ),
+        (
+            "/api/v1/me/requests/",
+            "/api/v1/me/requests",
+            get(requests::mine).post(requests::create),
+        ),
+        (
+            "/api/v1/me/mcp-tokens/",
+            "/api/v1/me/mcp-tokens",
+            get(tokens::list).post(tokens::create),
+        ),
+        (
+            "/api/v1/admin/audit-logs",
+            "/api/v1/me/audit-logs",
+            get(admin::audit_logs),
+        ),
+        ("/api/v1/admin/logs", "/api/v1/me/logs", get(logs::list)),
+        (
+            "/api/v1/admin/logs/tail",
+            "/api/v1/me/logs/tail",
+            get(logs::tail),
+        ),
+        (
+            "/api/v1/admin/settings",
+            "/api/v1/me/hub-settings",
             get(settings::get_settings).put(settings::put_settings),
-        )
-        .route("/me/servers/{id}/proxy-policy", put(directory::set_policy))
-        .route("/me/requests", get(requests::mine).post(requests::create))
-        .route("/me/requests/", get(requests::mine).post(requests::create))
-        .route("/me/requests/search", get(requests::search))
-        .route(
-            "/me/requests/{id}",
-            get(requests::get).delete(requests::delete),
-        )
-        .route("/admin/requests", get(requests::all))
-        .route("/admin/requests/{id}/approve", post(requests::approve))
-        .route("/admin/requests/{id}/deny", post(requests::deny))
-        .route("/me/bandwidth", get(bandwidth::mine))
-        .route("/admin/users/{id}/bandwidth", get(bandwidth::of_user))
-        .route("/admin/users/{id}/quota", put(bandwidth::set_quota))
-        .route("/admin/users/{id}/throttle", put(bandwidth::set_throttle))
-        .route("/admin/users/{id}/unlock", post(auth::unlock))
-        .route(
-            "/admin/users",
-            get(admin::list_users).post(admin::create_user),
-        )
-        .route(
-            "/admin/users/{id}",
-            get(admin::get_user)
-                .put(admin::update_user)
-                .delete(admin::delete_user),
-        )
-        .route("/admin/users/{id}/set-admin", post(admin::set_admin))
-        .route(
-            "/admin/users/{id}/reset-password",
-            post(admin::reset_password),
-        )
-        .route("/admin/users/{id}/profiles", get(admin::profiles))
-        .route("/admin/users/{id}/disable", post(admin::disable))
-        .route("/admin/users/{id}/enable", post(admin::enable))
-        .route("/admin/users/{id}/sign-out", post(admin::sign_out))
-        .route("/me/audit-logs", get(admin::audit_logs))
-        .route("/admin/audit-logs", get(admin::audit_logs))
-        .route("/admin/dashboard/summary", get(admin::dashboard_summary))
-        .route("/admin/dashboard/activity", get(admin::dashboard_activity))
-        .route("/me/logs", get(logs::list))
-        .route("/me/logs/tail", get(logs::tail))
-        .route("/admin/logs", get(logs::list))
-        .route("/admin/logs/tail", get(logs::tail));
-    let servers = Router::new()
-        .route("/{id}", delete(servers::deregister))
-        .route("/{id}/heartbeat", post(servers::heartbeat))
-        .route("/{id}/renew", post(servers::renew))
-        .route("/{id}/info", get(servers::info))
-        .route("/{id}/relay", post(servers::relay_signpost))
-        .route(
-            "/{id}/subdomain",
-            post(servers::claim_subdomain).delete(servers::release_subdomain),
-        );
-    let claims = Router::new()
-        .route("/new", post(claims::new_claim))
-        .route("/claim", post(claims::redeem))
-        .route("/{claim_id}", get(claims::poll_claim));
-    let api = Router::new()
-        .nest("/auth", auth)
-        .merge(me)
-        .nest("/servers", servers)
-        .nest("/server-claims", claims)
-        .route(
-            "/admin/settings",
-            get(settings::get_settings).put(settings::put_settings),
-        );
-    Router::new()
-        .route("/health", get(health::handler))
-        .route("/.well-known/jwks.json", get(directory::jwks))
-        .route("/metrics", get(metrics::loopback))
-        .route("/client/{server_id}", get(servers::client_signpost))
-        .nest("/api/v1", api)
+        ),
+    ]
+    .into_iter()
+    .fold(router, |router, (path, original, methods)| {
+        alias(router, path, original, methods)
+    })
+}
+
+/// Serves `methods` at `path`, a second name of the documented route `original`, and documents
+/// it as a copy of `original`'s operations (operation ids suffixed with `_alias_` and the
+/// path, so they stay unique). `methods` must be the handlers of `original`:
+/// `tests/openapi.rs` requests every documented method of every path, aliases included.
+fn alias(
+    mut router: OpenApiRouter<AppState>,
+    path: &str,
+    original: &str,
+    methods: MethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let document = router.get_openapi_mut();
+    if let Some(mut item) = document.paths.paths.get(original).cloned() {
+        let suffix: String = path
+            .trim_matches('/')
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        for operation in crate::http::doc::operations_mut(&mut item) {
+            if let Some(id) = &mut operation.operation_id {
+                id.push_str("_alias_");
+                id.push_str(&suffix);
+            }
+            let note = format!("Alias of `{original}`.");
+            operation.description = Some(match operation.description.take() {
+                Some(text) => format!("{note} {text}"),
+                None => note,
+            });
+        }
+        document.paths.paths.insert(path.to_owned(), item);
+    }
+    router.route(path, methods)
+}
+
+/// Serialises `value` through a `serde_json::Value`, so the keys of its objects come out
+/// sorted: the bytes of the `json!` objects these answers were built from before they had a
+/// type (serde_json's map is a `BTreeMap`).
+pub(crate) fn sorted_keys<T: Serialize, S: Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(value)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(serializer)
 }

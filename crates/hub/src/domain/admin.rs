@@ -14,21 +14,41 @@ pub const MAX_LIMIT: i64 = 200;
 /// Users per page by default.
 pub const DEFAULT_LIMIT: i64 = 50;
 
+/// A user as the admin routes show it (SPEC Q.1 U). Fields in alphabetical order: the bytes
+/// the PHP-compatible `json!` object had.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub created_at: String,
+    pub disabled: bool,
+    pub display_name: Option<String>,
+    pub email: String,
+    pub id: String,
+    /// `1` or `0` (the PHP hub's TINYINT).
+    pub is_admin: i32,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC; null before the first sign-in.
+    pub last_login_at: Option<String>,
+    pub server_count: i64,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub updated_at: String,
+    pub username: String,
+}
+
 /// A user as the admin routes show it (SPEC Q.1 U).
 #[must_use]
-pub fn view(row: &AdminUserRow) -> Value {
-    json!({
-        "id": row.id,
-        "username": row.username,
-        "email": row.email,
-        "display_name": row.display_name,
-        "is_admin": i32::from(row.is_admin),
-        "created_at": super::accounts::format_datetime(row.created_at),
-        "updated_at": super::accounts::format_datetime(row.updated_at),
-        "disabled": row.disabled_at.is_some(),
-        "last_login_at": row.last_login_at.map(super::accounts::format_datetime),
-        "server_count": row.server_count,
-    })
+pub fn view(row: &AdminUserRow) -> UserView {
+    UserView {
+        created_at: super::accounts::format_datetime(row.created_at),
+        disabled: row.disabled_at.is_some(),
+        display_name: row.display_name.clone(),
+        email: row.email.clone(),
+        id: row.id.clone(),
+        is_admin: i32::from(row.is_admin),
+        last_login_at: row.last_login_at.map(super::accounts::format_datetime),
+        server_count: row.server_count,
+        updated_at: super::accounts::format_datetime(row.updated_at),
+        username: row.username.clone(),
+    }
 }
 
 fn user_not_found() -> DomainError {
@@ -297,7 +317,8 @@ pub async fn create(
 /// `PUT /api/v1/admin/users/{id}`: any of `username`, `email`, `password`.
 ///
 /// # Errors
-/// 404 `user_not_found`, 400 `validation_failed`.
+/// 404 `user_not_found`, 400 `validation_failed`, 400 `invalid_request` for a body that is not
+/// a JSON object.
 pub async fn update(
     core: &Core,
     admin: &UserRow,
@@ -306,7 +327,17 @@ pub async fn update(
     body: Option<&Value>,
 ) -> DomainResult<()> {
     get(core, id).await?;
-    let body = body.filter(|b| b.is_object()).unwrap_or(&Value::Null);
+    // No body changes nothing; a body that is not an object is a mistake, not "no change".
+    let body = match body {
+        None => &Value::Null,
+        Some(body) if body.is_object() => body,
+        Some(_) => {
+            return Err(refused(
+                "invalid_request",
+                "The request body must be a JSON object",
+            ));
+        }
+    };
     let username = text_field(body, "username").filter(|u| !u.is_empty());
     let email = text_field(body, "email")
         .filter(|e| !e.is_empty())

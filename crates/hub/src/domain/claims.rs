@@ -42,7 +42,7 @@ pub fn normalise_code(input: &str) -> Option<String> {
 }
 
 /// `ClaimResponse` (camelCase).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimResponse {
     pub claim_code: String,
@@ -205,7 +205,7 @@ pub async fn request_code(core: &Core, body: &Value) -> DomainResult<ClaimRespon
 }
 
 /// Answer of the claim poll and of the redemption.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnrollmentGrant {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,

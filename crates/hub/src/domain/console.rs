@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Core, DomainError, DomainResult};
@@ -71,23 +71,49 @@ pub fn audit_filter(get: impl Fn(&str) -> Option<String>) -> DomainResult<AuditF
     Ok(filter)
 }
 
+/// An audit row as the API shows it (SPEC Q.3). Fields in alphabetical order: the bytes the
+/// `json!` object had.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditView {
+    pub action: Option<String>,
+    /// Display name, else user name, of `user_id` (if it still exists).
+    pub actor: Option<String>,
+    /// The row's JSON context, if any.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub created_at: String,
+    pub event: String,
+    pub id: i64,
+    pub ip_address: Option<String>,
+    pub reason: Option<String>,
+    pub resource: Option<String>,
+    /// `1` or `0`.
+    pub success: i32,
+    pub user_agent: Option<String>,
+    pub user_id: Option<String>,
+}
+
 /// An audit row as the API shows it (SPEC Q.3).
 #[must_use]
-pub fn audit_view(row: &AuditRow) -> Value {
-    json!({
-        "id": row.id,
-        "event": row.event,
-        "user_id": row.user_id,
-        "actor": row.actor,
-        "resource": row.resource,
-        "action": row.action,
-        "success": i32::from(row.success),
-        "reason": row.reason,
-        "ip_address": row.ip_address,
-        "user_agent": row.user_agent,
-        "context": row.context_json.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
-        "created_at": super::accounts::format_datetime(row.created_at),
-    })
+pub fn audit_view(row: &AuditRow) -> AuditView {
+    AuditView {
+        action: row.action.clone(),
+        actor: row.actor.clone(),
+        context: row
+            .context_json
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok()),
+        created_at: super::accounts::format_datetime(row.created_at),
+        event: row.event.clone(),
+        id: row.id,
+        ip_address: row.ip_address.clone(),
+        reason: row.reason.clone(),
+        resource: row.resource.clone(),
+        success: i32::from(row.success),
+        user_agent: row.user_agent.clone(),
+        user_id: row.user_id.clone(),
+    }
 }
 
 /// A page of audit rows and the total.
@@ -178,25 +204,54 @@ pub async fn summary(core: &Core) -> DomainResult<Summary> {
         .await?)
 }
 
+/// `{"success":true,"data":{…}}` of the dashboard summary (SPEC Q.2); fields in alphabetical
+/// order, the bytes the `json!` object had.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SummaryView {
+    pub data: SummaryData,
+    /// Always `true`.
+    pub success: bool,
+}
+
+/// The figures of the dashboard.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SummaryData {
+    pub active_relay_sessions: i64,
+    pub heartbeats_per_minute: i64,
+    pub pending_requests: i64,
+    pub relay_bytes_today: i64,
+    pub servers: ServerCounts,
+    pub user_count: i64,
+    pub webhook_failures_24h: i64,
+}
+
+/// Servers by state.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ServerCounts {
+    pub offline: i64,
+    pub online: i64,
+    pub total: i64,
+}
+
 /// The summary as SPEC Q.2 shows it.
 #[must_use]
-pub fn summary_view(summary: &Summary) -> Value {
-    json!({
-        "success": true,
-        "data": {
-            "servers": {
-                "total": summary.servers_total,
-                "online": summary.servers_online,
-                "offline": summary.servers_total - summary.servers_online,
+pub fn summary_view(summary: &Summary) -> SummaryView {
+    SummaryView {
+        data: SummaryData {
+            active_relay_sessions: summary.active_relay_sessions,
+            heartbeats_per_minute: summary.heartbeats_last_minute,
+            pending_requests: summary.pending_requests,
+            relay_bytes_today: summary.relay_bytes_today,
+            servers: ServerCounts {
+                offline: summary.servers_total - summary.servers_online,
+                online: summary.servers_online,
+                total: summary.servers_total,
             },
-            "active_relay_sessions": summary.active_relay_sessions,
-            "pending_requests": summary.pending_requests,
-            "user_count": summary.user_count,
-            "relay_bytes_today": summary.relay_bytes_today,
-            "heartbeats_per_minute": summary.heartbeats_last_minute,
-            "webhook_failures_24h": summary.webhook_failures_24h,
-        }
-    })
+            user_count: summary.user_count,
+            webhook_failures_24h: summary.webhook_failures_24h,
+        },
+        success: true,
+    }
 }
 
 /// One entry of the recent activity.

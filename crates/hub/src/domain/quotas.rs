@@ -10,7 +10,7 @@ use crate::auth::now_unix;
 use crate::store::period_start;
 
 /// A user's relay usage this month, its limits (0 = unlimited) and its throttle.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BandwidthDoc {
     pub user_id: String,
     pub period_start: String,

@@ -59,24 +59,48 @@ impl Arrs {
     }
 }
 
+/// A request as every response shows it (SPEC O row, plus `username`). Fields in alphabetical
+/// order: the bytes the `json!` object had.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub created_at: String,
+    pub episode: Option<i32>,
+    pub id: i64,
+    pub poster_url: Option<String>,
+    pub rejection_reason: Option<String>,
+    pub season: Option<i32>,
+    /// `pending`, `approved`, `available` or `rejected`.
+    pub status: String,
+    pub title: String,
+    pub tmdb_id: i64,
+    /// `movie` or `series`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub updated_at: String,
+    pub user_id: String,
+    pub username: String,
+}
+
 /// A request as every response shows it (SPEC O row, plus `username`).
 #[must_use]
-pub fn view(row: &RequestRow) -> Value {
-    json!({
-        "id": row.id,
-        "user_id": row.user_id,
-        "username": row.username,
-        "type": row.kind,
-        "tmdb_id": row.tmdb_id,
-        "title": row.title,
-        "poster_url": row.poster_url,
-        "season": row.season,
-        "episode": row.episode,
-        "status": row.status,
-        "rejection_reason": row.rejection_reason,
-        "created_at": super::accounts::format_datetime(row.created_at),
-        "updated_at": super::accounts::format_datetime(row.updated_at),
-    })
+pub fn view(row: &RequestRow) -> RequestView {
+    RequestView {
+        created_at: super::accounts::format_datetime(row.created_at),
+        episode: row.episode,
+        id: row.id,
+        poster_url: row.poster_url.clone(),
+        rejection_reason: row.rejection_reason.clone(),
+        season: row.season,
+        status: row.status.clone(),
+        title: row.title.clone(),
+        tmdb_id: row.tmdb_id,
+        kind: row.kind.clone(),
+        updated_at: super::accounts::format_datetime(row.updated_at),
+        user_id: row.user_id.clone(),
+        username: row.username.clone(),
+    }
 }
 
 fn service_of(kind: &str) -> Service {
@@ -180,8 +204,15 @@ async fn record(
 
 /// Publishes a `request.*` event to the requester and every administrator.
 fn publish(core: &Core, name: &'static str, row: &RequestRow) {
-    core.events
-        .publish(HubEvent::named(name, &row.user_id, "", view(row)).to_admins());
+    core.events.publish(
+        HubEvent::named(
+            name,
+            &row.user_id,
+            "",
+            serde_json::to_value(view(row)).unwrap_or_default(),
+        )
+        .to_admins(),
+    );
 }
 
 /// An optional integer field: a JSON integer or a string of digits.
@@ -673,7 +704,7 @@ pub async fn deny(
 }
 
 /// One search result (SPEC O).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SearchResult {
     pub tmdb_id: i64,
     pub title: String,

@@ -144,7 +144,7 @@ pub async fn set_proxy_policy(
 }
 
 /// How a client reaches a server: directly (its hostname candidates) or through the hub.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccessInfo {
     pub direct: DirectAccess,
     pub relay: RelayAccess,
@@ -155,13 +155,13 @@ pub struct AccessInfo {
 }
 
 /// The home-network addresses a server reported.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DirectAccess {
     pub hostname_candidates: Vec<String>,
 }
 
 /// The hub's ways in to a server.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RelayAccess {
     pub active: bool,
     pub client_ws_endpoint: String,

@@ -221,7 +221,7 @@ fn expires_at(body: &Map<String, Value>, now: i64) -> DomainResult<Option<i64>> 
 }
 
 /// A share as `GET /api/v1/me/shares` lists it under `incoming` (SPEC M, M.1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SharedLibrary {
     pub share_id: String,
     pub owner_user_id: String,
@@ -260,7 +260,7 @@ impl From<IncomingShareRow> for SharedLibrary {
 }
 
 /// The user's active shares, both ways, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Shares {
     pub outgoing: Vec<ShareRow>,
     pub incoming: Vec<SharedLibrary>,
@@ -380,7 +380,7 @@ pub async fn update(
 }
 
 /// One library in the owner's picker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LibraryChoice {
     pub id: String,
     pub name: String,
@@ -417,7 +417,7 @@ pub async fn libraries_of(
 // Invite links (SPEC N)
 
 /// An invite link as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InviteView {
     pub id: String,
     pub owner_user_id: String,
@@ -465,7 +465,7 @@ impl InviteView {
 }
 
 /// A freshly created invite link: its token is shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedInvite {
     pub id: String,
     pub url: String,

@@ -168,16 +168,22 @@ fn hash(token: &str) -> String {
 }
 
 /// A token as the API and the page show it (never the token itself).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
-    /// Space-separated, like the PHP hub's column.
+    /// Space-separated, like the PHP hub's column: `servers:read`, `requests:read`,
+    /// `requests:write`, `admin`.
+    #[schema(example = "servers:read requests:read")]
     pub scopes: String,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
     pub created_at: String,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
     pub expires_at: String,
     pub last_used_at: Option<String>,
+    /// The client address of the last use.
     pub last_used_ip: Option<String>,
+    /// Past `expires_at`: refused, kept in the list until revoked.
     pub expired: bool,
 }
 

@@ -91,7 +91,7 @@ impl Default for DeliveryConfig {
 }
 
 /// An endpoint as the API shows it (W of SPEC P.1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: String,
     pub name: String,
@@ -126,7 +126,7 @@ impl From<&WebhookRow> for Webhook {
 }
 
 /// One attempt in a delivery's log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// Unix seconds.
     pub at: i64,
@@ -149,7 +149,7 @@ impl From<&AttemptRow> for Attempt {
 }
 
 /// A delivery as the API shows it (D of SPEC P.1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: String,
     pub event_id: String,

@@ -64,8 +64,9 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
 }
 
 /// A JSON body that may be absent: an empty body gives `T::default()`; a present body must be
-/// valid JSON for `T` whatever its content type says (cookie-only refresh and logout calls send
-/// none).
+/// a JSON object valid for `T` whatever its content type says (cookie-only refresh and logout
+/// calls send none). An array is refused too, although serde would read `[]` as a struct of
+/// defaults.
 #[derive(Debug, Clone, Default)]
 pub struct OptionalJson<T>(pub T);
 
@@ -81,9 +82,16 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|err| ApiError::MalformedBody(format!("invalid JSON body: {err}")))
+        let invalid =
+            |err: serde_json::Error| ApiError::MalformedBody(format!("invalid JSON body: {err}"));
+        match serde_json::from_slice(&bytes).map_err(invalid)? {
+            value @ serde_json::Value::Object(_) => {
+                serde_json::from_value(value).map(Self).map_err(invalid)
+            }
+            _ => Err(ApiError::MalformedBody(
+                "invalid JSON body: expected a JSON object".into(),
+            )),
+        }
     }
 }
 

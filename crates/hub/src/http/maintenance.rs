@@ -10,7 +10,8 @@
 //!   subdomains) and `/api/v1/server-claims/…` (pairing);
 //! - the relay's HTTP proxy route `/api/v1/servers/{id}/proxy/…`, which belongs to the relay
 //!   data plane like tunnels, client mounts and subdomain ingress: open streams and media
-//!   playback keep working, only the hub's own features pause.
+//!   playback keep working, only the hub's own features pause;
+//! - the API description: `/api/openapi.json` and the `/api/docs` page.
 //!
 //! The MCP endpoint `/mcp` pauses like the user API it fronts (its tools are that API's
 //! actions). Other paths outside `/api/` are not API requests and never pass this gate: `/health`, JWKS,
@@ -29,7 +30,7 @@ use crate::domain::maintenance;
 pub const RETRY_AFTER_SECS: u16 = 60;
 
 /// Path prefixes that stay open during maintenance (see the module documentation).
-const OPEN_PREFIXES: [&str; 7] = [
+const OPEN_PREFIXES: [&str; 9] = [
     "/api/v1/auth/",
     "/api/v1/admin/",
     "/api/v1/me/logs",
@@ -37,6 +38,8 @@ const OPEN_PREFIXES: [&str; 7] = [
     "/api/v1/me/hub-settings",
     "/api/v1/servers/",
     "/api/v1/server-claims/",
+    "/api/openapi.json",
+    "/api/docs",
 ];
 
 /// Whether `path` is an API request that maintenance mode pauses.
@@ -112,6 +115,9 @@ mod tests {
             "/api/v1/servers/s1/heartbeat",
             "/api/v1/servers/s1/proxy/web/index.html",
             "/api/v1/server-claims/new",
+            "/api/openapi.json",
+            "/api/docs",
+            "/api/docs/swagger-ui.css",
             "/health",
             "/.well-known/jwks.json",
             "/metrics",

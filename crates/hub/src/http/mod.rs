@@ -6,6 +6,7 @@
 pub mod body;
 pub mod conn;
 pub mod cookies;
+pub mod doc;
 pub mod error;
 pub mod extract;
 pub mod forwarded;

@@ -1,7 +1,6 @@
 //! HTTP entry points of the relay: `/api/v1/servers/{id}/proxy/{path}` (SPEC A.5, E), the
 //! owner's proxy policy (J.1) and subdomain ingress (J.1).
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{OriginalUri, Request, State};
@@ -10,6 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum_extra::extract::CookieJar;
+use phlix_proto::ErrorBody;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::proxy::{self, ProxyError, ProxyRequest};
 use crate::auth::now_unix;
@@ -21,12 +23,42 @@ use crate::http::extract::{CachedUser, ClientInfo, Ready};
 use crate::http::state::AppState;
 use crate::store::ServerRow;
 
-/// Checks the policy and forwards.
+/// The documented proxy route (its `{*path}` is `{path}` in the document).
+const PROXY_DOC_PATH: &str = "/api/v1/servers/{id}/proxy/{path}";
+
+/// The proxy route's operations, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(proxy_route))]
+struct ProxyDoc;
+
 /// The proxy routes: `/api/v1/servers/{id}/proxy[/…]`, every method, bodies streamed (no
-/// body limit; quotas and the throttle bound them).
-pub fn router() -> Router<AppState> {
+/// body limit; quotas and the throttle bound them). Documented once with its `{path}`
+/// (`#[utoipa::path]` of [`proxy_route`]), and again for the bare `…/proxy` and `…/proxy/`
+/// without it: `routes!` cannot register `any` or a `{*path}` wildcard.
+pub fn router() -> OpenApiRouter<AppState> {
     let route = || any(proxy_route).layer(DefaultBodyLimit::disable());
-    Router::new()
+    let mut document = ProxyDoc::openapi();
+    if let Some(item) = document.paths.paths.get(PROXY_DOC_PATH).cloned() {
+        for bare in ["/api/v1/servers/{id}/proxy", "/api/v1/servers/{id}/proxy/"] {
+            let mut item = item.clone();
+            let suffix = if bare.ends_with('/') {
+                "_slash"
+            } else {
+                "_bare"
+            };
+            for operation in crate::http::doc::operations_mut(&mut item) {
+                if let Some(params) = &mut operation.parameters {
+                    params
+                        .retain(|p| !matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "path"));
+                }
+                if let Some(id) = &mut operation.operation_id {
+                    id.push_str(suffix);
+                }
+            }
+            document.paths.paths.insert(bare.to_owned(), item);
+        }
+    }
+    OpenApiRouter::with_openapi(document)
         .route("/api/v1/servers/{id}/proxy", route())
         .route("/api/v1/servers/{id}/proxy/", route())
         .route("/api/v1/servers/{id}/proxy/{*path}", route())
@@ -72,6 +104,46 @@ async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -
 }
 
 /// `ANY /api/v1/servers/{id}/proxy/{path}`: the owner, or a collaborator (SPEC M.1).
+#[utoipa::path(
+    method(get, post, put, delete, patch, head, options),
+    path = "/api/v1/servers/{id}/proxy/{path}",
+    tag = "relay",
+    summary = "HTTP over the relay to the server (SPEC A.5)",
+    description = "Forwards the request (any method, the body streamed without a size limit) \
+        through the server's tunnel and streams its answer back unchanged: the status, headers \
+        and body below are the home server's. With the proxy policy `phlix` only the Phlix \
+        client API is let through. The hub's own refusals are JSON: 400 \
+        `proxy.invalid_path`, 401 (`auth.*`), 403 `server.not_owned`/`proxy.scope_denied`/ \
+        `relay.access_revoked`, 404 `server.not_found`, 429 `rate_limited`/`relay.*`, 502 \
+        `relay.bad_response`, 503 `server.no_tunnel`/`server.offline`, 504 `gateway.timeout`. \
+        Also served as `…/proxy` and `…/proxy/` (the server's root).",
+    params(
+        ("id" = String, Path, description = "Server id"),
+        ("path" = String, Path, description = "The path on the home server, slashes included"),
+    ),
+    request_body(
+        content = String,
+        content_type = "*/*",
+        description = "Any body; forwarded as it streams in",
+        example = json!("")
+    ),
+    responses(
+        (status = "default", description = "The home server's answer, or one of the hub's \
+            refusals listed above (JSON)", content_type = "*/*"),
+        (status = 400, description = "`proxy.invalid_path`", body = ErrorBody),
+        (status = 401, description = "Not signed in (`auth.*`, `account_disabled`)", body = ErrorBody),
+        (status = 403, description = "`server.not_owned`, `proxy.scope_denied` or \
+            `relay.access_revoked`", body = ErrorBody),
+        (status = 404, description = "`server.not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `relay.quota_exceeded` or \
+            `relay.stream_limit`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "`relay.bad_response`", body = ErrorBody),
+        (status = 503, description = "`server.no_tunnel` or `server.offline`", body = ErrorBody),
+        (status = 504, description = "`gateway.timeout`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("cookieAuth" = []))
+)]
 pub async fn proxy_route(
     Ready(core): Ready,
     CachedUser(user): CachedUser,

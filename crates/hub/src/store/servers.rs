@@ -58,14 +58,23 @@ macro_rules! server_row_sql {
 }
 
 /// One library of a server, as the heartbeat reports it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    sqlx::FromRow,
+    utoipa::ToSchema,
+)]
 pub struct LibraryRow {
     pub library_id: String,
     pub library_name: String,
 }
 
 /// A library with the server it lives on, for `/api/v1/me/libraries`.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UserLibraryRow {
     pub server_id: String,
     pub server_name: String,

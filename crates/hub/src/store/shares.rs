@@ -4,7 +4,7 @@
 use super::{BeginWrite, Store, StoreResult, dispatch};
 
 /// A `library_shares` row with the collaborator's display name.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ShareRow {
     pub id: String,
     pub owner_user_id: String,
