@@ -1284,3 +1284,36 @@ async fn a_user_makes_a_personal_access_token_uses_it_and_revokes_it_in_a_real_b
     .await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn the_api_docs_page_renders_the_document_in_a_real_browser() {
+    let hub = TestHub::start().await;
+    let base = hub.url("");
+    let browser = Browser::launch().await;
+    let page = browser.new_isolated_page().await;
+    // A content-security-policy violation after load is recorded by the page itself (the
+    // operations below render only if the CSP let the embedded scripts run).
+    page.goto(&format!("{base}/api/docs/")).await;
+    page.eval(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));",
+    )
+    .await;
+    // Swagger UI (embedded in the binary, nothing from elsewhere) fetches /api/openapi.json
+    // and lists every operation.
+    page.wait_for(
+        "document.querySelectorAll('.opblock').length > 50",
+        "Swagger UI to list the operations",
+    )
+    .await;
+    let title = page.text(".info .title").await;
+    assert!(title.contains("phlix-hub API"), "{title}");
+    let operations = page
+        .eval("Array.from(document.querySelectorAll('.opblock-summary-path')).map((e) => e.textContent).join(' ')")
+        .await;
+    let operations = operations.as_str().unwrap();
+    for path in ["/api/v1/me/mcp-tokens", "/api/v1/me/servers", "/mcp"] {
+        assert!(operations.contains(path), "{path} missing");
+    }
+    assert_eq!(page.eval("window.__csp.length").await, json!(0));
+    page.screenshot("api-docs").await;
+}
