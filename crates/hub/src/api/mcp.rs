@@ -231,6 +231,19 @@ impl HubMcp {
             .core()
             .ok_or_else(|| ErrorData::internal_error("the hub is starting", None))
     }
+
+    /// The caller of a resource request, whose token must carry `servers:read`.
+    fn resource_reader(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(Caller, Core), ErrorData> {
+        let caller = caller(context)?;
+        caller
+            .grant
+            .require(Scope::ServersRead)
+            .map_err(|err| ErrorData::invalid_request(Refusal::from(err).text, None))?;
+        Ok((caller, self.core()?))
+    }
 }
 
 /// A tool refusal or failure as the caller's assistant shows it: the JSON error body of the
@@ -611,12 +624,7 @@ impl ServerHandler for HubMcp {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let caller = caller(&context)?;
-        let core = self.core()?;
-        caller
-            .grant
-            .require(Scope::ServersRead)
-            .map_err(|err| ErrorData::invalid_request(Refusal::from(err).text, None))?;
+        let (caller, core) = self.resource_reader(&context)?;
         let rows = servers::list_owned(&core, &caller.user.id)
             .await
             .map_err(|err| ErrorData::internal_error(Refusal::from(err).text, None))?;
@@ -643,12 +651,7 @@ impl ServerHandler for HubMcp {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let caller = caller(&context)?;
-        let core = self.core()?;
-        caller
-            .grant
-            .require(Scope::ServersRead)
-            .map_err(|err| ErrorData::invalid_request(Refusal::from(err).text, None))?;
+        let (caller, core) = self.resource_reader(&context)?;
         let (tool, args) = if request.uri == SERVERS_URI {
             ("list_servers", Map::new())
         } else if let Some(id) = request.uri.strip_prefix(&format!("{SERVERS_URI}/")) {
