@@ -1264,3 +1264,57 @@ async fn acme_obtains_a_certificate_from_pebble_and_a_forced_renewal_swaps_it_li
     assert!(!log.contains("PRIVATE KEY"));
     drop(hub);
 }
+
+/// The hub chooses the cipher (AES-128-GCM first, BENCHMARKS.md "TLS against plain"), even
+/// for a client that lists AES-256-GCM first, as rustls' defaults do; a client offering only
+/// AES-256-GCM still gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_picks_aes_128_gcm_on_every_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "hub");
+    pki.write_pair();
+    let hub = tls_hub(&pki, |_| {}).await;
+    let ca = [pki.ca_der()];
+    let negotiated = async |addr: SocketAddr, config: Arc<rustls::ClientConfig>| {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        stream
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .unwrap()
+            .suite()
+    };
+    let default = client_config(&ca);
+    assert_eq!(
+        rustls::crypto::aws_lc_rs::default_provider().cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "the client prefers AES-256"
+    );
+    for addr in [hub.http, hub.tunnel, hub.client_addr] {
+        assert_eq!(
+            negotiated(addr, default.clone()).await,
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+    }
+    let mut only_256 = rustls::crypto::aws_lc_rs::default_provider();
+    only_256
+        .cipher_suites
+        .retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+    let mut store = rustls::RootCertStore::empty();
+    store.add(ca[0].clone()).unwrap();
+    let only_256 = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(only_256))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(store)
+            .with_no_client_auth(),
+    );
+    assert_eq!(
+        negotiated(hub.http, only_256).await,
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+    );
+}

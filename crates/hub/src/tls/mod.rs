@@ -204,13 +204,35 @@ pub fn pair_from_pem(
     }
 }
 
+/// The hub's own provider for its listeners: aws-lc-rs with the AES-128-GCM suites first
+/// (and chosen by the hub, not the client). Every relayed byte is decrypted and encrypted
+/// once per TLS leg, so the cipher is most of TLS's cost; AES-128-GCM does ten AES rounds to
+/// AES-256's fourteen, at the security level Mozilla's intermediate profile and most of the web
+/// use (BENCHMARKS.md "TLS against plain" has the effect).
+fn listener_provider() -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    let rank = |suite: &rustls::SupportedCipherSuite| {
+        use rustls::CipherSuite as S;
+        match suite.suite() {
+            S::TLS13_AES_128_GCM_SHA256
+            | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+            _ => 1,
+        }
+    };
+    // Stable: TLS 1.3 suites stay before TLS 1.2 ones within each rank.
+    provider.cipher_suites.sort_by_key(rank);
+    Arc::new(provider)
+}
+
 fn acceptor(certs: &Arc<Certs>, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(listener_provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS 1.2/1.3 with aws-lc-rs")?
         .with_no_client_auth()
         .with_cert_resolver(Arc::clone(certs) as Arc<dyn ResolvesServerCert>);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.ignore_client_order = true;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
