@@ -63,20 +63,14 @@ async fn a_token_is_shown_once_stored_hashed_and_listed_without_its_secret() {
     );
     assert_eq!(created["expired"], false);
     assert!(created["last_used_at"].is_null());
-    // 90 days by default.
-    let created_at = time::PrimitiveDateTime::parse(
-        created["created_at"].as_str().unwrap(),
-        &time::format_description::well_known::Iso8601::DEFAULT,
-    );
-    let expires_at = time::PrimitiveDateTime::parse(
-        created["expires_at"].as_str().unwrap(),
-        &time::format_description::well_known::Iso8601::DEFAULT,
-    );
-    if let (Ok(from), Ok(to)) = (created_at, expires_at) {
-        assert_eq!((to - from).whole_days(), 90, "{created}");
-    } else {
-        assert_ne!(created["created_at"], created["expires_at"], "{created}");
-    }
+    // 90 days by default (times as `YYYY-MM-DD HH:MM:SS`, UTC).
+    let at = |field: &str| {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        time::PrimitiveDateTime::parse(created[field].as_str().unwrap(), &format)
+            .unwrap_or_else(|err| panic!("{field}: {err}: {created}"))
+    };
+    assert_eq!((at("expires_at") - at("created_at")).whole_days(), 90);
 
     let (status, list) = call(
         hub,
