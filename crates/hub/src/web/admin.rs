@@ -67,7 +67,13 @@ fn buckets(points: &[StatsPoint], now: i64, buckets: usize) -> [Vec<f64>; 3] {
     let mut bytes = vec![0.0; buckets];
     let mut beats = vec![0.0; buckets];
     for point in points {
-        let Ok(index) = usize::try_from((point.minute - start) / span) else {
+        // The window is [now - 24 h, now]: a point of the current minute sampled in the very
+        // second `now` falls in the last span, not one past it.
+        let offset = point.minute - start;
+        if !(0..=86_400).contains(&offset) {
+            continue;
+        }
+        let Ok(index) = usize::try_from(offset.min(86_399) / span) else {
             continue;
         };
         if index >= buckets {
@@ -622,4 +628,28 @@ pub async fn audit(viewer: Viewer, Query(params): Query<HashMap<String, String>>
         error,
     };
     html(status, page.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(minute: i64, online: i64) -> StatsPoint {
+        StatsPoint {
+            minute,
+            servers_online: online,
+            relay_bytes: 0,
+            heartbeats: 0,
+        }
+    }
+
+    #[test]
+    fn a_point_of_the_current_second_lands_in_the_last_span() {
+        let now = 1_799_999_940; // a whole minute
+        let [online, _, _] = buckets(&[point(now, 3), point(now - 86_400, 1)], now, 96);
+        assert_eq!(online[95], 3.0);
+        assert_eq!(online[0], 1.0);
+        let [online, _, _] = buckets(&[point(now + 60, 5), point(now - 86_401, 5)], now, 96);
+        assert!(online.iter().all(|v| *v == 0.0), "outside the window");
+    }
 }
