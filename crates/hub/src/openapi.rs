@@ -169,20 +169,7 @@ pub fn docs() -> Router<AppState> {
 /// Middleware: the security headers of the Swagger UI page.
 async fn docs_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    crate::http::page_security_headers(response.headers_mut(), DOCS_CONTENT_SECURITY_POLICY);
     response
 }
 

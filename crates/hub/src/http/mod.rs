@@ -21,6 +21,24 @@ pub use phlix_common::percent_encode;
 /// Largest JSON body any API endpoint accepts.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// The security headers of an HTML page (the web UI's and the API docs'): its content
+/// security policy, no MIME sniffing, same-origin referrers, no framing.
+pub fn page_security_headers(headers: &mut axum::http::HeaderMap, csp: &'static str) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
 /// `302 Found` to a local path: the PHP hub's redirects are 302 (SPEC E.1, E.2). Form posts
 /// answer `303 See Other` instead.
 #[must_use]
