@@ -619,8 +619,9 @@ impl TunnelActor {
             self.handle.epoch,
         )
         .await;
-        // A displaced tunnel closes after its successor opened: the relay is still active.
-        if relay.tunnel(&self.handle.server_id).is_none() {
+        // A displaced tunnel closes after its successor opened (here, or on another node of
+        // the cluster): the relay is still active.
+        if reason != CloseReason::ServerReplaced && relay.tunnel(&self.handle.server_id).is_none() {
             self.core.events.publish(HubEvent::relay(
                 &self.handle.owner_id,
                 &self.handle.server_id,
