@@ -72,7 +72,37 @@ impl BenchHub {
         database_url: Option<String>,
         tls: Option<(std::path::PathBuf, std::path::PathBuf, Vec<u8>)>,
     ) -> Self {
+        Self::start_inner(runtime, database_url, tls, None).await
+    }
+
+    /// A node named `node` of a cluster on the PostgreSQL `database_url`; `first` is a node
+    /// already started, whose JWT secret and signing key this one shares (tokens work on
+    /// every node).
+    pub async fn start_node(
+        runtime: Option<&tokio::runtime::Handle>,
+        database_url: String,
+        node: &str,
+        first: Option<&Self>,
+    ) -> Self {
+        Self::start_inner(runtime, Some(database_url), None, Some((node, first))).await
+    }
+
+    async fn start_inner(
+        runtime: Option<&tokio::runtime::Handle>,
+        database_url: Option<String>,
+        tls: Option<(std::path::PathBuf, std::path::PathBuf, Vec<u8>)>,
+        cluster: Option<(&str, Option<&Self>)>,
+    ) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
+        if let Some((_, Some(first))) = cluster {
+            for file in [
+                phlix_hub::config::JWT_SECRET_FILE,
+                phlix_hub::auth::keys::KEY_FILE,
+            ] {
+                std::fs::copy(first.data_dir.path().join(file), data_dir.path().join(file))
+                    .unwrap();
+            }
+        }
         let database_url = database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.path().join("bench.db").display()));
         let args = ServeArgs {
@@ -114,7 +144,19 @@ impl BenchHub {
                 .unwrap();
             scheme = "https";
         }
-        let config = Config::load(&args).unwrap();
+        let mut config = Config::load(&args).unwrap();
+        if let Some((node, _)) = cluster {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            config.node_name = node.to_owned();
+            config.cluster = Some(phlix_hub::config::ClusterConfig {
+                addr: port,
+                url: format!("http://{port}"),
+                secret: phlix_hub::config::Secret::from_bytes(vec![0x5a; 32]),
+            });
+        }
         // Bound here as std sockets, registered with the hub's runtime when it starts.
         let bind = || {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

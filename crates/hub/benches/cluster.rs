@@ -1,0 +1,443 @@
+//! Several nodes on one PostgreSQL (issue #19): what forwarding costs. Two hub nodes in-process
+//! (`a` holds the tunnel of a fake Phlix server, `b` forwards to it over its cluster listener),
+//! measured side by side in one run:
+//!
+//! - one raw client mount each way through the owner vs through the forwarding node (MB/s);
+//! - HTTP over the relay with 1 KiB responses, 1 and 64 concurrent clients (req/s, p50, p99);
+//! - failover: a third node holding the tunnel crashes (its runtime dropped: sockets close, no
+//!   goodbye), the fake server reconnects at once to `b` as a load balancer would send it, and
+//!   a client polling through `a` every 5 ms sees the first answer again (median of 5).
+//!
+//! Needs PostgreSQL: `PHLIX_TEST_POSTGRES_URL=postgres://… cargo bench -p phlix-hub --bench
+//! cluster` (scripts/bench starts one). Prints Markdown tables.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use phlix_hub::relay::ws_io::{Connected, WsEvent, WsReader, WsWriter, connect_client_from};
+use phlix_proto::frame::{Frame, FrameDecoder, FrameType};
+use phlix_proto::relay_http::{self, RequestPayload, ResponseHead};
+use phlix_proto::ws::Opcode;
+use serde_json::json;
+
+const REPS: usize = 5;
+const STREAM_BYTES: usize = 128 * 1024 * 1024;
+const CHUNK: usize = 65_535;
+/// Bytes the download sender keeps in flight (well under the client queue's 256 frames).
+const WINDOW: usize = 4 * 1024 * 1024;
+const HTTP_REQUESTS: usize = 2048;
+
+async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (WsReader, WsWriter) {
+    match connect_client_from(None, addr, path, headers)
+        .await
+        .unwrap()
+    {
+        Connected::Open { stream, .. } => (stream.reader, stream.writer),
+        Connected::Refused { status, body, .. } => panic!("refused {status}: {body}"),
+    }
+}
+
+/// A fake Phlix server's tunnel on `addr`, after HELLO_ACK.
+async fn tunnel(addr: SocketAddr, server_id: &str, jwt: &str) -> (WsReader, WsWriter) {
+    let (mut reader, mut writer) = open(addr, "/", &[]).await;
+    let hello = json!({"type": "hello", "enrollment_jwt": jwt, "server_id": server_id}).to_string();
+    writer.send(Opcode::Text, hello.as_bytes()).await.unwrap();
+    assert!(
+        matches!(reader.next().await.unwrap(), WsEvent::Data(_)),
+        "HELLO_ACK"
+    );
+    (reader, writer)
+}
+
+/// Reads relay frames until `f` returns true.
+async fn read_frames(
+    reader: &mut WsReader,
+    decoder: &mut FrameDecoder,
+    mut f: impl FnMut(Frame) -> bool,
+) {
+    loop {
+        if let WsEvent::Data(message) = reader.next().await.unwrap() {
+            decoder.push(&message.payload);
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                if f(frame) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Answers every HTTP-over-relay request on the tunnel with 1 KiB, until the tunnel ends.
+async fn respond(mut reader: WsReader, mut writer: WsWriter) {
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let head = relay_http::encode_response_head(&ResponseHead {
+        status: 200,
+        headers: [("content-type".to_owned(), "text/plain".to_owned())].into(),
+        body_length: Some(1024),
+    });
+    let mut decoder = FrameDecoder::new(1 << 20);
+    loop {
+        let message = match reader.next().await {
+            Ok(WsEvent::Data(message)) => message,
+            Ok(WsEvent::Close { .. }) | Err(_) => return,
+            Ok(_) => continue,
+        };
+        decoder.push(&message.payload);
+        let mut out = Vec::new();
+        while let Ok(Some(frame)) = decoder.next_frame() {
+            if frame.kind == FrameType::HttpRequest
+                && matches!(
+                    relay_http::decode_request(&frame.payload),
+                    Ok(RequestPayload::End)
+                )
+            {
+                let id = frame.id;
+                out.push(Frame::new(id, FrameType::HttpResponse, head.clone()).unwrap());
+                out.push(
+                    Frame::new(
+                        id,
+                        FrameType::HttpResponse,
+                        relay_http::body_chunk(body.clone()),
+                    )
+                    .unwrap(),
+                );
+                out.push(Frame::new(id, FrameType::HttpResponse, relay_http::end_chunk()).unwrap());
+            }
+        }
+        if !out.is_empty() && writer.send_frames(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One mount's raw streams: `(mount reader, mount writer, channel id)` plus the tunnel side.
+struct Mount {
+    reader: WsReader,
+    writer: WsWriter,
+    channel: u32,
+    decoder: FrameDecoder,
+}
+
+/// MB/s of one stream server → client (`down`) or client → server through `mount`.
+async fn stream(mount: &mut Mount, t: &mut (WsReader, WsWriter, FrameDecoder), down: bool) -> f64 {
+    let payload = Bytes::from(vec![0xA5u8; CHUNK]);
+    let batches = STREAM_BYTES / CHUNK / 4;
+    let total = batches * 4 * CHUNK;
+    let start = Instant::now();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    if down {
+        let channel = mount.channel;
+        let sender = {
+            let (delivered, writer) = (delivered.clone(), &mut t.1);
+            async move {
+                let batch: Vec<Frame> = (0..4)
+                    .map(|_| Frame::new(channel, FrameType::Data, payload.clone()).unwrap())
+                    .collect();
+                let mut sent = 0;
+                for _ in 0..batches {
+                    while sent - delivered.load(Ordering::Relaxed) > WINDOW {
+                        tokio::task::yield_now().await;
+                    }
+                    writer.send_frames(&batch).await.unwrap();
+                    sent += 4 * CHUNK;
+                }
+            }
+        };
+        let mut received = 0;
+        let receiver = read_frames(&mut mount.reader, &mut mount.decoder, |f| {
+            if f.kind == FrameType::Data {
+                received += f.payload.len();
+                delivered.store(received, Ordering::Relaxed);
+            }
+            received >= total
+        });
+        tokio::join!(sender, receiver);
+    } else {
+        let writer = &mut mount.writer;
+        let sender = async move {
+            let batch: Vec<Frame> = (0..4)
+                .map(|_| Frame::new(1, FrameType::Data, payload.clone()).unwrap())
+                .collect();
+            for _ in 0..batches {
+                writer.send_frames(&batch).await.unwrap();
+            }
+        };
+        let mut received = 0;
+        let receiver = read_frames(&mut t.0, &mut t.2, |f| {
+            if f.kind == FrameType::Data {
+                received += f.payload.len();
+            }
+            received >= total
+        });
+        tokio::join!(sender, receiver);
+    }
+    total as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// `(req/s, p50 ms, p99 ms)` of `HTTP_REQUESTS` proxied GETs from `concurrency` clients.
+async fn http_round(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    concurrency: usize,
+) -> (f64, f64, f64) {
+    let per_worker = HTTP_REQUESTS / concurrency;
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                let t = Instant::now();
+                let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                assert_eq!(resp.bytes().await.unwrap().len(), 1024);
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    let rate = latencies.len() as f64 / start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    (
+        rate,
+        support::percentile(&latencies, 0.5),
+        support::percentile(&latencies, 0.99),
+    )
+}
+
+fn row(label: &str, samples: &mut [f64]) -> String {
+    let (median, min, max) = support::median(samples);
+    format!("| {label} | {median:.0} ({min:.0}–{max:.0}) |")
+}
+
+#[allow(clippy::too_many_lines)]
+async fn run(server: &str) {
+    let database = support::fresh_postgres(server).await;
+    let a = support::BenchHub::start_node(None, database.clone(), "a", None).await;
+    let b = support::BenchHub::start_node(None, database.clone(), "b", Some(&a)).await;
+    let (user_id, token) = a.user("bench").await;
+    let resp = a
+        .http
+        .put(format!("{}/api/v1/admin/users/{user_id}/throttle", a.base))
+        .bearer_auth(&token)
+        .json(&json!({"throttle_bps": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut servers = a.servers(&user_id, 1 + REPS).await;
+    let (server_id, jwt) = servers.remove(0);
+    let (t_reader, t_writer) = tunnel(a.tunnel, &server_id, &jwt).await;
+    let mut t = (t_reader, t_writer, FrameDecoder::new(1 << 20));
+    let resp = a
+        .http
+        .put(format!(
+            "{}/api/v1/me/servers/{server_id}/proxy-policy",
+            a.base
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"policy": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let relay_token: serde_json::Value = a
+        .http
+        .post(format!(
+            "{}/api/v1/me/servers/{server_id}/relay-token",
+            a.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", relay_token["token"].as_str().unwrap());
+
+    // Raw streams: one mount through each node, measured alternately.
+    let mut mounts = Vec::new();
+    for node in [&a, &b] {
+        let (reader, writer) = open(
+            node.client,
+            &format!("/client/{server_id}"),
+            &[("Authorization", &bearer)],
+        )
+        .await;
+        let mut channel = 0;
+        read_frames(&mut t.0, &mut t.2, |f| {
+            channel = f.id;
+            f.kind == FrameType::ClientConnect
+        })
+        .await;
+        mounts.push(Mount {
+            reader,
+            writer,
+            channel,
+            decoder: FrameDecoder::new(1 << 20),
+        });
+    }
+    let mut raw: [[Vec<f64>; 2]; 2] = Default::default();
+    for rep in 0..REPS {
+        eprintln!("raw streams, repetition {}/{REPS}", rep + 1);
+        for (which, mount) in mounts.iter_mut().enumerate() {
+            raw[which][0].push(stream(mount, &mut t, false).await);
+            raw[which][1].push(stream(mount, &mut t, true).await);
+        }
+    }
+    drop(mounts);
+
+    // HTTP over the relay through each node, alternately.
+    let responder = tokio::spawn(respond(t.0, t.1));
+    let urls = [&a, &b].map(|node| {
+        format!(
+            "{}/api/v1/servers/{server_id}/proxy/api/v1/media/1",
+            node.base
+        )
+    });
+    let http = reqwest::Client::new();
+    for url in &urls {
+        http_round(&http, url, &token, 16).await;
+    }
+    let mut http_rows = Vec::new();
+    for concurrency in [1usize, 64] {
+        let mut samples: [[Vec<f64>; 3]; 2] = Default::default();
+        for rep in 0..REPS {
+            eprintln!("HTTP, {concurrency} clients, repetition {}/{REPS}", rep + 1);
+            for (which, url) in urls.iter().enumerate() {
+                let (rate, p50, p99) = http_round(&http, url, &token, concurrency).await;
+                samples[which][0].push(rate);
+                samples[which][1].push(p50);
+                samples[which][2].push(p99);
+            }
+        }
+        http_rows.push((concurrency, samples));
+    }
+    responder.abort();
+
+    // Failover: the tunnel's node crashes; the server reconnects to `b`.
+    let mut failovers = Vec::new();
+    for (i, (server_id, jwt)) in servers.iter().enumerate() {
+        eprintln!("failover {}/{REPS}", i + 1);
+        let runtime = support::HubRuntime::new(1);
+        let doomed = support::BenchHub::start_node(
+            Some(runtime.handle()),
+            database.clone(),
+            &format!("doomed-{i}"),
+            Some(&a),
+        )
+        .await;
+        let resp = a
+            .http
+            .put(format!(
+                "{}/api/v1/me/servers/{server_id}/proxy-policy",
+                a.base
+            ))
+            .bearer_auth(&token)
+            .json(&json!({"policy": "all"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let (reader, writer) = tunnel(doomed.tunnel, server_id, jwt).await;
+        let (b_tunnel, server, token_) = (b.tunnel, server_id.clone(), jwt.clone());
+        let agent = tokio::spawn(async move {
+            respond(reader, writer).await;
+            // The balancer sends the reconnect to a live node.
+            let (reader, writer) = tunnel(b_tunnel, &server, &token_).await;
+            respond(reader, writer).await;
+        });
+        let url = format!("{}/api/v1/servers/{server_id}/proxy/ping", a.base);
+        let ok = |http: reqwest::Client, url: String, token: String| async move {
+            http.get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        };
+        while !ok(http.clone(), url.clone(), token.clone()).await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let crashed = Instant::now();
+        drop(runtime);
+        std::mem::forget(doomed);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        while !ok(http.clone(), url.clone(), token.clone()).await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        failovers.push(crashed.elapsed().as_secs_f64() * 1000.0);
+        agent.abort();
+    }
+
+    println!("\n#### Raw channel, one stream (MB/s; median of {REPS}, min–max)\n");
+    println!("| path | client → server | server → client |\n|---|---|---|");
+    for (which, label) in ["through the owner node", "through a forwarding node"]
+        .iter()
+        .enumerate()
+    {
+        let [up, down] = &mut raw[which];
+        let (up, down) = (row(label, up), row("", down));
+        println!("{up}{}", down.trim_start_matches("| "));
+    }
+    let ratio = |which: usize| {
+        support::median(&mut raw[1][which].clone()).0
+            / support::median(&mut raw[0][which].clone()).0
+    };
+    println!(
+        "\nforwarding ÷ owner: {:.2} up, {:.2} down",
+        ratio(0),
+        ratio(1)
+    );
+    println!("\n#### HTTP over the relay, 1 KiB responses ({HTTP_REQUESTS} requests per run)\n");
+    println!("| clients | path | req/s (min–max) | p50 ms | p99 ms |\n|---|---|---|---|---|");
+    for (concurrency, samples) in &mut http_rows {
+        for (which, label) in ["owner", "forwarding"].iter().enumerate() {
+            let (rate, min, max) = support::median(&mut samples[which][0]);
+            let p50 = support::median(&mut samples[which][1]).0;
+            let p99 = support::median(&mut samples[which][2]).0;
+            println!(
+                "| {concurrency} | {label} | {rate:.0} ({min:.0}–{max:.0}) | {p50:.2} | {p99:.2} |"
+            );
+        }
+        let owner = support::median(&mut samples[0][0].clone()).0;
+        let forwarding = support::median(&mut samples[1][0].clone()).0;
+        let p99 = support::median(&mut samples[1][2].clone()).0
+            - support::median(&mut samples[0][2].clone()).0;
+        println!(
+            "| {concurrency} | forwarding ÷ owner | {:.2} | | +{p99:.2} p99 |",
+            forwarding / owner
+        );
+    }
+    let (median, min, max) = support::median(&mut failovers);
+    println!(
+        "\n#### Failover after a crash of the tunnel's node\n\nfirst answer again after {median:.0} ms (median of {REPS}; {min:.0}–{max:.0})"
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
+fn main() {
+    let Ok(server) = std::env::var("PHLIX_TEST_POSTGRES_URL") else {
+        eprintln!("the cluster bench needs PostgreSQL: set PHLIX_TEST_POSTGRES_URL");
+        return;
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run(&server));
+}
