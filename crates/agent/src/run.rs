@@ -317,19 +317,25 @@ async fn tunnel_loop(
             outcome = session(&url, &current, &upstream, reporter, tls, shutdown) => outcome,
         };
         reporter.tunnel("disconnected");
+        let hub_left = matches!(outcome, Ok(Ended::HubLeft));
         match outcome {
-            Ok(true) => {
+            Ok(Ended::Closed | Ended::HubLeft) => {
                 attempts = 0;
                 tracing::info!("tunnel closed");
             }
-            Ok(false) => tracing::warn!("tunnel refused or closed before HELLO_ACK"),
+            Ok(Ended::Refused) => tracing::warn!("tunnel refused or closed before HELLO_ACK"),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "tunnel failed"),
         }
         if shutdown.is_cancelled() {
             return;
         }
-        attempts += 1;
-        let delay = backoff(options.reconnect_base, attempts);
+        let delay = if hub_left {
+            // Spread the reconnects of many agents over a moment, not a back-off.
+            Duration::from_millis(rand::rng().random_range(0..=500))
+        } else {
+            attempts += 1;
+            backoff(options.reconnect_base, attempts)
+        };
         tracing::info!(retry_in_ms = delay.as_millis(), "reconnecting");
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -343,7 +349,19 @@ struct Request {
     task: tokio::task::AbortHandle,
 }
 
-/// One tunnel connection. `Ok(true)` once HELLO_ACK was received (the back-off resets).
+/// How a tunnel connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Refused or closed before HELLO_ACK.
+    Refused,
+    /// Closed after HELLO_ACK (the back-off starts again from its base).
+    Closed,
+    /// The hub node went away (close 1001, `hub_shutdown`): a restart, or a node leaving its
+    /// cluster. Reconnect at once — through the load balancer, another node takes the tunnel.
+    HubLeft,
+}
+
+/// One tunnel connection.
 async fn session(
     url: &str,
     enrollment: &Enrollment,
@@ -351,7 +369,7 @@ async fn session(
     reporter: &Reporter,
     tls: &TlsClient,
     shutdown: &CancellationToken,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Ended> {
     let (ws, _) =
         tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(tls.connector()))
             .await
@@ -372,7 +390,7 @@ async fn session(
         Some(Ok(Message::Close(frame))) => {
             let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
             tracing::error!(%reason, "the hub refused the HELLO");
-            return Ok(false);
+            return Ok(Ended::Refused);
         }
         other => bail!("unexpected answer to HELLO: {other:?}"),
     };
@@ -408,6 +426,7 @@ async fn session(
     let mut decoder = FrameDecoder::new(DEFAULT_DECODE_CAP);
     let mut channels: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
     let mut requests: HashMap<u32, Request> = HashMap::new();
+    let mut going_away = false;
     let result = loop {
         let message = tokio::select! {
             () = shutdown.cancelled() => break Ok(true),
@@ -420,7 +439,12 @@ async fn session(
         let payload = match message {
             Some(Ok(Message::Binary(data))) => data,
             Some(Ok(Message::Text(text))) => Bytes::copy_from_slice(text.as_bytes()),
-            Some(Ok(Message::Close(_))) | None => break Ok(true),
+            Some(Ok(Message::Close(frame))) => {
+                // 1001: the hub node is going away (restart, or leaving its cluster).
+                going_away = frame.is_some_and(|f| u16::from(f.code) == 1001);
+                break Ok(true);
+            }
+            None => break Ok(true),
             Some(Ok(_)) => continue,
             Some(Err(err)) => break Err(anyhow::Error::new(err).context("reading the tunnel")),
         };
@@ -469,7 +493,9 @@ async fn session(
                     let _ = frames_tx.try_send(Frame::empty(0, FrameType::Heartbeat));
                 }
                 FrameType::Disconnected => {
-                    tracing::info!(payload = %String::from_utf8_lossy(&frame.payload), "the hub closed the tunnel");
+                    let payload = String::from_utf8_lossy(&frame.payload);
+                    going_away |= payload.contains("hub_shutdown");
+                    tracing::info!(%payload, "the hub closed the tunnel");
                     stop = true;
                     break;
                 }
@@ -489,7 +515,13 @@ async fn session(
     }
     drop(frames_tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    result
+    result.map(|_: bool| {
+        if going_away {
+            Ended::HubLeft
+        } else {
+            Ended::Closed
+        }
+    })
 }
 
 /// A raw channel: one TCP connection to the upstream, bytes piped both ways.

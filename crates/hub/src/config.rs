@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 
 pub use crate::store::{DatabaseUrl, redact_url};
 
+pub mod cluster;
 pub mod edge;
+pub use cluster::{ClusterArgs, ClusterConfig};
 pub use edge::{Edge, EdgeArgs};
 
 /// Output format of the logs.
@@ -88,9 +90,14 @@ pub struct ServeArgs {
     #[arg(long, env = "HUB_PROXY_REQUESTS_PER_MINUTE", default_value_t = 600)]
     pub proxy_requests_per_minute: u32,
 
-    /// Name of this node in `relay_sessions.worker_node` [default: the host name].
+    /// Name of this node in `relay_sessions.worker_node` and the cluster's node registry
+    /// [default: the host name]; unique among the nodes of one database.
     #[arg(long, env = "HUB_NODE_NAME")]
     pub node_name: Option<String>,
+
+    /// Several nodes on one PostgreSQL (config/cluster.rs).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// A client must send a request's whole header within this time (also the time a
     /// WebSocket upgrade request may take on the tunnel and client ports).
@@ -169,6 +176,8 @@ pub struct Config {
     pub ws_host: String,
     pub relay_timers: RelayTimers,
     pub node_name: String,
+    /// Set when this node runs with others on one PostgreSQL.
+    pub cluster: Option<ClusterConfig>,
     pub proxy_requests_per_minute: u32,
     pub connections: ConnLimits,
     /// Whether webhooks may target private addresses.
@@ -280,7 +289,9 @@ impl Config {
             public_url = format!("https://{rest}");
         }
         let jwt_secret = resolve_jwt_secret(&data_dir)?;
+        let cluster = ClusterConfig::load(&args.cluster, database.backend() == "postgres")?;
         Ok(Self {
+            cluster,
             data_dir,
             database,
             http_addr: args.http_addr,

@@ -82,9 +82,18 @@ fn serve(
         // liveness rules (SPEC B.3, L) once upgraded.
         "http" => (&connections.http, Some(state.config().connections.idle)),
         "tunnel" => (&connections.tunnel, None),
+        "cluster" => (&connections.cluster, None),
         _ => (&connections.client, None),
     };
-    let tls = connections.tls.get().cloned();
+    let mut limits = state.config().connections;
+    // The cluster listener's clients are the other nodes: plain HTTP, every connection of
+    // theirs welcome (they carry many users' requests).
+    let tls = if name == "cluster" {
+        limits.per_ip = 0;
+        None
+    } else {
+        connections.tls.get().cloned()
+    };
     let front = crate::http::conn::Front {
         acceptor: tls.as_ref().map(|tls| {
             if name == "http" {
@@ -99,7 +108,7 @@ fn serve(
     tracker.spawn(crate::http::conn::serve(
         listener,
         router,
-        state.config().connections,
+        limits,
         idle,
         Arc::clone(stats),
         front,
@@ -204,6 +213,11 @@ pub async fn launch(
 ) -> anyhow::Result<()> {
     // A missing, unreadable or mismatched certificate pair stops the start here.
     let tls = crate::tls::Tls::new(&config)?;
+    // `shutdown` (SIGTERM, a test) starts the leave; `stop` ends everything once the node has
+    // left; `accept` stops the public listeners first (a cluster node keeps its tunnels and
+    // its cluster listener while its tunnels move to other nodes).
+    let stop = CancellationToken::new();
+    let accept = stop.child_token();
     let health = Health::default();
     let state = AppState::new(config.clone(), health.clone());
     let tracker = TaskTracker::new();
@@ -231,10 +245,15 @@ pub async fn launch(
         listeners.http,
         app_router(state.clone()),
         &state,
-        shutdown.clone(),
+        accept.clone(),
         "http",
     );
 
+    let tokens = Tokens {
+        shutdown: shutdown.clone(),
+        stop: stop.clone(),
+        accept,
+    };
     let result = start(
         &config,
         listeners.tunnel,
@@ -242,7 +261,7 @@ pub async fn launch(
         &state,
         &health,
         &tracker,
-        &shutdown,
+        &tokens,
     )
     .await;
     match &result {
@@ -250,10 +269,20 @@ pub async fn launch(
         Ok(None) => tracing::info!("shutdown requested during start-up"),
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "start-up failed");
-            shutdown.cancel();
+            stop.cancel();
         }
     }
-    shutdown.cancelled().await;
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = stop.cancelled() => {}
+    }
+    if let Some(core) = state.core()
+        && core.cluster.enabled()
+        && !stop.is_cancelled()
+    {
+        leave(&core, &health, &tokens).await;
+    }
+    stop.cancel();
     tracing::info!("shutting down");
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -287,6 +316,56 @@ pub async fn launch(
     result.map(|_| ())
 }
 
+/// The cancellation tokens of one hub process.
+struct Tokens {
+    /// Asked from outside: start leaving.
+    shutdown: CancellationToken,
+    /// Everything ends.
+    stop: CancellationToken,
+    /// The public listeners stop accepting (a child of `stop`).
+    accept: CancellationToken,
+}
+
+/// A cluster node's graceful leave (issue #19): `/health` says `draining` so the load balancer
+/// sends nothing new, the public listeners stop accepting, relayed requests in flight finish
+/// (within the drain grace), then the tunnels close with 1001 so their servers reconnect —
+/// through the load balancer, to another node — while other nodes hold the requests for them
+/// until they reopen there.
+async fn leave(core: &Core, health: &Health, tokens: &Tokens) {
+    let started = tokio::time::Instant::now();
+    tracing::info!(node = %core.cluster.node(), "leaving the cluster: draining");
+    health.set(HealthState::Draining);
+    crate::domain::cluster::begin_leave(core).await;
+    // One health-check interval of a typical balancer to notice before connections are refused.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokens.accept.cancel();
+    let grace = core.relay.drain_grace();
+    let in_flight = || {
+        core.relay
+            .stats()
+            .http_in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    while in_flight() > 0 && started.elapsed() < grace {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let servers = core.relay.close_all_for_leave();
+    let deadline = tokio::time::Instant::now() + crate::domain::cluster::HOLD_FOR_MOVE;
+    while !servers.is_empty()
+        && !crate::domain::cluster::tunnels_moved(core, &servers).await
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crate::domain::cluster::finish_leave(core).await;
+    tracing::info!(
+        node = %core.cluster.node(),
+        tunnels = servers.len(),
+        took_ms = started.elapsed().as_millis(),
+        "left the cluster"
+    );
+}
+
 async fn start(
     config: &Config,
     tunnel: Bind,
@@ -294,8 +373,9 @@ async fn start(
     state: &AppState,
     health: &Health,
     tracker: &TaskTracker,
-    shutdown: &CancellationToken,
+    tokens: &Tokens,
 ) -> anyhow::Result<Option<Store>> {
+    let shutdown = &tokens.shutdown;
     health.set(HealthState::Starting("open-store"));
     let Some(store) =
         retry_unavailable("open-store", shutdown, || Store::connect(&config.database)).await?
@@ -321,10 +401,17 @@ async fn start(
         tunnel = %tunnel.local_addr()?, client = %client.local_addr()?,
         "relay listeners bound"
     );
+    let cluster_listener =
+        match &config.cluster {
+            Some(cluster) => Some(TcpListener::bind(cluster.addr).await.with_context(|| {
+                format!("cannot bind the cluster listener on {}", cluster.addr)
+            })?),
+            None => None,
+        };
     let relay = Relay::new(
         config.node_name.clone(),
         config.relay_timers,
-        shutdown.clone(),
+        tokens.stop.clone(),
     );
     match store
         .reconcile_relay_sessions(relay.node(), crate::auth::now_unix())
@@ -359,7 +446,12 @@ async fn start(
         )),
         arrs: Arc::new(crate::domain::requests::Arrs::new(config.arr_timeout)?),
         maintenance: Arc::default(),
+        cluster: crate::domain::cluster::Cluster::new(&config.node_name, config.cluster.clone()),
     };
+    crate::domain::cluster::register(&core).await?;
+    crate::domain::cluster::attach_events(&core);
+    crate::domain::cluster::spawn(&core, &tokens.stop, tracker);
+    let shutdown = &tokens.stop;
     crate::domain::webhooks::spawn(&core, shutdown, tracker);
     if let Err(err) = crate::domain::settings::apply_live(&core).await {
         tracing::warn!(error = %err, "cannot read the live settings");
@@ -370,7 +462,7 @@ async fn start(
         tunnel,
         crate::relay::tunnel::router(state.clone()),
         state,
-        shutdown.clone(),
+        tokens.accept.clone(),
         "tunnel",
     );
     serve(
@@ -378,9 +470,23 @@ async fn start(
         client,
         crate::relay::client::router(state.clone()),
         state,
-        shutdown.clone(),
+        tokens.accept.clone(),
         "client",
     );
+    if let Some(listener) = cluster_listener {
+        tracing::info!(cluster = %listener.local_addr()?, "cluster listener bound");
+        serve(
+            tracker,
+            listener,
+            crate::relay::cluster::router(
+                state.clone(),
+                crate::relay::client::router(state.clone()),
+            ),
+            state,
+            tokens.stop.clone(),
+            "cluster",
+        );
+    }
     health.set(HealthState::Ready);
     tracker.spawn(crate::domain::health::probe_loop(
         store.clone(),
@@ -408,7 +514,9 @@ async fn start(
 /// The server reaper and clean-up (SPEC D): every `reaper_interval`, servers silent for
 /// `offline_after` without an open tunnel go offline; heartbeat rows older than 7 days (and
 /// beyond 100 per server) are deleted, as are expired claims, revocations and rate-limit
-/// windows. The key files are re-read so a rotation takes effect without a restart.
+/// windows. The key files are re-read so a rotation takes effect without a restart. In a
+/// cluster every node flushes its own counters and only the leader reaps and cleans up (and
+/// forgets the tunnels of dead nodes).
 async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
     let offline_after = i64::try_from(core.config.offline_after.as_secs()).unwrap_or(180);
     loop {
@@ -453,6 +561,13 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
                 tracing::warn!(error = %err, "cannot flush relay counters");
             }
         }
+        core.access.prune();
+        // The rest is the cluster's, not this node's: one node (the leader) does it.
+        if !core.cluster.is_leader() {
+            continue;
+        }
+        core.cluster.count_reaper_run();
+        crate::domain::cluster::expire_dead_nodes(&core, now).await;
         match core
             .store
             .reap_offline_servers(now - offline_after, now)
@@ -467,7 +582,6 @@ async fn maintenance_loop(core: Core, shutdown: CancellationToken) {
             }
             Err(err) => tracing::warn!(error = %err, "server reaper failed; will retry"),
         }
-        core.access.prune();
         // `server.metrics.retention_days` (SPEC H.3), 7 by default.
         let retention = crate::domain::settings::METRICS_RETENTION_DAYS
             .get(&core.store)

@@ -82,6 +82,7 @@ impl Hub {
             max_connections_per_ip: 256,
             webhook_allow_private: true,
             node_name: Some("agent-test".into()),
+            cluster: Default::default(),
         };
         let mut config = Config::load(&args).unwrap();
         configure(&mut config);

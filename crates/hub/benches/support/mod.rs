@@ -93,6 +93,7 @@ impl BenchHub {
             relay_stale_after: Duration::from_secs(90),
             relay_drain_grace: Duration::from_secs(10),
             node_name: Some("bench".into()),
+            cluster: Default::default(),
             proxy_requests_per_minute: 0,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),

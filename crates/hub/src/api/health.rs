@@ -54,6 +54,9 @@ enum HealthBody<'a> {
     Degraded {
         issues: Vec<String>,
     },
+    /// The node is leaving the cluster (SIGTERM): in-flight requests finish, new ones belong
+    /// on another node.
+    Draining,
 }
 
 /// `GET /health`: 200 `ok` only when ready; 503 `starting` with the step, or `degraded` with
@@ -69,8 +72,9 @@ enum HealthBody<'a> {
         (status = 200, description = "`ok`: ready", body = HealthBody,
             example = json!({"status": "ok", "version": "0.1.0", "store": "sqlite",
                 "connections": {"open": 3, "fd_limit": 65536, "refused_per_ip": 0, "timed_out": 0}})),
-        (status = 503, description = "`starting` (with the start-up step) or `degraded` (with \
-            its issues: database unreachable, TLS certificate expiring)", body = HealthBody,
+        (status = 503, description = "`starting` (with the start-up step), `degraded` (with \
+            its issues: database unreachable, TLS certificate expiring) or `draining` (a \
+            cluster node leaving after SIGTERM)", body = HealthBody,
             example = json!({"status": "starting", "step": "run-migrations"})),
     )
 )]
@@ -101,6 +105,11 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         HealthState::Degraded(issues) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(HealthBody::Degraded { issues }),
+        )
+            .into_response(),
+        HealthState::Draining => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(HealthBody::Draining),
         )
             .into_response(),
     }

@@ -44,6 +44,18 @@ pub fn render(
         stats.tunnels_open.load(Ordering::Relaxed),
     );
     metric(
+        "phlix_cluster_leader",
+        "gauge",
+        "1 while this node runs the cluster's chores (always 1 on a single node).",
+        u64::from(core.cluster.is_leader()),
+    );
+    metric(
+        "phlix_reaper_runs_total",
+        "counter",
+        "Reaper and clean-up passes this node ran.",
+        core.cluster.reaper_runs(),
+    );
+    metric(
         "phlix_relay_clients_mounted",
         "gauge",
         "Client mounts open on this node.",

@@ -378,7 +378,7 @@ pub async fn update(
         .update_user(id, username, email.as_deref(), hash.as_deref(), now_unix())
         .await
         .map_err(|e| clash(e.into()))?;
-    core.access.forget_user(id);
+    super::cluster::forget_user(core, id);
     let changed: Vec<&str> = [
         ("username", username.is_some()),
         ("email", email.is_some()),
@@ -406,7 +406,7 @@ async fn guarded(core: &Core, id: &str, action: GuardedAction) -> DomainResult<(
         .await?
     {
         AdminChange::Done => {
-            core.access.forget_user(id);
+            super::cluster::forget_user(core, id);
             Ok(())
         }
         AdminChange::NotFound => Err(user_not_found()),
@@ -438,11 +438,11 @@ pub async fn delete(
     let servers = core.store.server_ids_of(id).await?;
     guarded(core, id, GuardedAction::Delete).await?;
     for server_id in &servers {
-        core.access.forget_server(server_id);
-        core.relay.close_tunnel(server_id);
-        core.relay.cut_collaborators(server_id);
+        super::cluster::forget_server(core, server_id);
+        super::cluster::close_tunnel(core, server_id);
+        super::cluster::cut_collaborators(core, server_id);
     }
-    core.relay.cut_user_everywhere(id);
+    super::cluster::cut_user_everywhere(core, id);
     record(
         core,
         admin,
@@ -510,7 +510,7 @@ pub async fn set_disabled(
     guarded(core, id, GuardedAction::SetDisabled(disabled)).await?;
     if disabled {
         core.store.revoke_relay_tokens_of(id).await?;
-        core.relay.cut_user_everywhere(id);
+        super::cluster::cut_user_everywhere(core, id);
     }
     let row = get(core, id).await?;
     let action = if disabled {
@@ -546,7 +546,7 @@ pub async fn sign_out(
     if !core.store.end_sessions(id, now_unix()).await? {
         return Err(user_not_found());
     }
-    core.access.forget_user(id);
+    super::cluster::forget_user(core, id);
     record(core, admin, client, "user.sign_out", id, json!({})).await
 }
 
@@ -587,7 +587,7 @@ pub async fn reset_password(
     core.store
         .update_user(id, None, None, Some(&hash), now_unix())
         .await?;
-    core.access.forget_user(id);
+    super::cluster::forget_user(core, id);
     record(core, admin, client, "user.reset_password", id, json!({})).await?;
     Ok(password)
 }

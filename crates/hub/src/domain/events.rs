@@ -4,8 +4,8 @@
 //!
 //! The bus is a bounded `broadcast` channel of this node: publishing never blocks and a
 //! subscriber that falls behind skips what it missed (its page then resynchronises itself).
-//! Events are per node; with several nodes behind one database a browser sees the events of
-//! the node it is connected to (documented in README).
+//! In a cluster every event also goes to the other nodes (`domain::cluster`, LISTEN/NOTIFY),
+//! whose streams see it within a moment; webhooks are queued once, by the publishing node.
 
 use std::sync::Arc;
 
@@ -30,7 +30,49 @@ pub enum EventKind {
     Named(&'static str),
 }
 
+/// Every name of [`EventKind::Named`] seen on this node, kept once each (events from other
+/// nodes arrive with their name as text).
+static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
 impl EventKind {
+    /// The kind named `name` (an event from another node); `None` for a name no hub uses.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "server.online" => Self::ServerOnline,
+            "server.offline" => Self::ServerOffline,
+            "server.heartbeat" => Self::ServerHeartbeat,
+            "relay.opened" => Self::RelayOpened,
+            "relay.closed" => Self::RelayClosed,
+            "auth.account_locked" => Self::AccountLocked,
+            other => {
+                let plausible = !other.is_empty()
+                    && other.len() <= 64
+                    && other.contains('.')
+                    && other
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
+                if !plausible {
+                    return None;
+                }
+                let mut names = NAMES
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(known) = names.iter().find(|n| **n == other) {
+                    return Some(Self::Named(known));
+                }
+                // Bounded: only names the hub's code publishes reach here in practice; the
+                // cap keeps a misbehaving peer from growing it.
+                if names.len() >= 256 {
+                    return None;
+                }
+                let leaked: &'static str = Box::leak(other.to_owned().into_boxed_str());
+                names.push(leaked);
+                Self::Named(leaked)
+            }
+        })
+    }
+
     /// The SSE `event:` name.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -209,6 +251,8 @@ impl HubEvent {
 pub struct EventBus {
     tx: broadcast::Sender<Arc<HubEvent>>,
     outbox: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Arc<HubEvent>>>>,
+    /// The other nodes of a cluster (their live streams see this node's events).
+    peers: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Arc<HubEvent>>>>,
 }
 
 impl Default for EventBus {
@@ -224,6 +268,7 @@ impl EventBus {
         Self {
             tx: broadcast::channel(BUS_CAPACITY).0,
             outbox: Arc::default(),
+            peers: Arc::default(),
         }
     }
 
@@ -234,6 +279,9 @@ impl EventBus {
         if let Some(outbox) = self.outbox.get() {
             let _ = outbox.send(Arc::clone(&event));
         }
+        if let Some(peers) = self.peers.get() {
+            let _ = peers.send(Arc::clone(&event));
+        }
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(event);
         }
@@ -242,6 +290,19 @@ impl EventBus {
     /// Attaches the webhook outbox: every event published from now on is also sent there.
     pub fn attach_outbox(&self, outbox: tokio::sync::mpsc::UnboundedSender<Arc<HubEvent>>) {
         let _ = self.outbox.set(outbox);
+    }
+
+    /// Attaches the other nodes of a cluster: every event published from now on goes there.
+    pub fn attach_peers(&self, peers: tokio::sync::mpsc::UnboundedSender<Arc<HubEvent>>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// An event another node published: to this node's live streams only (its webhooks were
+    /// queued by the node that published it).
+    pub fn publish_from_peer(&self, event: HubEvent) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(Arc::new(event));
+        }
     }
 
     /// A new subscription that sees every event published from now on.

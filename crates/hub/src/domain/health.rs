@@ -16,6 +16,8 @@ pub enum HealthState {
     Ready,
     /// Started, but a subsystem fails; each issue is one sentence.
     Degraded(Vec<String>),
+    /// The node is leaving (SIGTERM in a cluster): a load balancer should send nothing new.
+    Draining,
 }
 
 /// A handle on the hub's health, shared by start-up, the probe task and `/health`.
@@ -73,6 +75,9 @@ pub async fn probe_loop(
             )),
         };
         let was = health.get();
+        if was == HealthState::Draining {
+            return;
+        }
         match issue {
             Some(issue) => {
                 if was == HealthState::Ready {

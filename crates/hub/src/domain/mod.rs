@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod claims;
+pub mod cluster;
 pub mod console;
 pub mod error;
 pub mod events;
@@ -66,6 +67,8 @@ pub struct Core {
     pub arrs: Arc<requests::Arrs>,
     /// The cached `hub.maintenance_mode` flag (SPEC Q.4).
     pub maintenance: Arc<maintenance::Maintenance>,
+    /// This node among the others on one PostgreSQL (alone by default).
+    pub cluster: cluster::Cluster,
 }
 
 /// Per-node rate limits (SPEC B.6).

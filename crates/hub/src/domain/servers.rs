@@ -95,11 +95,9 @@ pub async fn remove_owned(
 ) -> DomainResult<ServerRow> {
     let server = owned_server(core, user_id, server_id).await?;
     let deleted = core.store.delete_server(server_id).await;
-    core.access.forget_server(server_id);
+    super::cluster::forget_server(core, server_id);
     deleted?;
-    if core.relay.close_tunnel(server_id) {
-        tracing::info!(%server_id, "the removed server's tunnel was closed");
-    }
+    super::cluster::close_tunnel(core, server_id);
     tracing::info!(%user_id, %server_id, "server removed by its owner");
     let mut entry = super::audit::entry("server.removed", client, Some(user_id), true, None);
     entry.resource = Some(format!("server:{server_id}"));
@@ -138,7 +136,7 @@ pub async fn set_proxy_policy(
         .store
         .set_proxy_policy(server_id, policy, now_unix())
         .await;
-    core.access.forget_server(server_id);
+    super::cluster::forget_server(core, server_id);
     saved?;
     Ok(())
 }
@@ -238,7 +236,7 @@ pub async fn renew(core: &Core, server_id: &str) -> DomainResult<String> {
 
 /// The server removes itself from the directory (SPEC C.6).
 pub async fn deregister(core: &Core, server_id: &str) -> DomainResult<()> {
-    core.access.forget_server(server_id);
+    super::cluster::forget_server(core, server_id);
     let server = core.store.server_by_id(server_id).await?;
     if !core.store.delete_server(server_id).await? {
         return Err(DomainError::ServerNotFound);
@@ -325,7 +323,7 @@ pub async fn claim_subdomain(
         .store
         .set_subdomain(server_id, Some(&subdomain), now_unix())
         .await;
-    core.access.forget_server(server_id);
+    super::cluster::forget_server(core, server_id);
     match saved {
         Ok(_) => {}
         Err(StoreError::Conflict(_)) => {
@@ -353,7 +351,7 @@ pub async fn release_subdomain(core: &Core, server_id: &str) -> DomainResult<()>
         .store
         .set_subdomain(server_id, None, now_unix())
         .await?;
-    core.access.forget_server(server_id);
+    super::cluster::forget_server(core, server_id);
     if !released {
         return Err(DomainError::ServerNotFound);
     }

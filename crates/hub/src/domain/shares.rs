@@ -788,7 +788,7 @@ pub async fn set_sharing_policy(
     core.store
         .set_collaborator_relay(server_id, on, now_unix())
         .await?;
-    core.access.forget_server(server_id);
+    super::cluster::forget_server(core, server_id);
     record(
         core,
         client,
@@ -798,7 +798,7 @@ pub async fn set_sharing_policy(
     )
     .await?;
     if !on {
-        core.relay.cut_collaborators(server_id);
+        super::cluster::cut_collaborators(core, server_id);
     }
     Ok(on)
 }
@@ -806,7 +806,7 @@ pub async fn set_sharing_policy(
 /// Ends what `user_id` has open through the relay to `server_id` unless they still may use it
 /// (another active share, or they own it).
 async fn cut_collaborator(core: &Core, server_id: &str, user_id: &str) {
-    core.access.forget_grant(server_id, user_id);
+    super::cluster::forget_grant(core, server_id, user_id);
     match core
         .store
         .is_collaborator(server_id, user_id, now_unix())
@@ -814,11 +814,11 @@ async fn cut_collaborator(core: &Core, server_id: &str, user_id: &str) {
     {
         Ok(true) => {}
         Ok(false) => {
-            core.relay.cut_user(server_id, user_id);
+            super::cluster::cut_user(core, server_id, user_id);
         }
         Err(err) => {
             tracing::warn!(error = %err, %server_id, "cannot re-check a collaborator; cutting");
-            core.relay.cut_user(server_id, user_id);
+            super::cluster::cut_user(core, server_id, user_id);
         }
     }
 }
@@ -913,8 +913,7 @@ pub async fn sweep_loop(core: Core, shutdown: tokio_util::sync::CancellationToke
             match allowed {
                 Ok(true) => {}
                 Ok(false) => {
-                    core.access.forget_grant(&server_id, &user_id);
-                    core.relay.cut_user(&server_id, &user_id);
+                    super::cluster::cut_user(&core, &server_id, &user_id);
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "collaborator sweep: database unavailable")

@@ -138,6 +138,9 @@ pub enum TunnelCmd {
     Backpressure,
     /// The server was removed: close now.
     Remove,
+    /// This node is leaving the cluster: close with `hub_shutdown` (1001) so the server
+    /// reconnects, through the load balancer, to another node.
+    Leave,
 }
 
 /// Byte counters of one tunnel, shared with the tasks that move its bytes.
@@ -156,6 +159,8 @@ pub struct TunnelHandle {
     /// The user who owns the server (for live events).
     pub owner_id: String,
     pub session_id: String,
+    /// The cluster's ownership epoch of this tunnel (0 on a single node).
+    pub epoch: i64,
     pub cmd: mpsc::Sender<TunnelCmd>,
     /// Outbound control frames (HEARTBEAT, HTTP_CANCEL, CLIENT_CONNECT/DISCONNECT).
     pub control: mpsc::Sender<Outbound>,
@@ -326,6 +331,18 @@ impl Relay {
     pub fn close_tunnel(&self, server_id: &str) -> bool {
         self.tunnel(server_id)
             .is_some_and(|tunnel| tunnel.cmd.try_send(TunnelCmd::Remove).is_ok())
+    }
+
+    /// Closes every tunnel of this node with `hub_shutdown` (the node is leaving); returns the
+    /// servers whose tunnels it held.
+    pub fn close_all_for_leave(&self) -> Vec<String> {
+        self.tunnels()
+            .into_iter()
+            .map(|tunnel| {
+                let _ = tunnel.cmd.try_send(TunnelCmd::Leave);
+                tunnel.server_id
+            })
+            .collect()
     }
 
     /// Cuts every collaborator's relay use of `server_id` now; returns how many.
@@ -612,7 +629,9 @@ pub fn seconds_to_next_month(now: i64) -> u64 {
     next.map_or(1, |next| u64::try_from(next - now).unwrap_or(1).max(1))
 }
 
-/// Records a tunnel's relay session as open on this node (SPEC B.3, the `relay_sessions` row).
+/// Records a tunnel's relay session as open on this node (SPEC B.3, the `relay_sessions` row)
+/// and, in a cluster, this node as the tunnel's holder; returns the ownership epoch (0 on a
+/// single node).
 ///
 /// # Errors
 /// Database failures: the tunnel must then be refused.
@@ -622,11 +641,11 @@ pub async fn open_session(
     server_id: &str,
     tunnel_id: &str,
     now: i64,
-) -> super::DomainResult<()> {
+) -> super::DomainResult<i64> {
     core.store
         .open_relay_session(session_id, server_id, tunnel_id, core.relay.node(), now)
         .await?;
-    Ok(())
+    Ok(super::cluster::claim_tunnel(core, server_id, now).await?)
 }
 
 /// Records a relay session as closed with its reason and final counters; a failure is logged

@@ -120,6 +120,8 @@ pub struct Connections {
     pub http: Arc<ConnStats>,
     pub tunnel: Arc<ConnStats>,
     pub client: Arc<ConnStats>,
+    /// The cluster listener (other nodes).
+    pub cluster: Arc<ConnStats>,
     /// The soft `RLIMIT_NOFILE` the hub runs with (0 = unknown).
     pub fd_limit: AtomicU64,
     /// The listeners' TLS, when the hub serves it (for `/health` and `/metrics`).

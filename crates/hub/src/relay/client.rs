@@ -92,6 +92,20 @@ async fn mount_client(
         }
         .into_response();
     };
+    if request
+        .extensions()
+        .get::<super::cluster::Forwarded>()
+        .is_none()
+    {
+        match crate::domain::cluster::route(&core, &server_id).await {
+            Ok(crate::domain::cluster::Route::Local) => {}
+            Ok(crate::domain::cluster::Route::Remote(owner)) => {
+                return super::cluster::forward_mount(&core, &owner, &server_id, client, request)
+                    .await;
+            }
+            Err(err) => return ApiError::from(err).into_response(),
+        }
+    }
     let relay = core.relay.clone();
     if let Err(retry_after) = relay.allow_mount(&client.ip.to_string(), now_unix()) {
         return crate::domain::DomainError::RateLimited { retry_after }.into_response();

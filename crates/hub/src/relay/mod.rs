@@ -3,6 +3,7 @@
 //! meters, quota checks) is the domain's [`crate::domain::tunnels`], re-exported here.
 
 pub mod client;
+pub mod cluster;
 pub mod proxy;
 pub mod route;
 pub mod throttle;

@@ -64,7 +64,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route("/api/v1/servers/{id}/proxy/{*path}", route())
 }
 
-async fn relay_request(core: &Core, server: &ServerRow, request: ProxyRequest) -> Response {
+/// Relays one request to `server`, or forwards it to the node holding the server's tunnel
+/// (unless it was `forwarded` here by another node already).
+pub(super) async fn relay_request(
+    core: &Core,
+    server: &ServerRow,
+    request: ProxyRequest,
+    forwarded: bool,
+) -> Response {
+    if !forwarded {
+        match crate::domain::cluster::route(core, &server.id).await {
+            Ok(crate::domain::cluster::Route::Local) => {}
+            Ok(crate::domain::cluster::Route::Remote(owner)) => {
+                return super::cluster::forward_relay(core, &owner, &server.id, request).await;
+            }
+            Err(err) => return ApiError::from(err).into_response(),
+        }
+    }
     if !proxy::path_is_safe(&request.path) {
         return ProxyError::InvalidPath.into_response();
     }
@@ -181,7 +197,7 @@ pub async fn proxy_route(
         client_ip: client.ip,
         forwarded_proto: core.config.public_scheme(),
     };
-    relay_request(&core, &server, request).await
+    relay_request(&core, &server, request, false).await
 }
 
 /// The subdomain label of `host` under `domain`, if any.
@@ -259,7 +275,7 @@ pub async fn subdomain_ingress(
         client_ip: client.ip,
         forwarded_proto: core.config.public_scheme(),
     };
-    relay_request(&core, &server, request).await
+    relay_request(&core, &server, request, false).await
 }
 
 #[cfg(test)]

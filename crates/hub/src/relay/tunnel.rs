@@ -118,14 +118,22 @@ async fn handshake(
     };
     let session_id = uuid::Uuid::new_v4().to_string();
     let tunnel_id = uuid::Uuid::new_v4().to_string();
-    if let Err(err) =
-        crate::domain::tunnels::open_session(&core, &session_id, &hello.server_id, &tunnel_id, now)
-            .await
+    let epoch = match crate::domain::tunnels::open_session(
+        &core,
+        &session_id,
+        &hello.server_id,
+        &tunnel_id,
+        now,
+    )
+    .await
     {
-        tracing::warn!(target: "relay", error = %err, "cannot open relay session");
-        writer.close(close_code::INTERNAL, "internal_error").await;
-        return;
-    }
+        Ok(epoch) => epoch,
+        Err(err) => {
+            tracing::warn!(target: "relay", error = %err, "cannot open relay session");
+            writer.close(close_code::INTERNAL, "internal_error").await;
+            return;
+        }
+    };
     if writer
         .send(
             Opcode::Text,
@@ -141,6 +149,7 @@ async fn handshake(
             SessionCounters::default(),
         )
         .await;
+        crate::domain::cluster::release_tunnel(&core, &hello.server_id, epoch).await;
         return;
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
@@ -155,6 +164,7 @@ async fn handshake(
         server_id: hello.server_id.clone(),
         owner_id,
         session_id: session_id.clone(),
+        epoch,
         cmd: cmd_tx,
         control: control_tx,
         data: data_tx,
@@ -531,6 +541,7 @@ impl TunnelActor {
             }
             TunnelCmd::Backpressure => Some(CloseReason::BackpressureTimeout),
             TunnelCmd::Remove => Some(CloseReason::ServerRemoved),
+            TunnelCmd::Leave => Some(CloseReason::HubShutdown),
         }
     }
 
@@ -602,8 +613,15 @@ impl TunnelActor {
         relay.stats().tunnels_open.fetch_sub(1, Ordering::Relaxed);
         relay.stats().count_close(reason.as_str());
         close_session(&self.core, &self.handle.session_id, reason, session).await;
-        // A displaced tunnel closes after its successor opened: the relay is still active.
-        if relay.tunnel(&self.handle.server_id).is_none() {
+        crate::domain::cluster::release_tunnel(
+            &self.core,
+            &self.handle.server_id,
+            self.handle.epoch,
+        )
+        .await;
+        // A displaced tunnel closes after its successor opened (here, or on another node of
+        // the cluster): the relay is still active.
+        if reason != CloseReason::ServerReplaced && relay.tunnel(&self.handle.server_id).is_none() {
             self.core.events.publish(HubEvent::relay(
                 &self.handle.owner_id,
                 &self.handle.server_id,

@@ -9,6 +9,7 @@
 mod admin;
 mod audit;
 mod claims;
+mod cluster;
 mod console;
 mod heartbeats;
 mod quotas;
@@ -33,6 +34,7 @@ use sqlx::sqlite::{
 pub use admin::{AdminChange, AdminUserRow, GuardedAction};
 pub use audit::AuditEntry;
 pub use claims::{ClaimRow, PollOutcome, Redemption};
+pub use cluster::{AdvisoryLock, Listener, NodeRow, OwnerRow};
 pub use console::{AuditFilter, AuditRow, StatsPoint, Summary};
 pub use heartbeats::{HeartbeatOutcome, HeartbeatRecord, library_hash};
 pub use quotas::{Bandwidth, DEFAULT_THROTTLE_BPS, period_start};

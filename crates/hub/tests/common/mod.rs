@@ -92,6 +92,7 @@ pub fn serve_args(data_dir: &Path, database_url: &str) -> ServeArgs {
         relay_stale_after: Duration::from_secs(90),
         relay_drain_grace: Duration::from_secs(10),
         node_name: Some("test-node".into()),
+        cluster: Default::default(),
         proxy_requests_per_minute: 600,
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(75),

@@ -317,6 +317,8 @@ pub(super) async fn run(
                                              "version": env!("CARGO_PKG_VERSION")}),
             HealthState::Degraded(issues) => json!({"status": "degraded", "issues": issues,
                                                         "version": env!("CARGO_PKG_VERSION")}),
+            HealthState::Draining => json!({"status": "draining",
+                                             "version": env!("CARGO_PKG_VERSION")}),
         }),
         _ => Err(invalid(format!("unknown tool {tool}"))),
     }
