@@ -168,29 +168,58 @@ impl Node {
 
     /// Polls `/health` on the node's own API port until 200 (`within` at most).
     pub async fn wait_ready(&mut self, http: &reqwest::Client, within: Duration) {
+        if let Err(err) = self.ready_within(http, within).await {
+            panic!("{err}\n{}", self.logs(40));
+        }
+    }
+
+    /// Polls `/health` until 200; `Err` when the process exits or `within` passes.
+    pub async fn ready_within(
+        &mut self,
+        http: &reqwest::Client,
+        within: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(resp) = http.get(self.url("/health")).send().await
                 && resp.status() == 200
             {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
-                    "{} exited during start-up ({status})\n{}",
-                    self.name,
-                    self.logs(40)
-                );
+                self.child = None;
+                return Err(format!("{} exited during start-up ({status})", self.name));
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not become ready within {within:?}\n{}",
-                self.name,
-                self.logs(40)
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not become ready within {within:?}",
+                    self.name
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the node, again every second while it exits during start-up (a name still
+    /// taken by a killed process), until it is ready or `within` has passed.
+    pub async fn start_until_ready(
+        &mut self,
+        http: &reqwest::Client,
+        within: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.spawn();
+            match self
+                .ready_within(http, deadline.saturating_duration_since(Instant::now()))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(err) if self.child.is_some() || Instant::now() >= deadline => return Err(err),
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
         }
     }
 
@@ -381,7 +410,8 @@ impl Cluster {
         cluster
     }
 
-    fn haproxy_log(&self) -> PathBuf {
+    /// HAProxy's log: one line per request or connection (`option httplog` / `tcplog`).
+    pub fn haproxy_log(&self) -> PathBuf {
         self.dir.path().join("haproxy.log")
     }
 
@@ -631,22 +661,32 @@ backend client
         worker_node_of(&body)
     }
 
-    /// The node of the newest open relay session of `server_id`, read from the database.
-    pub async fn worker_node_from_db(&self, server_id: &str) -> Option<String> {
+    /// The nodes of the open relay sessions of `server_id`, newest first, read from the
+    /// database (a killed node's session stays open until it is reconciled; `opened_at` has
+    /// whole seconds, so two sessions may tie).
+    pub async fn worker_nodes_from_db(&self, server_id: &str) -> Vec<String> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.database_url)
             .await
             .unwrap();
-        let row: Option<(String,)> = sqlx::query_as(
+        let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT worker_node FROM relay_sessions WHERE server_id = $1 AND closed_at IS NULL \
-             ORDER BY opened_at DESC LIMIT 1",
+             ORDER BY opened_at DESC",
         )
         .bind(server_id)
-        .fetch_optional(&mut conn)
+        .fetch_all(&mut conn)
         .await
         .unwrap();
         conn.close().await.ok();
-        row.map(|(node,)| node)
+        rows.into_iter().map(|(node,)| node).collect()
+    }
+
+    /// The node of the newest open relay session of `server_id`, read from the database.
+    pub async fn worker_node_from_db(&self, server_id: &str) -> Option<String> {
+        self.worker_nodes_from_db(server_id)
+            .await
+            .into_iter()
+            .next()
     }
 
     /// The node holding the tunnel: the API's answer, else (with a note on stderr) the
@@ -674,10 +714,14 @@ backend client
     ) -> String {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(node) = self.tunnel_node(token, server_id).await
-                && Some(node.as_str()) != not
-                && self.nodes.iter().any(|n| n.name == node && n.running())
-            {
+            let candidates = match self.worker_node_from_api(token, server_id).await {
+                Some(node) => vec![node],
+                None => self.worker_nodes_from_db(server_id).await,
+            };
+            if let Some(node) = candidates.into_iter().find(|node| {
+                Some(node.as_str()) != not
+                    && self.nodes.iter().any(|n| &n.name == node && n.running())
+            }) {
                 return node;
             }
             assert!(
