@@ -5,6 +5,7 @@
 
 pub mod arr;
 pub mod browser;
+pub mod cluster;
 pub mod fake_server;
 pub mod fake_tunnel;
 pub mod receiver;
