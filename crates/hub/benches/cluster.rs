@@ -14,6 +14,8 @@
 
 mod support;
 
+use support::read_frames;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,24 +55,6 @@ async fn tunnel(addr: SocketAddr, server_id: &str, jwt: &str) -> (WsReader, WsWr
         "HELLO_ACK"
     );
     (reader, writer)
-}
-
-/// Reads relay frames until `f` returns true.
-async fn read_frames(
-    reader: &mut WsReader,
-    decoder: &mut FrameDecoder,
-    mut f: impl FnMut(Frame) -> bool,
-) {
-    loop {
-        if let WsEvent::Data(message) = reader.next().await.unwrap() {
-            decoder.push(&message.payload);
-            while let Some(frame) = decoder.next_frame().unwrap() {
-                if f(frame) {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// Answers every HTTP-over-relay request on the tunnel with 1 KiB, until the tunnel ends.

@@ -9,6 +9,8 @@
 
 mod support;
 
+use support::read_frames;
+
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -104,24 +106,6 @@ async fn open(
     match connect(addr, path, headers, tls, None).await {
         Connected::Open { stream, .. } => (stream.reader, stream.writer),
         Connected::Refused { status, body, .. } => panic!("refused {status}: {body}"),
-    }
-}
-
-/// Reads relay frames until `f` returns true.
-async fn read_frames(
-    reader: &mut WsReader,
-    decoder: &mut FrameDecoder,
-    mut f: impl FnMut(Frame) -> bool,
-) {
-    loop {
-        if let WsEvent::Data(message) = reader.next().await.unwrap() {
-            decoder.push(&message.payload);
-            while let Some(frame) = decoder.next_frame().unwrap() {
-                if f(frame) {
-                    return;
-                }
-            }
-        }
     }
 }
 

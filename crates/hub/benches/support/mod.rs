@@ -383,3 +383,21 @@ impl Drop for HubRuntime {
         }
     }
 }
+
+/// Reads relay frames until `f` returns true.
+pub async fn read_frames(
+    reader: &mut phlix_hub::relay::ws_io::WsReader,
+    decoder: &mut phlix_proto::frame::FrameDecoder,
+    mut f: impl FnMut(phlix_proto::frame::Frame) -> bool,
+) {
+    loop {
+        if let phlix_hub::relay::ws_io::WsEvent::Data(message) = reader.next().await.unwrap() {
+            decoder.push(&message.payload);
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                if f(frame) {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -438,7 +438,7 @@ pub async fn delete(
     let servers = core.store.server_ids_of(id).await?;
     guarded(core, id, GuardedAction::Delete).await?;
     for server_id in &servers {
-        super::cluster::forget_server(core, server_id);
+        // Both signals drop the server's cached rows too.
         super::cluster::close_tunnel(core, server_id);
         super::cluster::cut_collaborators(core, server_id);
     }
