@@ -45,6 +45,11 @@ const NOT_API: &[(&str, &str)] = &[
         "/client/{server_id}/",
         "client listener: trailing-slash alias of the mount",
     ),
+    // relay/cluster.rs: the node-to-node listener (`--cluster-addr`, HMAC-signed, never public).
+    (
+        "/cluster/v1/*",
+        "cluster listener: signed node-to-node forwarding, not a public API",
+    ),
 ];
 
 fn not_api(path: &str) -> bool {

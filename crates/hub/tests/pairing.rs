@@ -189,6 +189,38 @@ async fn a_fake_phlix_server_pairs_heartbeats_renews_and_deregisters() {
     );
     assert_eq!(detail["recentHeartbeats"].as_array().unwrap().len(), 3);
     assert_eq!(detail["recentHeartbeats"][0]["uptimeSeconds"], 180);
+    // The PHP hub's keys (SPEC L), snake_case, ahead of ours.
+    let spec_server = &detail["server"];
+    assert_eq!(spec_server["id"], server_id.as_str());
+    assert_eq!(spec_server["server_name"], "Alice's NAS");
+    assert_eq!(spec_server["status"], "online");
+    assert_eq!(spec_server["relay_active"], false);
+    assert!(spec_server["last_seen_at"].as_i64().unwrap() > 0);
+    assert_eq!(
+        spec_server["hostname_candidates"],
+        json!(["https://nas.example.com:443"])
+    );
+    for key in ["version", "subdomain", "fqdn"] {
+        assert!(spec_server.get(key).is_some(), "server.{key}: {detail}");
+    }
+    assert_eq!(detail["relay_session"], Value::Null);
+    assert_eq!(detail["tls_status"], Value::Null);
+    assert!(detail.get("tls_status").is_some());
+    let history = detail["heartbeat_history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[0]["uptime_seconds"], 180);
+    assert!(history[0]["id"].as_i64().unwrap() > history[1]["id"].as_i64().unwrap());
+    for key in [
+        "version",
+        "active_sessions",
+        "active_transcodes",
+        "received_at",
+    ] {
+        assert!(
+            history[0].get(key).is_some(),
+            "heartbeat_history[0].{key}: {detail}"
+        );
+    }
 
     // info / renew.
     let (status, info) = server.info().await;

@@ -121,6 +121,24 @@ impl Setup {
         }
     }
 
+    /// The owner's server detail (`GET /api/v1/me/servers/{id}`).
+    async fn detail(&self) -> Value {
+        let resp = self
+            .hub
+            .http_client
+            .get(
+                self.hub
+                    .url(&format!("/api/v1/me/servers/{}", self.server.server_id())),
+            )
+            .bearer_auth(&self.owner)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(resp).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     /// Sets the owner's throttle (bit/s, 0 = unlimited) as admin (the owner is the first user).
     async fn set_throttle(&self, bps: i64) {
         let me: Value = self
@@ -475,6 +493,20 @@ async fn a_dropped_tunnel_disconnects_clients_and_fails_requests_in_flight() {
     let tunnel = setup.tunnel().await;
     let (mut tunnel_rx, task) = fake_tunnel::serve(tunnel);
     setup.wait_relay_active(true).await;
+    // While the tunnel is up, the server detail carries its relay session (SPEC L).
+    let detail = setup.detail().await;
+    let session = &detail["relay_session"];
+    assert_eq!(session["id"].as_str().map(str::len), Some(36), "{detail}");
+    assert!(
+        !session["worker_node"].as_str().unwrap().is_empty(),
+        "{detail}"
+    );
+    assert!(session["opened_at"].as_i64().unwrap() > 0, "{detail}");
+    assert!(
+        session["bytes_in"].is_i64() && session["bytes_out"].is_i64(),
+        "{detail}"
+    );
+    assert_eq!(detail["server"]["relay_active"], true, "{detail}");
     let mut client = setup.client().await;
     wait_for(
         &mut tunnel_rx,
@@ -519,6 +551,9 @@ async fn a_dropped_tunnel_disconnects_clients_and_fails_requests_in_flight() {
         .await
         .unwrap();
     assert_eq!(status_json(resp).await.1["code"], "server.no_tunnel");
+    let detail = setup.detail().await;
+    assert_eq!(detail["relay_session"], Value::Null, "{detail}");
+    assert_eq!(detail["server"]["relay_active"], false, "{detail}");
     // The session row is closed with its reason.
     let store = setup.hub.store().await;
     let rows: Vec<(Option<String>, i64)> = match &store {

@@ -49,10 +49,24 @@ pub async fn list(Ready(core): Ready, user: CurrentUser) -> ApiResult<Json<Serve
     Ok(Json(ServerList { servers }))
 }
 
-/// Server detail: the `ServerInfoDto` fields plus what the directory knows about it.
+/// Server detail (SPEC L): `server`, `relay_session`, `heartbeat_history` and `tls_status` in
+/// snake_case as the PHP hub answers, followed by ours: the `ServerInfoDto` fields (camelCase)
+/// and what else the directory knows about it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerDetail {
+    #[serde(rename = "server")]
+    pub server: DetailServer,
+    /// The open relay session, `null` while no tunnel is up.
+    #[serde(rename = "relay_session")]
+    pub relay_session: Option<DetailRelaySession>,
+    /// The last 20 heartbeats, newest first.
+    #[serde(rename = "heartbeat_history")]
+    pub heartbeat_history: Vec<DetailHeartbeat>,
+    /// Always `null`: per-server certificates are not managed by the hub.
+    #[serde(rename = "tls_status")]
+    #[schema(value_type = Option<Object>)]
+    pub tls_status: Option<Value>,
     #[serde(flatten)]
     pub info: ServerInfo,
     pub enrolled_at: i64,
@@ -61,6 +75,45 @@ pub struct ServerDetail {
     pub libraries: Vec<LibraryRow>,
     /// The newest heartbeats, newest first (at most 20).
     pub recent_heartbeats: Vec<HeartbeatView>,
+}
+
+/// The `server` object of the server detail (SPEC L, snake_case).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailServer {
+    pub id: String,
+    pub server_name: String,
+    pub version: String,
+    /// `online`, `offline`, `claiming` or `disabled`.
+    pub status: String,
+    pub last_seen_at: Option<i64>,
+    pub hostname_candidates: Vec<String>,
+    pub relay_active: bool,
+    pub subdomain: Option<String>,
+    /// `{subdomain}.{public domain}`, `null` without a subdomain.
+    pub fqdn: Option<String>,
+}
+
+/// The `relay_session` object of the server detail: the tunnel's `relay_sessions` row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailRelaySession {
+    pub id: String,
+    /// The hub node holding the tunnel (its `--node-name`, the host name by default).
+    pub worker_node: String,
+    pub opened_at: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub last_frame_at: Option<i64>,
+}
+
+/// One entry of `heartbeat_history` (SPEC L).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailHeartbeat {
+    pub id: i64,
+    pub version: String,
+    pub uptime_seconds: i64,
+    pub active_sessions: i64,
+    pub active_transcodes: i64,
+    pub received_at: i64,
 }
 
 /// One heartbeat in the server detail.
@@ -117,7 +170,47 @@ pub async fn detail(
 ) -> ApiResult<Json<ServerDetail>> {
     let overview = servers::overview(&core, &user.user.id, &server_id, 20, 0).await?;
     let server = overview.server;
+    let relay_session = servers::current_relay_session(&core, &server_id)
+        .await?
+        .map(|session| DetailRelaySession {
+            id: session.id,
+            worker_node: session.worker_node,
+            opened_at: session.opened_at,
+            bytes_in: session.bytes_in,
+            bytes_out: session.bytes_out,
+            last_frame_at: session.last_frame_at,
+        });
+    let heartbeat_history = overview
+        .recent_heartbeats
+        .iter()
+        .map(|beat| DetailHeartbeat {
+            id: beat.id,
+            version: beat.version.clone(),
+            uptime_seconds: beat.uptime_seconds,
+            active_sessions: beat.active_sessions,
+            active_transcodes: beat.active_transcodes,
+            received_at: beat.received_at,
+        })
+        .collect();
     Ok(Json(ServerDetail {
+        server: DetailServer {
+            id: server.id.clone(),
+            server_name: server.server_name.clone(),
+            version: server.version.clone(),
+            status: server.status.clone(),
+            last_seen_at: server.last_seen_at,
+            hostname_candidates: serde_json::from_str(&server.hostname_candidates_json)
+                .unwrap_or_default(),
+            relay_active: server.relay_active,
+            fqdn: server
+                .subdomain
+                .as_deref()
+                .map(|sub| servers::fqdn(&core, sub)),
+            subdomain: server.subdomain.clone(),
+        },
+        relay_session,
+        heartbeat_history,
+        tls_status: None,
         enrolled_at: server.enrolled_at,
         proxy_policy: server.proxy_policy.clone(),
         info: server.into_info(),

@@ -72,6 +72,18 @@ pub async fn overview(
     })
 }
 
+/// The open relay session of a server's tunnel (see [`crate::store::Store::current_relay_session`]);
+/// the caller has checked who may see it.
+///
+/// # Errors
+/// Database failures only.
+pub async fn current_relay_session(
+    core: &Core,
+    server_id: &str,
+) -> DomainResult<Option<RelaySessionRow>> {
+    Ok(core.store.current_relay_session(server_id).await?)
+}
+
 /// The heartbeats of a server `user_id` owns received at or after `since`, oldest first, at
 /// most `limit` (SPEC J.5).
 pub async fn heartbeats_since(
@@ -292,6 +304,18 @@ pub fn default_subdomain(server_name: &str, server_id: &str) -> String {
     }
 }
 
+/// The host name a subdomain answers on: `{subdomain}.{public domain}` (the WebSocket host when
+/// no `--public-domain` is set).
+#[must_use]
+pub fn fqdn(core: &Core, subdomain: &str) -> String {
+    let domain = core
+        .config
+        .public_domain
+        .as_deref()
+        .unwrap_or(&core.config.ws_host);
+    format!("{subdomain}.{domain}")
+}
+
 /// A claimed subdomain and the name it answers on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedSubdomain {
@@ -334,13 +358,8 @@ pub async fn claim_subdomain(
         }
         Err(err) => return Err(err.into()),
     }
-    let domain = core
-        .config
-        .public_domain
-        .as_deref()
-        .unwrap_or(&core.config.ws_host);
     Ok(ClaimedSubdomain {
-        fqdn: format!("{subdomain}.{domain}"),
+        fqdn: fqdn(core, &subdomain),
         subdomain,
     })
 }

@@ -85,6 +85,7 @@ pub struct UserLibraryRow {
 /// One stored heartbeat.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct HeartbeatRow {
+    pub id: i64,
     pub version: String,
     pub uptime_seconds: i64,
     pub active_sessions: i64,
@@ -97,12 +98,14 @@ pub struct HeartbeatRow {
 /// One relay session of a server, for its detail page.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct RelaySessionRow {
+    pub id: String,
     pub worker_node: String,
     pub opened_at: i64,
     pub closed_at: Option<i64>,
     pub bytes_in: i64,
     pub bytes_out: i64,
     pub close_reason: Option<String>,
+    pub last_frame_at: Option<i64>,
 }
 
 impl Store {
@@ -180,7 +183,7 @@ impl Store {
     ) -> StoreResult<Vec<HeartbeatRow>> {
         dispatch!(self, |pool| {
             Ok(sqlx::query_as::<_, HeartbeatRow>(
-                "SELECT version, uptime_seconds, active_sessions, active_transcodes, host_metrics_json, received_at, sent_at \
+                "SELECT id, version, uptime_seconds, active_sessions, active_transcodes, host_metrics_json, received_at, sent_at \
                  FROM server_heartbeats WHERE server_id = $1 ORDER BY id DESC LIMIT $2",
             )
             .bind(server_id)
@@ -202,7 +205,7 @@ impl Store {
     ) -> StoreResult<Vec<HeartbeatRow>> {
         let mut rows = dispatch!(self, |pool| {
             sqlx::query_as::<_, HeartbeatRow>(
-                "SELECT version, uptime_seconds, active_sessions, active_transcodes, host_metrics_json, received_at, sent_at \
+                "SELECT id, version, uptime_seconds, active_sessions, active_transcodes, host_metrics_json, received_at, sent_at \
                  FROM server_heartbeats WHERE server_id = $1 AND received_at >= $2 ORDER BY id DESC LIMIT $3",
             )
             .bind(server_id)
@@ -226,12 +229,36 @@ impl Store {
     ) -> StoreResult<Vec<RelaySessionRow>> {
         dispatch!(self, |pool| {
             Ok(sqlx::query_as::<_, RelaySessionRow>(
-                "SELECT worker_node, opened_at, closed_at, bytes_in, bytes_out, close_reason \
+                "SELECT id, worker_node, opened_at, closed_at, bytes_in, bytes_out, close_reason, last_frame_at \
                  FROM relay_sessions WHERE server_id = $1 ORDER BY opened_at DESC, id LIMIT $2",
             )
             .bind(server_id)
             .bind(limit)
             .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// The open relay session of a server's tunnel: with several nodes, the one on the node
+    /// that owns the tunnel (a killed node's session stays open until it is reconciled), else
+    /// the newest.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn current_relay_session(
+        &self,
+        server_id: &str,
+    ) -> StoreResult<Option<RelaySessionRow>> {
+        dispatch!(self, |pool| {
+            Ok(sqlx::query_as::<_, RelaySessionRow>(
+                "SELECT r.id, r.worker_node, r.opened_at, r.closed_at, r.bytes_in, r.bytes_out, \
+                 r.close_reason, r.last_frame_at FROM relay_sessions r \
+                 LEFT JOIN relay_owners o ON o.server_id = r.server_id AND o.node = r.worker_node \
+                 WHERE r.server_id = $1 AND r.closed_at IS NULL \
+                 ORDER BY CASE WHEN o.node IS NULL THEN 1 ELSE 0 END, r.opened_at DESC, r.id LIMIT 1",
+            )
+            .bind(server_id)
+            .fetch_optional(pool)
             .await?)
         })
     }

@@ -661,46 +661,27 @@ backend client
         worker_node_of(&body)
     }
 
-    /// The nodes of the open relay sessions of `server_id`, newest first, read from the
-    /// database (a killed node's session stays open until it is reconciled; `opened_at` has
-    /// whole seconds, so two sessions may tie).
-    pub async fn worker_nodes_from_db(&self, server_id: &str) -> Vec<String> {
+    /// The node of the newest open relay session of `server_id`, read from the database.
+    pub async fn worker_node_from_db(&self, server_id: &str) -> Option<String> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.database_url)
             .await
             .unwrap();
-        let rows: Vec<(String,)> = sqlx::query_as(
+        let row: Option<(String,)> = sqlx::query_as(
             "SELECT worker_node FROM relay_sessions WHERE server_id = $1 AND closed_at IS NULL \
-             ORDER BY opened_at DESC",
+             ORDER BY opened_at DESC LIMIT 1",
         )
         .bind(server_id)
-        .fetch_all(&mut conn)
+        .fetch_optional(&mut conn)
         .await
         .unwrap();
         conn.close().await.ok();
-        rows.into_iter().map(|(node,)| node).collect()
+        row.map(|(node,)| node)
     }
 
-    /// The node of the newest open relay session of `server_id`, read from the database.
-    pub async fn worker_node_from_db(&self, server_id: &str) -> Option<String> {
-        self.worker_nodes_from_db(server_id)
-            .await
-            .into_iter()
-            .next()
-    }
-
-    /// The node holding the tunnel: the API's answer, else (with a note on stderr) the
-    /// database's, so that one missing field does not hide every other behaviour.
+    /// The node holding the tunnel, as the API names it.
     pub async fn tunnel_node(&self, token: &str, server_id: &str) -> Option<String> {
-        if let Some(node) = self.worker_node_from_api(token, server_id).await {
-            return Some(node);
-        }
-        let node = self.worker_node_from_db(server_id).await;
-        eprintln!(
-            "note: GET /api/v1/me/servers/{{id}} names no relay_session.worker_node; the \
-             database says {node:?}"
-        );
-        node
+        self.worker_node_from_api(token, server_id).await
     }
 
     /// Waits until the tunnel of `server_id` is held by a running node other than `not`;
@@ -714,11 +695,8 @@ backend client
     ) -> String {
         let deadline = Instant::now() + within;
         loop {
-            let candidates = match self.worker_node_from_api(token, server_id).await {
-                Some(node) => vec![node],
-                None => self.worker_nodes_from_db(server_id).await,
-            };
-            if let Some(node) = candidates.into_iter().find(|node| {
+            let holder = self.worker_node_from_api(token, server_id).await;
+            if let Some(node) = holder.into_iter().find(|node| {
                 Some(node.as_str()) != not
                     && self.nodes.iter().any(|n| &n.name == node && n.running())
             }) {
@@ -761,14 +739,10 @@ impl Drop for Cluster {
     }
 }
 
-/// `relay_session.worker_node` of a server detail (either spelling of the keys).
+/// `relay_session.worker_node` of a server detail (SPEC L); `None` while no session is open.
 pub fn worker_node_of(detail: &Value) -> Option<String> {
-    let session = ["relay_session", "relaySession"]
-        .iter()
-        .find_map(|k| detail.get(*k).or_else(|| detail.get("server")?.get(*k)))?;
-    ["worker_node", "workerNode"]
-        .iter()
-        .find_map(|k| session.get(*k)?.as_str())
+    detail["relay_session"]["worker_node"]
+        .as_str()
         .map(str::to_owned)
 }
 
