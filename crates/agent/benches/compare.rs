@@ -25,6 +25,8 @@ const STREAM_BYTES: u64 = 1 << 30;
 const LARGE_BYTES: usize = 512 << 20;
 /// Repetitions of the large response.
 const LARGE_REPS: usize = 3;
+/// Seconds of each iperf3 run.
+const IPERF_SECONDS: u32 = 3;
 /// Environment variable that turns this binary into a forwarder: `LISTEN_PORT,TARGET_ADDR`.
 const FORWARD_ENV: &str = "PHLIX_BENCH_FORWARD";
 
@@ -43,6 +45,25 @@ fn median(samples: &mut [f64]) -> (f64, f64, f64) {
         samples[0],
         samples[samples.len() - 1],
     )
+}
+
+/// On-CPU seconds (user + system, all threads) of process `pid` so far, from
+/// `/proc/<pid>/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Kills the child when dropped.
@@ -280,6 +301,16 @@ struct Phlix {
     server_id: String,
     connect: SocketAddr,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Phlix {
+    /// On-CPU seconds so far of the hub, and of the agent's two processes (`run` + `connect`).
+    fn cpu(&self) -> (f64, f64) {
+        (
+            cpu_seconds(self._hub.0.id()),
+            cpu_seconds(self._agent.0.id()) + cpu_seconds(self._connect.0.id()),
+        )
+    }
 }
 
 async fn phlix(release: &Path, agent: &Path, upstream: SocketAddr) -> Phlix {
@@ -520,10 +551,17 @@ async fn run() {
     let streams = stream_upstream().await;
     let http = http_upstream().await;
 
-    // `PHLIX_COMPARE=raw,http,large` picks parts (default: all), e.g. to profile one.
-    let parts = std::env::var("PHLIX_COMPARE").unwrap_or_else(|_| "raw,http,large".into());
+    // `PHLIX_COMPARE=raw,iperf,http,large` picks parts (default: all), e.g. to profile one.
+    let parts = std::env::var("PHLIX_COMPARE").unwrap_or_else(|_| "raw,iperf,http,large".into());
     if parts.split(',').any(|p| p == "raw") {
         raw_streams(&tools, &release, &agent, work.path(), streams).await;
+    }
+    if parts.split(',').any(|p| p == "serve") {
+        serve_for_profiling(&release, &agent, http).await;
+        return;
+    }
+    if parts.split(',').any(|p| p == "iperf") {
+        iperf_streams(&tools, &release, &agent, work.path()).await;
     }
     if parts.split(',').any(|p| p == "http" || p == "large") {
         http_scenarios(&tools, &release, &agent, work.path(), http, &parts).await;
@@ -551,11 +589,26 @@ async fn raw_streams(tools: &Path, release: &Path, agent: &Path, work: &Path, st
     let mut baseline = (0.0, 0.0);
     let mut rathole_row = (0.0, 0.0);
     let mut chain_row = (0.0, 0.0);
+    // Hub and agent (run + connect) CPU seconds spent on the phlix streams, each way.
+    let mut phlix_cpu = [[0.0f64; 2]; 2];
     for (name, entry) in paths {
         let (mut up, mut down) = (Vec::new(), Vec::new());
+        let is_phlix = name.starts_with("phlix");
         for _ in 0..REPS {
-            up.push(stream_once(entry, true).await);
-            down.push(stream_once(entry, false).await);
+            for (way, upload) in [(0, true), (1, false)] {
+                let before = phlix_streams.cpu();
+                let rate = stream_once(entry, upload).await;
+                if is_phlix {
+                    let after = phlix_streams.cpu();
+                    phlix_cpu[way][0] += after.0 - before.0;
+                    phlix_cpu[way][1] += after.1 - before.1;
+                }
+                if upload {
+                    up.push(rate)
+                } else {
+                    down.push(rate)
+                }
+            }
         }
         let (up, down) = (median(&mut up), median(&mut down));
         println!(
@@ -580,7 +633,126 @@ async fn raw_streams(tools: &Path, release: &Path, agent: &Path, work: &Path, st
         phlix_row.0 / chain_row.0,
         phlix_row.1 / chain_row.1
     );
+    let gib = (STREAM_BYTES * REPS as u64) as f64 / f64::from(1u32 << 30);
+    println!(
+        "CPU seconds per GiB relayed (user + system, all threads): hub {:.2} up / {:.2} down; \
+         agent (`run` + `connect`) {:.2} up / {:.2} down.\n",
+        phlix_cpu[0][0] / gib,
+        phlix_cpu[1][0] / gib,
+        phlix_cpu[0][1] / gib,
+        phlix_cpu[1][1] / gib,
+    );
     drop(phlix_streams);
+}
+
+/// iperf3 (Debian package) as a second load generator: one stream each way and 4 parallel
+/// streams, through every path, against one `iperf3 -s`.
+async fn iperf_streams(tools: &Path, release: &Path, agent: &Path, work: &Path) {
+    let port = free_port();
+    let _server = spawn(Path::new("iperf3"), &["-s", "-p", &port.to_string()], &[]);
+    let upstream = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_port(upstream).await;
+    let phlix_iperf = phlix(release, agent, upstream).await;
+    let (_rs, _rc, rathole_iperf) = rathole(tools, work, upstream, "iperf").await;
+    let (_bs, _bc, bore_iperf) = bore(tools, upstream).await;
+    let (_chain, chain_iperf) = forwarder_chain(upstream).await;
+    let paths = [
+        ("direct loopback TCP", upstream),
+        ("3 plain TCP forwarders (phlix's hop count)", chain_iperf),
+        ("phlix (connect → hub → agent)", phlix_iperf.connect),
+        ("rathole 0.5 (TCP)", rathole_iperf),
+        ("bore 0.6", bore_iperf),
+    ];
+    let modes: [(&str, &[&str]); 4] = [
+        ("1 stream up", &[]),
+        ("1 stream down", &["-R"]),
+        ("4 streams up", &["-P", "4"]),
+        ("4 streams down", &["-R", "-P", "4"]),
+    ];
+    println!(
+        "### iperf3 through each path, {IPERF_SECONDS} s per run (MB/s received, median of {REPS}, min–max)\n"
+    );
+    println!(
+        "| path | {} |",
+        modes
+            .iter()
+            .map(|(m, _)| *m)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|---|---|---|---|");
+    let mut medians: Vec<(&str, Vec<f64>)> = Vec::new();
+    for (name, entry) in paths {
+        let mut cells = Vec::new();
+        let mut row = Vec::new();
+        for (_, args) in modes {
+            let mut rates: Vec<f64> = (0..REPS).map(|_| iperf(entry, args)).collect();
+            let rate = median(&mut rates);
+            cells.push(format!("{:.0} ({:.0}–{:.0})", rate.0, rate.1, rate.2));
+            row.push(rate.0);
+        }
+        println!("| {name} | {} |", cells.join(" | "));
+        medians.push((name, row));
+    }
+    let find = |prefix: &str| {
+        &medians
+            .iter()
+            .find(|(n, _)| n.starts_with(prefix))
+            .unwrap()
+            .1
+    };
+    let (phlix_row, rathole_row, chain_row) = (find("phlix"), find("rathole"), find("3 plain"));
+    let ratio = |other: &[f64]| {
+        phlix_row
+            .iter()
+            .zip(other)
+            .map(|(p, o)| format!("{:.2}×", p / o))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    println!(
+        "\nphlix ÷ rathole ({}): {}; phlix ÷ 3 plain forwarders: {}.\n",
+        modes
+            .iter()
+            .map(|(m, _)| *m)
+            .collect::<Vec<_>>()
+            .join(" / "),
+        ratio(rathole_row),
+        ratio(chain_row)
+    );
+}
+
+/// `PHLIX_COMPARE=serve`: the phlix path to the HTTP upstream, left running for a profiler or
+/// a load generator of one's own; prints the URL, the token and the process ids, then waits
+/// for Ctrl-C.
+async fn serve_for_profiling(release: &Path, agent: &Path, http: SocketAddr) {
+    let phlix_http = phlix(release, agent, http).await;
+    println!(
+        "url: {}/api/v1/servers/{}/proxy/1k\ntoken: {}\nhub pid: {}\nagent run pid: {}\n\
+         direct: http://{http}/1k\nCtrl-C stops.",
+        phlix_http.base,
+        phlix_http.server_id,
+        phlix_http.token,
+        phlix_http._hub.0.id(),
+        phlix_http._agent.0.id(),
+    );
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// MB/s received in one iperf3 run against `entry` with `args` (`-R`, `-P n`).
+fn iperf(entry: SocketAddr, args: &[&str]) -> f64 {
+    let out = Command::new("iperf3")
+        .args(["-c", "127.0.0.1", "-p", &entry.port().to_string()])
+        .args(["-t", &IPERF_SECONDS.to_string(), "-J"])
+        .args(args)
+        .output()
+        .expect("iperf3 runs (Debian package iperf3)");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("iperf3 output: {}", String::from_utf8_lossy(&out.stdout)));
+    let bits = report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("iperf3 through {entry} {args:?}: {report}"));
+    bits / 8.0 / 1e6
 }
 
 async fn http_scenarios(

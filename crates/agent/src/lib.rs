@@ -1,7 +1,8 @@
 //! phlix-agent: the home side of phlix-hub (SPEC K).
 //!
-//! This release implements pairing ([`pair`]) and the local state it leaves behind
-//! ([`state`]); the tunnel (`run`) and client (`connect`) commands come next.
+//! Pairing ([`pair`]) and the local state it leaves behind ([`state`]); the tunnel with its
+//! heartbeats ([`run`]) and the data it carries to the local upstream ([`upstream`]); the client
+//! side of a raw channel ([`connect`]).
 
 pub mod connect;
 pub mod metrics;
@@ -9,3 +10,4 @@ pub mod pair;
 pub mod run;
 pub mod state;
 pub mod tls;
+pub mod upstream;

@@ -1,6 +1,5 @@
 //! `phlix-agent run` (SPEC K): heartbeats every minute, one reverse tunnel kept open with the
-//! Phlix back-off, raw channels piped to TCP connections to the upstream, HTTP-over-relay
-//! answered by HTTP requests to the upstream with bodies streamed both ways.
+//! Phlix back-off; what arrives through it is answered by [`crate::upstream`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,11 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameType, MAX_PAYLOAD};
-use phlix_proto::relay_http::{self, MAX_BODY_CHUNK, RequestHead, RequestPayload, ResponseHead};
+use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameType};
 use rand::RngExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -21,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Sampler;
 use crate::state::{DataDir, Enrollment, RunState};
+use crate::upstream::{CHANNEL_QUEUE, Outgoing, Request, Upstream, handle_request, pipe_channel};
 
 /// Shared view of the running agent, written to `agent-state.json` for `status`.
 #[derive(Clone)]
@@ -71,8 +69,6 @@ pub struct RunOptions {
 const RENEW_AFTER_SECS: i64 = 518_400;
 /// Frames waiting for the tunnel writer.
 const WRITER_QUEUE: usize = 256;
-/// Frames waiting for one upstream connection.
-const CHANNEL_QUEUE: usize = 64;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -344,11 +340,6 @@ async fn tunnel_loop(
     }
 }
 
-struct Request {
-    body: Option<mpsc::Sender<Bytes>>,
-    task: tokio::task::AbortHandle,
-}
-
 /// How a tunnel connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
@@ -400,7 +391,7 @@ async fn session(
     tracing::info!(relay_session_id = %ack["relay_session_id"], "tunnel open");
     reporter.tunnel("connected");
 
-    let (frames_tx, mut frames_rx) = mpsc::channel::<Frame>(WRITER_QUEUE);
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Outgoing>(WRITER_QUEUE);
     let writer = tokio::spawn(async move {
         let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
         while let Some(frame) = frames_rx.recv().await {
@@ -431,7 +422,7 @@ async fn session(
         let message = tokio::select! {
             () = shutdown.cancelled() => break Ok(true),
             _ = heartbeat.tick() => {
-                let _ = frames_tx.try_send(Frame::empty(0, FrameType::Heartbeat));
+                let _ = frames_tx.try_send(Frame::empty(0, FrameType::Heartbeat).into());
                 continue;
             }
             message = stream.next() => message,
@@ -490,7 +481,7 @@ async fn session(
                     }
                 }
                 FrameType::Heartbeat => {
-                    let _ = frames_tx.try_send(Frame::empty(0, FrameType::Heartbeat));
+                    let _ = frames_tx.try_send(Frame::empty(0, FrameType::Heartbeat).into());
                 }
                 FrameType::Disconnected => {
                     let payload = String::from_utf8_lossy(&frame.payload);
@@ -522,266 +513,6 @@ async fn session(
             Ended::Closed
         }
     })
-}
-
-/// A raw channel: one TCP connection to the upstream, bytes piped both ways.
-async fn pipe_channel(
-    channel: u32,
-    upstream: String,
-    mut from_hub: mpsc::Receiver<Bytes>,
-    to_hub: mpsc::Sender<Frame>,
-) {
-    let socket = match tokio::net::TcpStream::connect(&upstream).await {
-        Ok(socket) => socket,
-        Err(err) => {
-            tracing::warn!(channel, %upstream, error = %err, "cannot reach the upstream for a raw channel");
-            return;
-        }
-    };
-    let _ = socket.set_nodelay(true);
-    let (mut read, mut write) = socket.into_split();
-    let inbound = async move {
-        while let Some(data) = from_hub.recv().await {
-            if write.write_all(&data).await.is_err() {
-                return;
-            }
-        }
-        let _ = write.shutdown().await;
-    };
-    let outbound = async move {
-        let mut buf = bytes::BytesMut::with_capacity(MAX_PAYLOAD);
-        loop {
-            buf.reserve(MAX_PAYLOAD);
-            let mut limited = (&mut read).take(MAX_PAYLOAD as u64);
-            match limited.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    let Ok(frame) = Frame::new(channel, FrameType::Data, buf.split().freeze())
-                    else {
-                        return;
-                    };
-                    if to_hub.send(frame).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    };
-    tokio::join!(inbound, outbound);
-}
-
-async fn handle_request(
-    frame: Frame,
-    upstream: &Upstream,
-    requests: &mut HashMap<u32, Request>,
-    frames_tx: &mpsc::Sender<Frame>,
-) {
-    let id = frame.id;
-    match relay_http::decode_request(&frame.payload) {
-        Ok(RequestPayload::Head(head)) => {
-            let (body_tx, body_rx) = mpsc::channel(CHANNEL_QUEUE);
-            let task = tokio::spawn(forward(
-                id,
-                head,
-                body_rx,
-                upstream.clone(),
-                frames_tx.clone(),
-            ));
-            requests.insert(
-                id,
-                Request {
-                    body: Some(body_tx),
-                    task: task.abort_handle(),
-                },
-            );
-        }
-        Ok(RequestPayload::Legacy(legacy)) => {
-            let (body_tx, body_rx) = mpsc::channel(1);
-            let _ = body_tx.try_send(Bytes::from(legacy.body));
-            drop(body_tx);
-            let task = tokio::spawn(forward(
-                id,
-                legacy.head,
-                body_rx,
-                upstream.clone(),
-                frames_tx.clone(),
-            ));
-            requests.insert(
-                id,
-                Request {
-                    body: None,
-                    task: task.abort_handle(),
-                },
-            );
-        }
-        Ok(RequestPayload::Body(data)) => {
-            if let Some(tx) = requests.get(&id).and_then(|r| r.body.as_ref()) {
-                let _ = tx.send(data).await;
-            }
-        }
-        Ok(RequestPayload::End) => {
-            if let Some(request) = requests.get_mut(&id) {
-                request.body = None;
-            }
-        }
-        Err(err) => tracing::warn!(id, error = %err, "undecodable HTTP_REQUEST chunk dropped"),
-    }
-}
-
-/// Headers never passed to the upstream or back.
-const HOP_BY_HOP: [&str; 8] = [
-    "host",
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-];
-
-/// Answers one relayed request with an HTTP request to the upstream; the response is streamed
-/// back as HEAD, BODY chunks, END (and the done-marker HTTP_CANCEL real servers send).
-async fn forward(
-    id: u32,
-    head: RequestHead,
-    body: mpsc::Receiver<Bytes>,
-    upstream: Upstream,
-    to_hub: mpsc::Sender<Frame>,
-) {
-    let send = |payload: Bytes| {
-        let to_hub = to_hub.clone();
-        async move {
-            match Frame::new(id, FrameType::HttpResponse, payload) {
-                Ok(frame) => to_hub.send(frame).await.is_ok(),
-                Err(_) => false,
-            }
-        }
-    };
-    let result = upstream_request(&head, body, &upstream).await;
-    let response = match result {
-        Ok(response) => response,
-        Err(err) => {
-            tracing::warn!(id, upstream = %upstream.addr, error = %err, "upstream request failed");
-            let text = format!("upstream unavailable: {err}");
-            let head = ResponseHead {
-                status: 502,
-                headers: [(
-                    "content-type".to_owned(),
-                    "text/plain; charset=utf-8".to_owned(),
-                )]
-                .into(),
-                body_length: Some(text.len() as u64),
-            };
-            let _ = send(relay_http::encode_response_head(&head)).await
-                && send(relay_http::body_chunk(Bytes::from(text))).await
-                && send(relay_http::end_chunk()).await;
-            return;
-        }
-    };
-    let mut headers = std::collections::BTreeMap::new();
-    for (name, value) in response.headers() {
-        if HOP_BY_HOP.contains(&name.as_str()) {
-            continue;
-        }
-        if let Ok(value) = value.to_str() {
-            headers
-                .entry(name.as_str().to_owned())
-                .and_modify(|v: &mut String| {
-                    v.push_str(", ");
-                    v.push_str(value);
-                })
-                .or_insert_with(|| value.to_owned());
-        }
-    }
-    let head = ResponseHead {
-        status: response.status().as_u16(),
-        headers,
-        body_length: response.content_length(),
-    };
-    if !send(relay_http::encode_response_head(&head)).await {
-        return;
-    }
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let Ok(mut chunk) = chunk else {
-            tracing::warn!(id, "upstream body broke off");
-            return;
-        };
-        while !chunk.is_empty() {
-            let piece = chunk.split_to(chunk.len().min(MAX_BODY_CHUNK));
-            if !send(relay_http::body_chunk(piece)).await {
-                return;
-            }
-        }
-    }
-    if send(relay_http::end_chunk()).await {
-        let _ = to_hub.send(Frame::empty(id, FrameType::HttpCancel)).await;
-    }
-}
-
-/// The upstream's address and one HTTP client for it (its connection pool is reused across
-/// requests: building a client per request cost ~3 ms each).
-#[derive(Clone)]
-pub struct Upstream {
-    pub addr: String,
-    pub http: reqwest::Client,
-}
-
-impl Upstream {
-    /// A client that passes redirects through instead of following them.
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn new(addr: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self {
-            addr: addr.to_owned(),
-            http,
-        })
-    }
-}
-
-async fn upstream_request(
-    head: &RequestHead,
-    body: mpsc::Receiver<Bytes>,
-    upstream: &Upstream,
-) -> anyhow::Result<reqwest::Response> {
-    let client = &upstream.http;
-    let upstream = upstream.addr.as_str();
-    let query = if head.query.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", head.query)
-    };
-    let url = format!("http://{upstream}{}{query}", head.path);
-    let method = reqwest::Method::from_bytes(head.method.as_bytes()).context("invalid method")?;
-    let mut request = client.request(method, &url);
-    for (name, value) in &head.headers {
-        if !HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()) {
-            request = request.header(name, value);
-        }
-    }
-    // The hub sends END right behind the HEAD of a request without a body: wait for the first
-    // chunk, so such a request goes out without a body instead of as an empty chunked one.
-    let mut body = body;
-    let Some(first) = body.recv().await else {
-        return Ok(request.send().await?);
-    };
-    let stream = futures_util::stream::unfold((Some(first), body), |(first, mut rx)| async move {
-        let next = match first {
-            Some(first) => Some(first),
-            None => rx.recv().await,
-        };
-        next.map(|b| (Ok::<Bytes, std::io::Error>(b), (None, rx)))
-    });
-    Ok(request
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await?)
 }
 
 #[cfg(test)]

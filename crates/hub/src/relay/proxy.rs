@@ -13,7 +13,7 @@ use phlix_proto::frame::{Frame, FrameType};
 use phlix_proto::relay_http::{self, MAX_BODY_CHUNK, RequestHead, ResponsePayload};
 use tokio::sync::mpsc;
 
-use super::tunnel::send_data;
+use super::tunnel::{send_data, send_data_together};
 use super::{ResponseEvent, TunnelCmd, TunnelHandle};
 
 /// Default wait for the response head, and between response chunks.
@@ -316,7 +316,7 @@ pub async fn forward(
     } else {
         DEFAULT_TIMEOUT
     };
-    let (tx, mut rx) = mpsc::channel(RESPONSE_QUEUE);
+    let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
     if tunnel
         .cmd
         .send(TunnelCmd::Request { id, tx })
@@ -352,6 +352,19 @@ pub async fn forward(
     ) else {
         return ProxyError::BadGateway.into_response();
     };
+    if axum::body::HttpBody::is_end_stream(&request.body) {
+        // No body (most GETs): HEAD and END leave together, in one message.
+        let Ok(end) = Frame::new(id, FrameType::HttpRequest, relay_http::end_chunk()) else {
+            return ProxyError::BadGateway.into_response();
+        };
+        if send_data_together(&tunnel, vec![head_frame, end])
+            .await
+            .is_err()
+        {
+            return ProxyError::Offline.into_response();
+        }
+        return receive(rx, guard, cut, timeout).await;
+    }
     if send_data(&tunnel, head_frame).await.is_err() {
         return ProxyError::Offline.into_response();
     }
@@ -381,8 +394,16 @@ pub async fn forward(
     if send_data(&tunnel, end).await.is_err() {
         return ProxyError::Offline.into_response();
     }
+    receive(rx, guard, cut, timeout).await
+}
 
-    // The response head.
+/// Waits for the response head and streams the body behind it.
+async fn receive(
+    mut rx: mpsc::Receiver<ResponseEvent>,
+    guard: RequestGuard,
+    cut: tokio_util::sync::CancellationToken,
+    timeout: Duration,
+) -> Response {
     let head = loop {
         let next = tokio::select! {
             next = tokio::time::timeout(timeout, rx.recv()) => next,

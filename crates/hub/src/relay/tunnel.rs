@@ -692,6 +692,27 @@ pub async fn send_data(tunnel: &TunnelHandle, frame: Frame) -> Result<(), ()> {
     }
 }
 
+/// Queues frames that belong together (a bodiless request's HEAD and END) as one: the writer
+/// finds them all queued when it wakes, so they leave in one WebSocket message.
+///
+/// # Errors
+/// When the tunnel is gone or stuck.
+pub async fn send_data_together(tunnel: &TunnelHandle, frames: Vec<Frame>) -> Result<(), ()> {
+    match tokio::time::timeout(BACKPRESSURE_TIMEOUT, tunnel.data.reserve_many(frames.len())).await {
+        Ok(Ok(permits)) => {
+            for (permit, frame) in permits.zip(frames) {
+                permit.send(frame);
+            }
+            Ok(())
+        }
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            let _ = tunnel.cmd.try_send(TunnelCmd::Backpressure);
+            Err(())
+        }
+    }
+}
+
 /// Mounts a client on a tunnel: its channel id, or `None` when the tunnel is closing.
 pub async fn mount(
     tunnel: &TunnelHandle,
