@@ -545,8 +545,18 @@ async fn run() {
     let tools = PathBuf::from(
         std::env::var("PHLIX_BENCH_TOOLS").expect("PHLIX_BENCH_TOOLS (scripts/bench sets it)"),
     );
-    let agent = PathBuf::from(env!("CARGO_BIN_EXE_phlix-agent"));
-    let release = agent.parent().unwrap().to_path_buf();
+    // `PHLIX_BENCH_BIN_DIR`: where phlix-hub and phlix-agent are taken from (default: this
+    // build's), e.g. to set two builds side by side.
+    let (release, agent) = match std::env::var_os("PHLIX_BENCH_BIN_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            (dir.clone(), dir.join("phlix-agent"))
+        }
+        None => {
+            let agent = PathBuf::from(env!("CARGO_BIN_EXE_phlix-agent"));
+            (agent.parent().unwrap().to_path_buf(), agent)
+        }
+    };
     let work = tempfile::tempdir().unwrap();
     let streams = stream_upstream().await;
     let http = http_upstream().await;

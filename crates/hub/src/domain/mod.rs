@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod heartbeats;
+pub mod in_flight;
 pub mod maintenance;
 pub mod quotas;
 pub mod relay_tokens;

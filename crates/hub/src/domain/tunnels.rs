@@ -125,13 +125,6 @@ pub enum TunnelCmd {
     Mount(Box<MountRequest>),
     /// A client went away.
     Unmount { channel: u32 },
-    /// An HTTP-over-relay request starts; its response chunks go to `tx`.
-    Request {
-        id: u32,
-        tx: mpsc::Sender<ResponseEvent>,
-    },
-    /// The request finished or its client went away (`cancel` sends HTTP_CANCEL).
-    Forget { id: u32, cancel: bool },
     /// A newer tunnel for the same server took over.
     Displace,
     /// A sender could not enqueue in time.
@@ -166,6 +159,8 @@ pub struct TunnelHandle {
     pub control: mpsc::Sender<Outbound>,
     /// Outbound data frames (client DATA, HTTP_REQUEST).
     pub data: mpsc::Sender<Frame>,
+    /// The HTTP-over-relay requests in flight, registered by their own tasks.
+    pub requests: Arc<super::in_flight::InFlight>,
     pub counters: Arc<TunnelCounters>,
 }
 

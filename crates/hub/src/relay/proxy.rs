@@ -14,7 +14,7 @@ use phlix_proto::relay_http::{self, MAX_BODY_CHUNK, RequestHead, ResponsePayload
 use tokio::sync::mpsc;
 
 use super::tunnel::{send_data, send_data_together};
-use super::{ResponseEvent, TunnelCmd, TunnelHandle};
+use super::{Outbound, ResponseEvent, TunnelHandle};
 
 /// Default wait for the response head, and between response chunks.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -292,10 +292,12 @@ impl RequestGuard {
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        let _ = self.tunnel.cmd.try_send(TunnelCmd::Forget {
-            id: self.id,
-            cancel: !self.done,
-        });
+        if self.tunnel.requests.forget(self.id) && !self.done {
+            let _ = self.tunnel.control.try_send(Outbound::Frame(Frame::empty(
+                self.id,
+                FrameType::HttpCancel,
+            )));
+        }
         self.relay
             .stats()
             .http_in_flight
@@ -317,12 +319,7 @@ pub async fn forward(
         DEFAULT_TIMEOUT
     };
     let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-    if tunnel
-        .cmd
-        .send(TunnelCmd::Request { id, tx })
-        .await
-        .is_err()
-    {
+    if !tunnel.requests.register(id, tx) {
         return ProxyError::NoTunnel.into_response();
     }
     relay

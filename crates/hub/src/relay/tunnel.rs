@@ -168,6 +168,7 @@ async fn handshake(
         cmd: cmd_tx,
         control: control_tx,
         data: data_tx,
+        requests: Arc::default(),
         counters: counters.clone(),
     };
     if let Some(old) = relay.register(handle.clone()) {
@@ -187,7 +188,6 @@ async fn handshake(
         cmd_rx,
         clients: HashMap::new(),
         next_channel: 1,
-        requests: HashMap::new(),
         draining: None,
         last_inbound: Instant::now(),
     };
@@ -285,7 +285,6 @@ struct TunnelActor {
     cmd_rx: mpsc::Receiver<TunnelCmd>,
     clients: HashMap<u32, Client>,
     next_channel: u32,
-    requests: HashMap<u32, mpsc::Sender<ResponseEvent>>,
     /// Set when displaced: close when no request is in flight or at this instant.
     draining: Option<Instant>,
     last_inbound: Instant,
@@ -328,7 +327,7 @@ impl TunnelActor {
                         break CloseReason::Timeout;
                     }
                     if let Some(deadline) = self.draining
-                        && (self.requests.is_empty() || Instant::now() >= deadline)
+                        && (self.handle.requests.is_empty() || Instant::now() >= deadline)
                     {
                         break CloseReason::ServerReplaced;
                     }
@@ -442,16 +441,16 @@ impl TunnelActor {
             }
             FrameType::HttpResponse => {
                 let id = frame.id;
-                let Some(tx) = self.requests.get(&id) else {
+                let Some(tx) = self.handle.requests.sender(id) else {
                     self.relay()
                         .stats()
                         .frames_dropped
                         .fetch_add(1, Ordering::Relaxed);
                     return None;
                 };
-                if !deliver(tx, ResponseEvent::Chunk(frame.payload)).await {
+                if !deliver(&tx, ResponseEvent::Chunk(frame.payload)).await {
                     // The HTTP client is gone or stalled: cancel that request only.
-                    self.requests.remove(&id);
+                    self.handle.requests.forget(id);
                     let _ = self
                         .handle
                         .control
@@ -516,19 +515,6 @@ impl TunnelActor {
                 self.drop_client(channel, true);
                 None
             }
-            TunnelCmd::Request { id, tx } => {
-                self.requests.insert(id, tx);
-                None
-            }
-            TunnelCmd::Forget { id, cancel } => {
-                if self.requests.remove(&id).is_some() && cancel {
-                    let _ = self
-                        .handle
-                        .control
-                        .try_send(Outbound::Frame(Frame::empty(id, FrameType::HttpCancel)));
-                }
-                None
-            }
             TunnelCmd::Displace => {
                 let grace = self.relay().drain_grace();
                 self.draining = Some(Instant::now() + grace);
@@ -586,7 +572,7 @@ impl TunnelActor {
         for channel in channels {
             self.disconnect_client(channel, reason);
         }
-        for (_, tx) in self.requests.drain() {
+        for tx in self.handle.requests.close() {
             let _ = tx.try_send(ResponseEvent::TunnelClosed);
         }
         let _ = tokio::time::timeout(
