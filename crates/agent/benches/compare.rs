@@ -303,6 +303,14 @@ struct Phlix {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
+/// `TOKIO_WORKER_THREADS` for a child process from the bench's variable `name`, if set (to
+/// compare runtime sizes of hub and agent without touching the bench's own runtime).
+fn threads(name: &str) -> Option<(&'static str, String)> {
+    std::env::var(name)
+        .ok()
+        .map(|value| ("TOKIO_WORKER_THREADS", value))
+}
+
 impl Phlix {
     /// On-CPU seconds so far of the hub, and of the agent's two processes (`run` + `connect`).
     fn cpu(&self) -> (f64, f64) {
@@ -327,7 +335,10 @@ async fn phlix(release: &Path, agent: &Path, upstream: SocketAddr) -> Phlix {
             ("HUB_PUBLIC_URL", format!("http://127.0.0.1:{http}")),
             ("HUB_PROXY_REQUESTS_PER_MINUTE", "0".into()),
             ("HUB_LOG", "warn".into()),
-        ],
+        ]
+        .into_iter()
+        .chain(threads("PHLIX_BENCH_HUB_THREADS"))
+        .collect::<Vec<_>>(),
     );
     let base = format!("http://127.0.0.1:{http}");
     let http_client = reqwest::Client::new();
@@ -393,7 +404,10 @@ async fn phlix(release: &Path, agent: &Path, upstream: SocketAddr) -> Phlix {
             "--data-dir",
             agent_dir.path().to_str().unwrap(),
         ],
-        &[("PHLIX_AGENT_LOG", "warn".into())],
+        &[("PHLIX_AGENT_LOG", "warn".into())]
+            .into_iter()
+            .chain(threads("PHLIX_BENCH_AGENT_THREADS"))
+            .collect::<Vec<_>>(),
     );
     for (path, body) in [
         (

@@ -276,10 +276,12 @@ impl CurrentUser {
         if tokens::looks_like_token(&token) {
             return Self::from_personal_token(parts, core, &token, path).await;
         }
-        let claims = core
-            .sessions
-            .verify(&token, TokenKind::Access)
-            .map_err(|_: TokenError| ApiError::InvalidToken)?;
+        let claims = if cached {
+            core.access.access_claims(&core.sessions, &token)
+        } else {
+            core.sessions.verify(&token, TokenKind::Access)
+        }
+        .map_err(|_: TokenError| ApiError::InvalidToken)?;
         let user = if cached {
             core.access.user(&core.store, &claims.sub).await?
         } else {

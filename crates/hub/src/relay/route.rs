@@ -15,7 +15,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::proxy::{self, ProxyError, ProxyRequest};
 use crate::auth::now_unix;
-use crate::auth::session::TokenKind;
 use crate::domain::Core;
 use crate::http::cookies::ACCESS_COOKIE;
 use crate::http::error::ApiError;
@@ -242,7 +241,11 @@ pub async fn subdomain_ingress(
     let uri = request.uri().clone();
     let signed_in = CookieJar::from_headers(request.headers())
         .get(ACCESS_COOKIE)
-        .and_then(|cookie| core.sessions.verify(cookie.value(), TokenKind::Access).ok())
+        .and_then(|cookie| {
+            core.access
+                .access_claims(&core.sessions, cookie.value())
+                .ok()
+        })
         .map(|claims| claims.sub);
     let user_id = match signed_in {
         Some(sub) => match crate::domain::shares::may_relay(&core, &server, &sub).await {
