@@ -8,6 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use phlix_agent::pair::{PairOptions, pair};
 use phlix_agent::state::{DataDir, jwt_expiry};
 
+// mimalloc: allocation and free were ~11 % of the agent's CPU per small relayed request under
+// glibc's malloc (BENCHMARKS.md, "Relay hot path"); mimalloc has no background threads, so an
+// idle agent stays idle.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The home side of phlix-hub: pairs a home server with a hub so that the hub can reach a
 /// local service (for example a Jellyfin on 127.0.0.1:8096) without an open port.
 ///
