@@ -51,7 +51,11 @@ struct HubProcess {
 async fn start_hub() -> HubProcess {
     let data = tempfile::tempdir().unwrap();
     let (http, tunnel, client) = (free_port(), free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_phlix-hub"))
+    let hub = std::env::var_os("PHLIX_BENCH_HUB").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_phlix-hub")),
+        std::path::PathBuf::from,
+    );
+    let child = Command::new(hub)
         .arg("serve")
         .env("HUB_DATA_DIR", data.path())
         .env("HUB_HTTP_ADDR", format!("127.0.0.1:{http}"))
