@@ -169,10 +169,16 @@ impl FromRequestParts<AppState> for Ready {
     type Rejection = ApiError;
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        state.core().map(Self).ok_or_else(|| ApiError::Starting {
-            step: state.health().step(),
-        })
+        ready_core(state).cloned().map(Self)
     }
+}
+
+/// The ready core, borrowed (the gates below need it only while they run), or 503
+/// `hub.starting`.
+fn ready_core(state: &AppState) -> Result<&Core, ApiError> {
+    state.core_ref().ok_or_else(|| ApiError::Starting {
+        step: state.health().step(),
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
@@ -231,8 +237,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Ready(core) = Ready::from_request_parts(parts, state).await?;
-        Self::resolve(parts, &core, false).await
+        Self::resolve(parts, ready_core(state)?, false).await
     }
 }
 
@@ -249,8 +254,9 @@ impl FromRequestParts<AppState> for CachedUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Ready(core) = Ready::from_request_parts(parts, state).await?;
-        CurrentUser::resolve(parts, &core, true).await.map(Self)
+        CurrentUser::resolve(parts, ready_core(state)?, true)
+            .await
+            .map(Self)
     }
 }
 
@@ -423,8 +429,7 @@ impl FromRequestParts<AppState> for EnrolledServer {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Ready(core) = Ready::from_request_parts(parts, state).await?;
-        Self::verify(parts, &core).ok_or(ApiError::EnrollmentExpired)
+        Self::verify(parts, ready_core(state)?).ok_or(ApiError::EnrollmentExpired)
     }
 }
 
@@ -440,11 +445,11 @@ impl FromRequestParts<AppState> for ServerBearer {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Ready(core) = Ready::from_request_parts(parts, state).await?;
+        let core = ready_core(state)?;
         if bearer_token(parts).is_none() {
             return Err(ApiError::ServerUnauthorized("Missing enrollment token"));
         }
-        EnrolledServer::verify(parts, &core)
+        EnrolledServer::verify(parts, core)
             .map(Self)
             .ok_or(ApiError::ServerUnauthorized(
                 "Invalid or expired enrollment token",

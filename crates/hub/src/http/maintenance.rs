@@ -62,8 +62,8 @@ pub fn paused(path: &str) -> bool {
 /// finished the request passes (the handlers answer 503 `hub.starting` themselves).
 pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if paused(request.uri().path())
-        && let Some(core) = state.core()
-        && maintenance::is_on(&core).await
+        && let Some(core) = state.core_ref()
+        && maintenance::is_on(core).await
     {
         return refusal();
     }

@@ -56,6 +56,13 @@ impl AppState {
         self.0.core.get().cloned()
     }
 
+    /// The same, borrowed: for layers and extractors that need it only while they run (a clone
+    /// of `Core` is some twenty reference counts and two key copies, on every request).
+    #[must_use]
+    pub fn core_ref(&self) -> Option<&Core> {
+        self.0.core.get()
+    }
+
     /// Publishes the ready core. Called once; later calls are ignored.
     pub fn set_ready(&self, core: Core) {
         let _ = self.0.core.set(core);
