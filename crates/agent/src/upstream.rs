@@ -111,39 +111,22 @@ pub(crate) async fn handle_request(
     match relay_http::decode_request(&frame.payload) {
         Ok(RequestPayload::Head(head)) => {
             let (body_tx, body_rx) = mpsc::channel(CHANNEL_QUEUE);
-            let task = tokio::spawn(forward(
-                id,
-                head,
-                body_rx,
-                upstream.clone(),
-                frames_tx.clone(),
-            ));
+            let task = spawn_forward(id, head, body_rx, upstream, frames_tx);
             requests.insert(
                 id,
                 Request {
                     body: Some(body_tx),
-                    task: task.abort_handle(),
+                    task,
                 },
             );
         }
         Ok(RequestPayload::Legacy(legacy)) => {
+            // The whole body came in the one frame.
             let (body_tx, body_rx) = mpsc::channel(1);
             let _ = body_tx.try_send(Bytes::from(legacy.body));
             drop(body_tx);
-            let task = tokio::spawn(forward(
-                id,
-                legacy.head,
-                body_rx,
-                upstream.clone(),
-                frames_tx.clone(),
-            ));
-            requests.insert(
-                id,
-                Request {
-                    body: None,
-                    task: task.abort_handle(),
-                },
-            );
+            let task = spawn_forward(id, legacy.head, body_rx, upstream, frames_tx);
+            requests.insert(id, Request { body: None, task });
         }
         Ok(RequestPayload::Body(data)) => {
             if let Some(tx) = requests.get(&id).and_then(|r| r.body.as_ref()) {
@@ -157,6 +140,17 @@ pub(crate) async fn handle_request(
         }
         Err(err) => tracing::warn!(id, error = %err, "undecodable HTTP_REQUEST chunk dropped"),
     }
+}
+
+/// Starts answering request `id` in a task of its own.
+fn spawn_forward(
+    id: u32,
+    head: RequestHead,
+    body: mpsc::Receiver<Bytes>,
+    upstream: &Upstream,
+    frames_tx: &mpsc::Sender<Outgoing>,
+) -> tokio::task::AbortHandle {
+    tokio::spawn(forward(id, head, body, upstream.clone(), frames_tx.clone())).abort_handle()
 }
 
 /// Headers never passed to the upstream or back.
