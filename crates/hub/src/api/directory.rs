@@ -192,28 +192,29 @@ pub async fn detail(
             received_at: beat.received_at,
         })
         .collect();
+    let (enrolled_at, proxy_policy) = (server.enrolled_at, server.proxy_policy.clone());
+    let info = server.into_info();
     Ok(Json(ServerDetail {
         server: DetailServer {
-            id: server.id.clone(),
-            server_name: server.server_name.clone(),
-            version: server.version.clone(),
-            status: server.status.clone(),
-            last_seen_at: server.last_seen_at,
-            hostname_candidates: serde_json::from_str(&server.hostname_candidates_json)
-                .unwrap_or_default(),
-            relay_active: server.relay_active,
-            fqdn: server
+            id: info.server_id.clone(),
+            server_name: info.server_name.clone(),
+            version: info.version.clone(),
+            status: info.status.clone(),
+            last_seen_at: info.last_seen_at,
+            hostname_candidates: info.hostname_candidates.clone(),
+            relay_active: info.relay_active,
+            fqdn: info
                 .subdomain
                 .as_deref()
                 .map(|sub| servers::fqdn(&core, sub)),
-            subdomain: server.subdomain.clone(),
+            subdomain: info.subdomain.clone(),
         },
         relay_session,
         heartbeat_history,
         tls_status: None,
-        enrolled_at: server.enrolled_at,
-        proxy_policy: server.proxy_policy.clone(),
-        info: server.into_info(),
+        enrolled_at,
+        proxy_policy,
+        info,
         libraries: overview.libraries,
         recent_heartbeats: overview
             .recent_heartbeats

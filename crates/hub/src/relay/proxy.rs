@@ -349,12 +349,12 @@ pub async fn forward(
     ) else {
         return ProxyError::BadGateway.into_response();
     };
+    let Ok(end) = Frame::new(id, FrameType::HttpRequest, relay_http::end_chunk()) else {
+        return ProxyError::BadGateway.into_response();
+    };
     if axum::body::HttpBody::is_end_stream(&request.body) {
         // No body (most GETs): HEAD and END leave together, in one message.
-        let Ok(end) = Frame::new(id, FrameType::HttpRequest, relay_http::end_chunk()) else {
-            return ProxyError::BadGateway.into_response();
-        };
-        if send_data_together(&tunnel, vec![head_frame, end])
+        if send_data_together(&tunnel, [head_frame, end])
             .await
             .is_err()
         {
@@ -385,9 +385,6 @@ pub async fn forward(
             }
         }
     }
-    let Ok(end) = Frame::new(id, FrameType::HttpRequest, relay_http::end_chunk()) else {
-        return ProxyError::BadGateway.into_response();
-    };
     if send_data(&tunnel, end).await.is_err() {
         return ProxyError::Offline.into_response();
     }

@@ -668,23 +668,20 @@ pub const CLIENT_QUEUE_SIZE: usize = CLIENT_QUEUE;
 /// # Errors
 /// When the tunnel is gone or stuck.
 pub async fn send_data(tunnel: &TunnelHandle, frame: Frame) -> Result<(), ()> {
-    match tokio::time::timeout(BACKPRESSURE_TIMEOUT, tunnel.data.send(frame)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(()),
-        Err(_) => {
-            let _ = tunnel.cmd.try_send(TunnelCmd::Backpressure);
-            Err(())
-        }
-    }
+    send_data_together(tunnel, [frame]).await
 }
 
-/// Queues frames that belong together (a bodiless request's HEAD and END) as one: the writer
-/// finds them all queued when it wakes, so they leave in one WebSocket message.
+/// Queues frames that belong together (a bodiless request's HEAD and END) as one, on the terms
+/// of [`send_data`]: the writer finds them all queued when it wakes, so they leave in one
+/// WebSocket message.
 ///
 /// # Errors
 /// When the tunnel is gone or stuck.
-pub async fn send_data_together(tunnel: &TunnelHandle, frames: Vec<Frame>) -> Result<(), ()> {
-    match tokio::time::timeout(BACKPRESSURE_TIMEOUT, tunnel.data.reserve_many(frames.len())).await {
+pub async fn send_data_together<const N: usize>(
+    tunnel: &TunnelHandle,
+    frames: [Frame; N],
+) -> Result<(), ()> {
+    match tokio::time::timeout(BACKPRESSURE_TIMEOUT, tunnel.data.reserve_many(N)).await {
         Ok(Ok(permits)) => {
             for (permit, frame) in permits.zip(frames) {
                 permit.send(frame);
