@@ -710,52 +710,33 @@ async fn iperf_streams(tools: &Path, release: &Path, agent: &Path, work: &Path) 
             cells[path].push(median(&mut rates));
         }
     }
+    let mode_names: Vec<&str> = modes.iter().map(|(m, _)| *m).collect();
     println!(
         "### iperf3 through each path, {IPERF_SECONDS} s per run (MB/s received, median of {REPS}, min–max)\n"
     );
-    println!(
-        "| path | {} |",
-        modes
-            .iter()
-            .map(|(m, _)| *m)
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
+    println!("| path | {} |", mode_names.join(" | "));
     println!("|---|---|---|---|---|");
-    let mut medians: Vec<(&str, Vec<f64>)> = Vec::new();
     for (name, row) in names.iter().zip(&cells) {
         let text: Vec<String> = row
             .iter()
             .map(|(m, lo, hi)| format!("{m:.0} ({lo:.0}–{hi:.0})"))
             .collect();
         println!("| {name} | {} |", text.join(" | "));
-        medians.push((name, row.iter().map(|cell| cell.0).collect()));
     }
-    let find = |prefix: &str| {
-        &medians
+    // Rows of `names`: 1 the forwarders, 2 phlix, 3 rathole.
+    let ratio = |other: usize| {
+        cells[2]
             .iter()
-            .find(|(n, _)| n.starts_with(prefix))
-            .unwrap()
-            .1
-    };
-    let (phlix_row, rathole_row, chain_row) = (find("phlix"), find("rathole"), find("3 plain"));
-    let ratio = |other: &[f64]| {
-        phlix_row
-            .iter()
-            .zip(other)
-            .map(|(p, o)| format!("{:.2}×", p / o))
+            .zip(&cells[other])
+            .map(|(p, o)| format!("{:.2}×", p.0 / o.0))
             .collect::<Vec<_>>()
             .join(" / ")
     };
     println!(
         "\nphlix ÷ rathole ({}): {}; phlix ÷ 3 plain forwarders: {}.\n",
-        modes
-            .iter()
-            .map(|(m, _)| *m)
-            .collect::<Vec<_>>()
-            .join(" / "),
-        ratio(rathole_row),
-        ratio(chain_row)
+        mode_names.join(" / "),
+        ratio(3),
+        ratio(1)
     );
 }
 

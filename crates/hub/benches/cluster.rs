@@ -164,41 +164,21 @@ async fn stream(mount: &mut Mount, t: &mut (WsReader, WsWriter, FrameDecoder), d
     total as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
-/// `(req/s, p50 ms, p99 ms)` of `HTTP_REQUESTS` proxied GETs from `concurrency` clients.
-async fn http_round(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    concurrency: usize,
-) -> (f64, f64, f64) {
-    let per_worker = HTTP_REQUESTS / concurrency;
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_worker);
-            for _ in 0..per_worker {
-                let t = Instant::now();
-                let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
-                assert_eq!(resp.status(), 200);
-                assert_eq!(resp.bytes().await.unwrap().len(), 1024);
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await.unwrap());
-    }
-    let rate = latencies.len() as f64 / start.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    (
-        rate,
-        support::percentile(&latencies, 0.5),
-        support::percentile(&latencies, 0.99),
-    )
+/// Sets the server's proxy policy to `all` through node `node` (the bench's paths are not
+/// Phlix client paths).
+async fn policy_all(node: &support::BenchHub, token: &str, server_id: &str) {
+    let resp = node
+        .http
+        .put(format!(
+            "{}/api/v1/me/servers/{server_id}/proxy-policy",
+            node.base
+        ))
+        .bearer_auth(token)
+        .json(&json!({"policy": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }
 
 fn row(label: &str, samples: &mut [f64]) -> String {
@@ -225,18 +205,7 @@ async fn run(server: &str) {
     let (server_id, jwt) = servers.remove(0);
     let (t_reader, t_writer) = tunnel(a.tunnel, &server_id, &jwt).await;
     let mut t = (t_reader, t_writer, FrameDecoder::new(1 << 20));
-    let resp = a
-        .http
-        .put(format!(
-            "{}/api/v1/me/servers/{server_id}/proxy-policy",
-            a.base
-        ))
-        .bearer_auth(&token)
-        .json(&json!({"policy": "all"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    policy_all(&a, &token, &server_id).await;
     let relay_token: serde_json::Value = a
         .http
         .post(format!(
@@ -294,7 +263,7 @@ async fn run(server: &str) {
     });
     let http = reqwest::Client::new();
     for url in &urls {
-        http_round(&http, url, &token, 16).await;
+        support::http_1k_round(&http, url, &token, HTTP_REQUESTS, 16).await;
     }
     let mut http_rows = Vec::new();
     for concurrency in [1usize, 64] {
@@ -302,7 +271,8 @@ async fn run(server: &str) {
         for rep in 0..REPS {
             eprintln!("HTTP, {concurrency} clients, repetition {}/{REPS}", rep + 1);
             for (which, url) in urls.iter().enumerate() {
-                let (rate, p50, p99) = http_round(&http, url, &token, concurrency).await;
+                let (rate, p50, p99) =
+                    support::http_1k_round(&http, url, &token, HTTP_REQUESTS, concurrency).await;
                 samples[which][0].push(rate);
                 samples[which][1].push(p50);
                 samples[which][2].push(p99);
@@ -324,18 +294,7 @@ async fn run(server: &str) {
             Some(&a),
         )
         .await;
-        let resp = a
-            .http
-            .put(format!(
-                "{}/api/v1/me/servers/{server_id}/proxy-policy",
-                a.base
-            ))
-            .bearer_auth(&token)
-            .json(&json!({"policy": "all"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        policy_all(&a, &token, server_id).await;
         let (reader, writer) = tunnel(doomed.tunnel, server_id, jwt).await;
         let (b_tunnel, server, token_) = (b.tunnel, server_id.clone(), jwt.clone());
         let agent = tokio::spawn(async move {

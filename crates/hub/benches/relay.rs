@@ -390,32 +390,11 @@ async fn measure(tls: Option<&Tls>) -> Measured {
         let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..REPS {
             // The bench hub runs with the per-user proxy limit off (HUB_PROXY_REQUESTS_PER_MINUTE=0).
-            let per_worker = 2000 / concurrency;
-            let start = Instant::now();
-            let mut workers = Vec::new();
-            for _ in 0..concurrency {
-                let (http, url, token) = (http.clone(), url.clone(), token.clone());
-                workers.push(tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    for _ in 0..per_worker {
-                        let t = Instant::now();
-                        let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
-                        assert_eq!(resp.status(), 200);
-                        assert_eq!(resp.bytes().await.unwrap().len(), 1024);
-                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    latencies
-                }));
-            }
-            let mut latencies = Vec::new();
-            for worker in workers {
-                latencies.extend(worker.await.unwrap());
-            }
-            let elapsed = start.elapsed().as_secs_f64();
-            latencies.sort_by(f64::total_cmp);
-            rates.push(latencies.len() as f64 / elapsed);
-            p50s.push(support::percentile(&latencies, 0.5));
-            p99s.push(support::percentile(&latencies, 0.99));
+            let (rate, p50, p99) =
+                support::http_1k_round(&http, &url, &token, 2000, concurrency).await;
+            rates.push(rate);
+            p50s.push(p50);
+            p99s.push(p99);
         }
         http_rows.push((
             concurrency,

@@ -39,6 +39,45 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank]
 }
 
+/// `(req/s, p50 ms, p99 ms)` of `requests` GETs of `url` (each answered with 1 KiB, 200) from
+/// `concurrency` clients, each sending its share one after another.
+pub async fn http_1k_round(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    requests: usize,
+    concurrency: usize,
+) -> (f64, f64, f64) {
+    let per_worker = requests / concurrency;
+    let start = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                let t = std::time::Instant::now();
+                let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                assert_eq!(resp.bytes().await.unwrap().len(), 1024);
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    let rate = latencies.len() as f64 / start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    (
+        rate,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    )
+}
+
 /// A fresh PostgreSQL database on `server` (a URL ending in a database name).
 pub async fn fresh_postgres(server: &str) -> String {
     let name = format!("phlix_bench_{}", uuid::Uuid::new_v4().simple());
