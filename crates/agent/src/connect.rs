@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
 use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameType, MAX_PAYLOAD};
+use phlix_proto::ws::{Opcode, close_code};
+use phlix_proto::ws_io::{ReadError, WsEvent, WsStream};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// How the relay token is obtained.
@@ -208,47 +207,46 @@ async fn serve(
     tls: &crate::tls::TlsClient,
 ) -> anyhow::Result<()> {
     let _ = socket.set_nodelay(true);
-    let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
-    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        None,
-        true,
-        Some(tls.connector()),
-    )
-    .await
-    .map_err(|err| {
-        crate::tls::explain(
-            anyhow::Error::new(err).context(format!("mounting {url}")),
-            url,
-        )
-    })?;
-    let (mut sink, mut stream) = ws.split();
+    let authorization = format!("Bearer {token}");
+    let WsStream {
+        mut reader,
+        mut writer,
+    } = crate::ws::connect(url, &[("Authorization", &authorization)], tls)
+        .await
+        .map_err(|err| crate::tls::explain(err.context(format!("mounting {url}")), url))?;
     let (mut read, mut write) = socket.split();
+    // The hub pings an idle mount; the reading side hands the pongs to the writing side.
+    let (pong_tx, mut pong_rx) = mpsc::channel::<Bytes>(4);
     let upstream = async {
         let mut buf = BytesMut::with_capacity(MAX_PAYLOAD);
         loop {
             buf.reserve(MAX_PAYLOAD);
             let mut limited = (&mut read).take(MAX_PAYLOAD as u64);
-            let n = limited.read_buf(&mut buf).await?;
-            if n == 0 {
-                let _ = sink.close().await;
-                return Ok::<(), anyhow::Error>(());
+            tokio::select! {
+                read = limited.read_buf(&mut buf) => {
+                    if read? == 0 {
+                        writer.close(close_code::NORMAL, "").await;
+                        return Ok::<(), anyhow::Error>(());
+                    }
+                    let frame = Frame::new(0, FrameType::Data, buf.split().freeze())?;
+                    writer.send_frames(&[frame]).await?;
+                }
+                Some(payload) = pong_rx.recv() => writer.send(Opcode::Pong, &payload).await?,
             }
-            let frame = Frame::new(0, FrameType::Data, buf.split().freeze())?;
-            sink.send(Message::Binary(frame.to_bytes())).await?;
         }
     };
     let downstream = async {
         let mut decoder = FrameDecoder::new(DEFAULT_DECODE_CAP);
-        while let Some(message) = stream.next().await {
-            let payload: Bytes = match message? {
-                Message::Binary(data) => data,
-                Message::Text(text) => Bytes::copy_from_slice(text.as_bytes()),
-                Message::Close(_) => break,
-                _ => continue,
+        loop {
+            let payload = match reader.next().await {
+                Ok(WsEvent::Data(frame)) => frame.payload,
+                Ok(WsEvent::Ping(payload)) => {
+                    let _ = pong_tx.try_send(payload);
+                    continue;
+                }
+                Ok(WsEvent::Pong) => continue,
+                Ok(WsEvent::Close { .. }) | Err(ReadError::Eof) => break,
+                Err(err) => return Err(anyhow::Error::new(err).context("reading the mount")),
             };
             decoder.push(&payload);
             while let Some(frame) = decoder.next_frame()? {

@@ -2,7 +2,7 @@
 //!
 //! Pairing ([`pair`]) and the local state it leaves behind ([`state`]); the tunnel with its
 //! heartbeats ([`run`]) and the data it carries to the local upstream ([`upstream`]); the client
-//! side of a raw channel ([`connect`]).
+//! side of a raw channel ([`connect`]); both speak WebSocket through [`ws`].
 
 pub mod connect;
 pub mod metrics;
@@ -11,3 +11,4 @@ pub mod run;
 pub mod state;
 pub mod tls;
 pub mod upstream;
+pub mod ws;

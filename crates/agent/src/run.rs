@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use bytes::BytesMut;
 use phlix_proto::frame::{DEFAULT_DECODE_CAP, Frame, FrameDecoder, FrameType};
+use phlix_proto::ws::{Opcode, close_code};
+use phlix_proto::ws_io::{ReadError, WsEvent, WsReader, WsStream, WsWriter};
 use rand::RngExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::tls::TlsClient;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,8 @@ pub struct RunOptions {
 const RENEW_AFTER_SECS: i64 = 518_400;
 /// Frames waiting for the tunnel writer.
 const WRITER_QUEUE: usize = 256;
+/// Largest answer to HELLO accepted.
+const HELLO_ACK_LIMIT: usize = 64 * 1024;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -361,29 +364,22 @@ async fn session(
     tls: &TlsClient,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Ended> {
-    let (ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(tls.connector()))
-            .await
-            .map_err(|err| {
-                crate::tls::explain(
-                    anyhow::Error::new(err).context(format!("connecting to {url}")),
-                    url,
-                )
-            })?;
-    let (mut sink, mut stream) = ws.split();
-    let hello = json!({"type": "hello", "enrollment_jwt": enrollment.enrollment_jwt, "server_id": enrollment.server_id});
-    sink.send(Message::Text(hello.to_string().into())).await?;
-    let ack = tokio::time::timeout(Duration::from_secs(15), stream.next())
+    let WsStream {
+        mut reader,
+        mut writer,
+    } = crate::ws::connect(url, &[], tls)
         .await
-        .context("no HELLO_ACK within 15 s")?;
-    let ack: Value = match ack {
-        Some(Ok(Message::Text(text))) => serde_json::from_str(&text).unwrap_or(Value::Null),
-        Some(Ok(Message::Close(frame))) => {
-            let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+        .map_err(|err| crate::tls::explain(err.context(format!("connecting to {url}")), url))?;
+    let hello = json!({"type": "hello", "enrollment_jwt": enrollment.enrollment_jwt, "server_id": enrollment.server_id});
+    writer
+        .send(Opcode::Text, hello.to_string().as_bytes())
+        .await?;
+    let ack = match hello_answer(&mut reader).await? {
+        HelloAnswer::Message(ack) => serde_json::from_slice::<Value>(&ack).unwrap_or(Value::Null),
+        HelloAnswer::Closed(reason) => {
             tracing::error!(%reason, "the hub refused the HELLO");
             return Ok(Ended::Refused);
         }
-        other => bail!("unexpected answer to HELLO: {other:?}"),
     };
     if ack.get("type").and_then(Value::as_str) != Some("hello_ack") {
         bail!("unexpected answer to HELLO: {ack}");
@@ -391,53 +387,37 @@ async fn session(
     tracing::info!(relay_session_id = %ack["relay_session_id"], "tunnel open");
     reporter.tunnel("connected");
 
-    let (frames_tx, mut frames_rx) = mpsc::channel::<Outgoing>(WRITER_QUEUE);
-    let writer = tokio::spawn(async move {
-        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
-        while let Some(frame) = frames_rx.recv().await {
-            buf.clear();
-            frame.encode_into(&mut buf);
-            while buf.len() < 256 * 1024 {
-                let Ok(frame) = frames_rx.try_recv() else {
-                    break;
-                };
-                frame.encode_into(&mut buf);
-            }
-            if sink
-                .send(Message::Binary(buf.split().freeze()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (frames_tx, frames_rx) = mpsc::channel::<Outgoing>(WRITER_QUEUE);
+    let (pong_tx, pong_rx) = mpsc::channel::<Bytes>(4);
+    let writer = tokio::spawn(write_tunnel(writer, frames_rx, pong_rx));
     let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
     let mut decoder = FrameDecoder::new(DEFAULT_DECODE_CAP);
     let mut channels: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
     let mut requests: HashMap<u32, Request> = HashMap::new();
     let mut going_away = false;
     let result = loop {
-        let message = tokio::select! {
+        let event = tokio::select! {
             () = shutdown.cancelled() => break Ok(true),
             _ = heartbeat.tick() => {
                 let _ = frames_tx.try_send(Frame::empty(0, FrameType::Heartbeat).into());
                 continue;
             }
-            message = stream.next() => message,
+            event = reader.next() => event,
         };
-        let payload = match message {
-            Some(Ok(Message::Binary(data))) => data,
-            Some(Ok(Message::Text(text))) => Bytes::copy_from_slice(text.as_bytes()),
-            Some(Ok(Message::Close(frame))) => {
+        let payload = match event {
+            Ok(WsEvent::Data(frame)) => frame.payload,
+            Ok(WsEvent::Ping(payload)) => {
+                let _ = pong_tx.try_send(payload);
+                continue;
+            }
+            Ok(WsEvent::Pong) => continue,
+            Ok(WsEvent::Close { code, .. }) => {
                 // 1001: the hub node is going away (restart, or leaving its cluster).
-                going_away = frame.is_some_and(|f| u16::from(f.code) == 1001);
+                going_away = code == close_code::GOING_AWAY;
                 break Ok(true);
             }
-            None => break Ok(true),
-            Some(Ok(_)) => continue,
-            Some(Err(err)) => break Err(anyhow::Error::new(err).context("reading the tunnel")),
+            Err(ReadError::Eof) => break Ok(true),
+            Err(err) => break Err(anyhow::Error::new(err).context("reading the tunnel")),
         };
         decoder.push(&payload);
         let mut stop = false;
@@ -513,6 +493,81 @@ async fn session(
             Ended::Closed
         }
     })
+}
+
+/// What the hub answered to HELLO.
+enum HelloAnswer {
+    /// One whole message (HELLO_ACK, normally).
+    Message(Bytes),
+    /// A close frame, with its reason.
+    Closed(String),
+}
+
+/// The hub's answer to HELLO, within 15 s.
+async fn hello_answer(reader: &mut WsReader) -> anyhow::Result<HelloAnswer> {
+    let read = async {
+        let mut message = BytesMut::new();
+        loop {
+            match reader.next().await {
+                Ok(WsEvent::Data(frame)) => {
+                    if message.len() + frame.payload.len() > HELLO_ACK_LIMIT {
+                        bail!("the answer to HELLO is over {HELLO_ACK_LIMIT} bytes");
+                    }
+                    message.extend_from_slice(&frame.payload);
+                    if frame.fin {
+                        return Ok(HelloAnswer::Message(message.freeze()));
+                    }
+                }
+                Ok(WsEvent::Ping(_) | WsEvent::Pong) => {}
+                Ok(WsEvent::Close { reason, .. }) => return Ok(HelloAnswer::Closed(reason)),
+                Err(ReadError::Eof) => return Ok(HelloAnswer::Closed(String::new())),
+                Err(err) => return Err(anyhow::Error::new(err).context("reading HELLO_ACK")),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), read)
+        .await
+        .context("no HELLO_ACK within 15 s")?
+}
+
+/// The tunnel's writer: queued frames, coalesced up to 256 KiB per WebSocket message, and
+/// the answers to the hub's pings.
+async fn write_tunnel(
+    mut writer: WsWriter,
+    mut frames: mpsc::Receiver<Outgoing>,
+    mut pongs: mpsc::Receiver<Bytes>,
+) {
+    let mut batch: Vec<Outgoing> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some(payload) = pongs.recv() => {
+                if writer.send(Opcode::Pong, &payload).await.is_err() {
+                    return;
+                }
+            }
+            first = frames.recv() => {
+                let Some(first) = first else { break };
+                let mut len = first.encoded_len();
+                batch.push(first);
+                while len < 256 * 1024 {
+                    let Ok(next) = frames.try_recv() else { break };
+                    len += next.encoded_len();
+                    batch.push(next);
+                }
+                let sent = writer
+                    .send_with(Opcode::Binary, len, |buf| {
+                        batch.iter().for_each(|item| item.encode_into(buf));
+                    })
+                    .await;
+                batch.clear();
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    writer.close(close_code::NORMAL, "").await;
 }
 
 #[cfg(test)]

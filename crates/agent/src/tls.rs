@@ -1,5 +1,5 @@
 //! TLS towards `https://` and `wss://` hubs: one rustls client configuration, shared by the
-//! HTTP calls (reqwest) and the WebSocket connections (tokio-tungstenite), that trusts the
+//! HTTP calls (reqwest) and the WebSocket connections (`crate::ws`), that trusts the
 //! platform's roots, Mozilla's roots (webpki-roots, for hosts without a CA bundle) and the
 //! private CA of `--ca-file` / `PHLIX_CA_FILE`. [`explain`] turns a refused certificate into
 //! one sentence naming the host and the reason.
@@ -71,10 +71,10 @@ impl TlsClient {
             .build()?)
     }
 
-    /// The connector of `wss://` WebSocket connections.
+    /// The rustls configuration (for `wss://` WebSocket connections, [`crate::ws`]).
     #[must_use]
-    pub fn connector(&self) -> tokio_tungstenite::Connector {
-        tokio_tungstenite::Connector::Rustls(Arc::clone(&self.config))
+    pub fn config(&self) -> &Arc<ClientConfig> {
+        &self.config
     }
 }
 

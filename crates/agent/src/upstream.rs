@@ -34,6 +34,14 @@ impl From<Frame> for Outgoing {
 }
 
 impl Outgoing {
+    /// Bytes [`Self::encode_into`] appends.
+    pub(crate) fn encoded_len(&self) -> usize {
+        match self {
+            Self::One(frame) => frame.encoded_len(),
+            Self::Many(frames) => frames.iter().map(Frame::encoded_len).sum(),
+        }
+    }
+
     /// Appends the encoded frames to `buf`.
     pub(crate) fn encode_into(&self, buf: &mut bytes::BytesMut) {
         match self {

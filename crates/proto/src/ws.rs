@@ -124,12 +124,17 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, slot) in rotated.iter_mut().enumerate() {
         *slot = key[(i + offset) % 4];
     }
-    let word = u32::from_ne_bytes(rotated);
-    let mut chunks = data.chunks_exact_mut(4);
+    // Eight bytes at a time (the key twice); 8 is a multiple of 4, so the tail starts again
+    // at the rotated key's first byte.
+    let mut eight = [0u8; 8];
+    eight[..4].copy_from_slice(&rotated);
+    eight[4..].copy_from_slice(&rotated);
+    let word = u64::from_ne_bytes(eight);
+    let mut chunks = data.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        let mut bytes = [0u8; 4];
+        let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u32::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
     for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
         *byte ^= rotated[i % 4];
@@ -373,6 +378,24 @@ mod tests {
         decoder.push(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
         assert_eq!(decoder.next_frame(), Err(WsError::TooBig(65_536)));
         assert_eq!(WsError::TooBig(1).close_code(), 1009);
+    }
+
+    #[test]
+    fn wide_masking_matches_byte_by_byte_masking() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        for len in [0usize, 1, 3, 7, 8, 9, 15, 16, 17, 100, 1031] {
+            for offset in 0..4 {
+                let original: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+                let mut fast = original.clone();
+                apply_mask(&mut fast, key, offset);
+                let slow: Vec<u8> = original
+                    .iter()
+                    .enumerate()
+                    .map(|(i, byte)| byte ^ key[(i + offset) % 4])
+                    .collect();
+                assert_eq!(fast, slow, "len {len} offset {offset}");
+            }
+        }
     }
 
     #[test]
