@@ -597,3 +597,111 @@ async fn a_singleton_round_runs_on_one_node_at_a_time() {
         .unwrap();
     assert_eq!(nested, Some(Some(3)));
 }
+
+#[tokio::test]
+async fn the_next_delivery_due_is_when_the_earliest_pending_row_may_be_claimed() {
+    use phlix_hub::store::{AttemptOutcome, DeliveryRow, WebhookRow};
+    let (_dir, store) = fresh_store().await;
+    assert_eq!(store.next_delivery_due().await.unwrap(), None, "empty");
+    let user = store.create_user(&new_user("Hooks", 100)).await.unwrap();
+    let hook = WebhookRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.id.clone(),
+        name: "hook".into(),
+        url: "https://example.com/hook".into(),
+        events_json: "[\"*\"]".into(),
+        enabled: true,
+        scope: "user".into(),
+        secret: "whsec_test".into(),
+        previous_secret: None,
+        previous_secret_until: None,
+        disabled_reason: None,
+        failing_since: None,
+        last_delivery_at: None,
+        last_delivery_status: None,
+        created_at: 100,
+        updated_at: 100,
+    };
+    store.insert_webhook(&hook).await.unwrap();
+    let delivery = |next_attempt_ms: i64| DeliveryRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        webhook_id: hook.id.clone(),
+        event_id: format!("evt_{next_attempt_ms}"),
+        event_type: "share.created".into(),
+        payload: "{}".into(),
+        status: "pending".into(),
+        attempt_count: 0,
+        next_attempt_ms: Some(next_attempt_ms),
+        created_ms: 1_000,
+    };
+    let (early, late) = (delivery(5_000), delivery(9_000));
+    store
+        .enqueue_deliveries(&[late.clone(), early.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(5_000));
+
+    // A claimed row may be claimed again when its lease ends, not before.
+    let claimed = store
+        .claim_deliveries("n1", 6_000, 60_000, 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, early.id);
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(9_000));
+    let claimed = store
+        .claim_deliveries("n1", 9_500, 60_000, 5)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, late.id);
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(66_000));
+
+    // Delivered rows leave the queue; a retry is due at its time (its lease is dropped).
+    let outcome = |status: &'static str, next_attempt_ms: Option<i64>| AttemptOutcome {
+        at_ms: 10_000,
+        status_code: Some(500),
+        duration_ms: 3,
+        error: None,
+        response_excerpt: String::new(),
+        status,
+        next_attempt_ms,
+    };
+    store
+        .record_attempt(&early, &outcome("delivered", None))
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(69_500));
+    store
+        .record_attempt(&late, &outcome("pending", Some(80_000)))
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(80_000));
+    assert!(
+        store
+            .claim_deliveries("n1", 79_999, 60_000, 5)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not claimable before the time it reports"
+    );
+    assert_eq!(
+        store
+            .claim_deliveries("n1", 80_000, 60_000, 5)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "claimable at the time it reports"
+    );
+    store
+        .record_attempt(&late, &outcome("failed", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.next_delivery_due().await.unwrap(),
+        None,
+        "all settled"
+    );
+    store.close().await;
+}

@@ -276,6 +276,23 @@ impl Store {
         }
     }
 
+    /// When the next pending delivery can be claimed (ms), if any: the earliest
+    /// `next_attempt_ms`, or the end of its lease when later (the condition of
+    /// [`Self::claim_deliveries`]). A read, so an idle worker waiting for it writes nothing.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn next_delivery_due(&self) -> StoreResult<Option<i64>> {
+        dispatch!(self, |pool| {
+            Ok(sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MIN(CASE WHEN lease_until_ms > next_attempt_ms THEN lease_until_ms \
+                 ELSE next_attempt_ms END) FROM webhook_deliveries WHERE status = 'pending'",
+            )
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+
     /// Releases the leases `node` held when it stopped (a crash leaves them): its pending
     /// deliveries are due again at once. Returns how many.
     ///
