@@ -211,6 +211,26 @@ pub async fn launch(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    launch_with(
+        AppState::new(config, Health::default()),
+        listeners,
+        shutdown,
+    )
+    .await
+}
+
+/// [`launch`] on a state the caller made, so an in-process caller (a bench) reaches the
+/// [`Core`] through [`AppState::core`] once the hub is ready.
+///
+/// # Errors
+/// As [`launch`].
+pub async fn launch_with(
+    state: AppState,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = state.config().clone();
+    let health = state.health().clone();
     // A missing, unreadable or mismatched certificate pair stops the start here.
     let tls = crate::tls::Tls::new(&config)?;
     // `shutdown` (SIGTERM, a test) starts the leave; `stop` ends everything once the node has
@@ -218,8 +238,6 @@ pub async fn launch(
     // its cluster listener while its tunnels move to other nodes).
     let stop = CancellationToken::new();
     let accept = stop.child_token();
-    let health = Health::default();
-    let state = AppState::new(config.clone(), health.clone());
     let tracker = TaskTracker::new();
     if let Some(tls) = tls {
         let _ = state.connections().tls.set(Arc::clone(&tls));

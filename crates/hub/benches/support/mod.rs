@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use phlix_hub::config::{Config, ServeArgs};
-use phlix_hub::server::{Bind, Listeners, launch};
+use phlix_hub::domain::health::Health;
+use phlix_hub::http::state::AppState;
+use phlix_hub::server::{Bind, Listeners, launch_with};
 use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +21,8 @@ pub struct BenchHub {
     pub client: SocketAddr,
     pub data_dir: tempfile::TempDir,
     pub database_url: String,
+    /// The hub's state: its `Core` once ready.
+    pub state: AppState,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -207,15 +211,16 @@ impl BenchHub {
         let (tunnel_addr, client_addr) =
             (tunnel.local_addr().unwrap(), client.local_addr().unwrap());
         let shutdown = CancellationToken::new();
+        let state = AppState::new(config, Health::default());
         let hub = {
-            let shutdown = shutdown.clone();
+            let (shutdown, state) = (shutdown.clone(), state.clone());
             async move {
                 let listeners = Listeners {
                     http: TcpListener::from_std(http)?,
                     tunnel: Bind::Bound(TcpListener::from_std(tunnel)?),
                     client: Bind::Bound(TcpListener::from_std(client)?),
                 };
-                launch(config, listeners, shutdown).await
+                launch_with(state, listeners, shutdown).await
             }
         };
         let task = match runtime {
@@ -240,9 +245,15 @@ impl BenchHub {
             client: client_addr,
             data_dir,
             database_url,
+            state,
             shutdown,
             task,
         }
+    }
+
+    /// The hub's `Core` (it is ready once `start` returned).
+    pub fn core(&self) -> phlix_hub::domain::Core {
+        self.state.core().expect("the hub is ready")
     }
 
     /// Handle on a hub started elsewhere (another process) on SQLite in `data_dir`, for
