@@ -3,8 +3,9 @@
 //!
 //! Throughput: a real hub in-process; N endpoints point at a receiver on 127.0.0.1 that answers
 //! 204; 4 000 delivery rows (4 000 / N events) are written to the outbox as the fan-out writes
-//! them, then the clock runs until the receiver has all 4 000 (each one claimed, signed with
-//! both signature kinds, POSTed and recorded with its attempt).
+//! them, and the delivery worker is woken as the fan-out wakes it; then the clock runs until
+//! the receiver has all 4 000 (each one claimed, signed with both signature kinds, POSTed and
+//! recorded with its attempt).
 //! Latency: one endpoint; 300 shares made through the API one after the other; for each, from
 //! the moment its `POST /api/v1/me/shares` answered 201 (the event is committed and
 //! published) to the delivery's arrival at the receiver.
@@ -131,6 +132,8 @@ async fn throughput(database: Option<String>, endpoints: usize) -> f64 {
     for chunk in rows.chunks(500) {
         store.enqueue_deliveries(chunk).await.unwrap();
     }
+    // Written behind the fan-out's back: tell the worker, as the fan-out does.
+    phlix_hub::domain::webhooks::wake(&hub.core());
     let total = rows.len() as u64;
     let started = Instant::now();
     while receiver.count.load(Ordering::Relaxed) < total {

@@ -328,6 +328,46 @@ async fn retries_follow_the_schedule_and_410_disables_at_once() {
 }
 
 #[tokio::test]
+async fn an_idle_worker_is_woken_by_the_event_and_sends_the_retry_at_its_time() {
+    // One retry after 3 s (± 20 %). The worker of an idle hub reads the outbox only every
+    // 10 s; it must still send the first attempt as soon as the event is committed and the
+    // retry at its own time, not at its next read.
+    let hub = TestHub::start_configured(
+        |_| {},
+        |config| config.webhook_retry_schedule = vec![Duration::from_secs(3)],
+    )
+    .await;
+    let (receiver, addr) = Receiver::start().await;
+    let owner = hub.register("sleeper", "password123").await;
+    hub.register("waker", "password123").await;
+    receiver.plan("later", &[503, 200]);
+    let token = &owner.access_token;
+    let (id, _) = endpoint(
+        &hub,
+        token,
+        &format!("http://{addr}/later"),
+        json!(["share.created"]),
+    )
+    .await;
+    pair_and_share(&hub, token, "waker@example.com").await;
+    let shared = Instant::now();
+    let tries = receiver.wait("later", 2, Duration::from_secs(15)).await;
+    let first = tries[0].at.saturating_duration_since(shared);
+    assert!(
+        first < Duration::from_secs(5),
+        "first attempt after {first:?}"
+    );
+    let gap = tries[1].at - tries[0].at;
+    assert!(
+        gap >= Duration::from_millis(2300) && gap < Duration::from_secs(7),
+        "retry after {gap:?}, due after 2.4-3.6 s"
+    );
+    let log = settled_log(&hub, token, &id).await;
+    assert_eq!(log["deliveries"][0]["status"], "delivered");
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn a_hanging_receiver_does_not_delay_another_endpoint() {
     let hub = hub().await;
     let (receiver, addr) = Receiver::start().await;

@@ -2,7 +2,9 @@
 //! delivery workers. An event becomes one `webhook_deliveries` row per matching endpoint; the
 //! workers claim due rows with a lease, POST them signed as the Standard Webhooks
 //! specification and the Phlix headers say, and retry on the schedule until delivered or
-//! failed. Rows survive restarts, so a crash resumes every pending delivery.
+//! failed. Rows survive restarts, so a crash resumes every pending delivery. Between claims a
+//! worker sleeps until the next row is due (a read of the outbox, never a write) or until
+//! [`wake`] says rows were enqueued, so an idle hub does not poll the outbox.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -71,6 +73,15 @@ const PER_ENDPOINT: usize = 4;
 const WORKERS: usize = 64;
 /// How long a claimed delivery stays with its claimer.
 const LEASE_MS: i64 = 60_000;
+/// With nothing due sooner, the worker still reads the outbox this often: rows another node
+/// or process wrote without waking this one (see [`wake`]) wait at most this long. Rows this
+/// node enqueues or schedules wake it at once, and a row due sooner is claimed at its time.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+/// The wait before claiming again when a due row could not be claimed (another node holds it
+/// while claiming).
+const RECHECK: Duration = Duration::from_millis(50);
+/// The wait before using the outbox again after a database failure.
+const QUEUE_RETRY: Duration = Duration::from_millis(500);
 
 /// The delivery settings of this node.
 #[derive(Debug, Clone)]
@@ -577,7 +588,7 @@ pub async fn redeliver(
         .filter(|d| d.webhook_id == id)
         .ok_or(DomainError::NotFound("webhook.delivery_not_found"))?;
     core.store.requeue_delivery(&delivery.id, now_ms()).await?;
-    core.webhooks.wake.notify_one();
+    wake(core);
     Ok(())
 }
 
@@ -870,8 +881,15 @@ async fn fan_out(core: &Core, event: &HubEvent) -> DomainResult<()> {
         })
         .collect();
     core.store.enqueue_deliveries(&rows).await?;
-    core.webhooks.wake.notify_one();
+    wake(core);
     Ok(())
+}
+
+/// Wakes this node's delivery worker to claim what is due now. The fan-out, a redelivery and
+/// a scheduled retry call it; so must anything else that writes due rows to the outbox
+/// directly (a bench, a test), or the worker finds them only at its next idle check.
+pub fn wake(core: &Core) {
+    core.webhooks.wake.notify_one();
 }
 
 /// Attaches the outbox to the event bus and runs the fan-out and the delivery workers until
@@ -910,66 +928,101 @@ pub fn spawn(core: &Core, shutdown: &CancellationToken, tracker: &tokio_util::ta
             Err(err) => tracing::warn!(error = %err, "cannot release webhook leases"),
         }
         let slots = Arc::new(Semaphore::new(WORKERS));
+        // At start, whatever is due now (a restart resumes at once).
+        let mut claim = true;
         loop {
-            let claimed = match work_core
-                .store
-                .claim_deliveries(
-                    work_core.relay.node(),
-                    now_ms(),
-                    LEASE_MS,
-                    i64::try_from(WORKERS).unwrap_or(64),
-                )
-                .await
-            {
-                Ok(rows) => rows,
-                Err(err) => {
-                    tracing::warn!(error = %err, "webhook queue unavailable");
-                    Vec::new()
-                }
-            };
-            let busy = !claimed.is_empty();
-            for delivery in claimed {
-                let core = work_core.clone();
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let endpoint_slots = core.webhooks.endpoint_slots(&delivery.webhook_id);
-                    let Ok(_turn) = endpoint_slots.acquire_owned().await else {
-                        return;
-                    };
-                    // The fan-out's cache of enabled endpoints, else the row (a disabled
-                    // endpoint's delivery ends as failed).
-                    let cached = endpoints(&core)
-                        .await
-                        .ok()
-                        .and_then(|all| all.iter().find(|e| e.id == delivery.webhook_id).cloned());
-                    let endpoint = match cached {
-                        Some(endpoint) => Ok(Some(endpoint)),
-                        None => core.store.webhook_by_id(&delivery.webhook_id).await,
-                    };
-                    match endpoint {
-                        Ok(Some(endpoint)) => {
-                            if let Err(err) = attempt(&core, &endpoint, &delivery).await {
-                                tracing::warn!(error = %err, "webhook attempt not recorded");
-                            }
+            let mut found_nothing = false;
+            if claim {
+                match work_core
+                    .store
+                    .claim_deliveries(
+                        work_core.relay.node(),
+                        now_ms(),
+                        LEASE_MS,
+                        i64::try_from(WORKERS).unwrap_or(64),
+                    )
+                    .await
+                {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        for delivery in claimed {
+                            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                                return;
+                            };
+                            tokio::spawn(deliver(work_core.clone(), delivery, slot));
                         }
-                        Ok(None) => {}
-                        Err(err) => tracing::warn!(error = %err, "webhook endpoint unreadable"),
+                        continue;
                     }
-                    drop(slot);
-                });
+                    Ok(_) => found_nothing = true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "webhook queue unavailable");
+                        tokio::select! {
+                            () = work_stop.cancelled() => return,
+                            () = tokio::time::sleep(QUEUE_RETRY) => continue,
+                        }
+                    }
+                }
             }
-            if busy {
-                continue;
-            }
-            tokio::select! {
+            let (wait, then_claim) = idle_wait(&work_core, found_nothing).await;
+            claim = tokio::select! {
                 () = work_stop.cancelled() => return,
-                () = work_core.webhooks.wake.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
+                () = work_core.webhooks.wake.notified() => true,
+                () = tokio::time::sleep(wait) => then_claim,
+            };
         }
     });
+}
+
+/// How long the worker waits before the next claim, read from the outbox (nothing is written
+/// while nothing is due): until the next row is due, or [`IDLE_CHECK`] when none is due
+/// sooner, then only reads again (`false`). `found_nothing`: a claim just came back empty.
+async fn idle_wait(core: &Core, found_nothing: bool) -> (Duration, bool) {
+    match core.store.next_delivery_due().await {
+        Ok(Some(due)) => {
+            let in_ms = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
+            let wait = Duration::from_millis(in_ms);
+            if wait >= IDLE_CHECK {
+                (IDLE_CHECK, false)
+            } else if wait.is_zero() && found_nothing {
+                // Due, yet the claim found nothing: another node is claiming it right now.
+                (RECHECK, true)
+            } else {
+                (wait, true)
+            }
+        }
+        Ok(None) => (IDLE_CHECK, false),
+        Err(err) => {
+            tracing::warn!(error = %err, "webhook queue unavailable");
+            (QUEUE_RETRY, false)
+        }
+    }
+}
+
+/// Attempts one claimed delivery, in its endpoint's turn; `slot` is the node's attempt slot.
+async fn deliver(core: Core, delivery: DeliveryRow, slot: tokio::sync::OwnedSemaphorePermit) {
+    let endpoint_slots = core.webhooks.endpoint_slots(&delivery.webhook_id);
+    let Ok(_turn) = endpoint_slots.acquire_owned().await else {
+        return;
+    };
+    // The fan-out's cache of enabled endpoints, else the row (a disabled endpoint's delivery
+    // ends as failed).
+    let cached = endpoints(&core)
+        .await
+        .ok()
+        .and_then(|all| all.iter().find(|e| e.id == delivery.webhook_id).cloned());
+    let endpoint = match cached {
+        Some(endpoint) => Ok(Some(endpoint)),
+        None => core.store.webhook_by_id(&delivery.webhook_id).await,
+    };
+    match endpoint {
+        Ok(Some(endpoint)) => {
+            if let Err(err) = attempt(&core, &endpoint, &delivery).await {
+                tracing::warn!(error = %err, "webhook attempt not recorded");
+            }
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "webhook endpoint unreadable"),
+    }
+    drop(slot);
 }
 
 /// One attempt of `delivery` to `endpoint`: sends it, records the outcome, schedules the next
@@ -1018,6 +1071,10 @@ async fn attempt(core: &Core, endpoint: &WebhookRow, delivery: &DeliveryRow) -> 
         next_attempt_ms,
     };
     core.store.record_attempt(delivery, &outcome).await?;
+    if next_attempt_ms.is_some() {
+        // The worker sleeps until the earliest due row it knew of: show it this retry.
+        wake(core);
+    }
     count(&core.webhooks.stats, delivery, status, at_ms);
     tracing::debug!(webhook = %endpoint.id, delivery = %delivery.id, attempt = attempts_made, status, "webhook attempt");
     let now = now_unix();
