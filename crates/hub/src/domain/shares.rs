@@ -895,8 +895,14 @@ pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2
 /// Re-checks every collaborator's open relay use on this node every [`SWEEP_INTERVAL`] and
 /// cuts those whose share expired or was revoked (also on another node), or whose server's
 /// owner switched collaborators off: access ends within a few seconds whatever ended it.
+/// While no collaborator holds a relay use here there is nothing to re-check: the loop sleeps
+/// until one does, and its first check comes [`SWEEP_INTERVAL`] after that.
 pub async fn sweep_loop(core: Core, shutdown: tokio_util::sync::CancellationToken) {
     loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = core.relay.collaborator_held() => {}
+        }
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(SWEEP_INTERVAL) => {}

@@ -216,6 +216,8 @@ struct RelayInner {
     /// What each user has open through the relay, per server: cancelled to cut them off.
     grants: std::sync::Mutex<HashMap<String, Vec<GrantEntry>>>,
     next_grant: AtomicU64,
+    /// Notified when a collaborator's relay use is registered (wakes the idle sweep).
+    collaborator_held: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -271,6 +273,7 @@ impl Relay {
             meters: std::sync::Mutex::new(HashMap::new()),
             grants: std::sync::Mutex::new(HashMap::new()),
             next_grant: AtomicU64::new(1),
+            collaborator_held: tokio::sync::Notify::new(),
         }))
     }
 
@@ -291,6 +294,9 @@ impl Relay {
                 collaborator,
                 cut: cut.clone(),
             });
+        if collaborator {
+            self.0.collaborator_held.notify_one();
+        }
         RelayGrant {
             relay: self.clone(),
             server_id: server_id.to_owned(),
@@ -343,6 +349,19 @@ impl Relay {
     /// Cuts every collaborator's relay use of `server_id` now; returns how many.
     pub fn cut_collaborators(&self, server_id: &str) -> usize {
         self.cut_where(server_id, |e| e.collaborator)
+    }
+
+    /// Returns once a collaborator holds a relay use on this node (at once if one does; or
+    /// after a later [`Self::hold`] of a collaborator): the collaborator sweep waits here
+    /// while there is nothing to sweep.
+    pub async fn collaborator_held(&self) {
+        loop {
+            if !self.collaborator_holds().is_empty() {
+                return;
+            }
+            // A permit stored by a `hold` since the check above ends this wait at once.
+            self.0.collaborator_held.notified().await;
+        }
     }
 
     /// The distinct (server, user) pairs of collaborators holding relay uses now.
