@@ -4,6 +4,13 @@
 //! applies as it would to real agents): hub RSS per tunnel, time to accept them all, and the
 //! hub's CPU while they idle. `cargo bench -p phlix-hub --bench capacity` (`BENCH_TUNNELS`
 //! = comma-separated counts, default 1000,5000,10000).
+//!
+//! With `PHLIX_TEST_POSTGRES_URL` set it then spreads tunnels over three `phlix-hub` processes
+//! in cluster mode on one fresh PostgreSQL database (issue #19: tunnels per node with three
+//! nodes), round-robin over the nodes' tunnel ports as a balancer would, and reports each
+//! node's RSS per tunnel and idle CPU, and the ownership rows the cluster recorded
+//! (`BENCH_CLUSTER_TUNNELS`, totals, default 9000,18000; the load generator holds one socket
+//! per tunnel, so mind `ulimit -n`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -54,8 +61,14 @@ struct HubProcess {
     data: tempfile::TempDir,
 }
 
-async fn start_hub() -> HubProcess {
-    let data = tempfile::tempdir().unwrap();
+/// The secrets every node of the cluster scenario shares.
+const JWT_SECRET: &str = "capacity-bench-jwt-secret-0123456789abcdef";
+const CLUSTER_SECRET: &str = "capacity-bench-cluster-secret-0123456789abcdef";
+/// The signing keys node 1 writes and the other nodes must share.
+const SHARED_KEY_FILES: [&str; 2] = ["hub-ed25519.key", "hub-ed25519.key.previous.json"];
+
+/// Starts `phlix-hub serve` on free ports with `data` as its data dir and `extra` arguments.
+fn spawn_hub(data: tempfile::TempDir, extra: &[String]) -> HubProcess {
     let (http, tunnel, client) = (free_port(), free_port(), free_port());
     let hub = std::env::var_os("PHLIX_BENCH_HUB").map_or_else(
         || std::path::PathBuf::from(env!("CARGO_BIN_EXE_phlix-hub")),
@@ -63,31 +76,54 @@ async fn start_hub() -> HubProcess {
     );
     let child = Command::new(hub)
         .arg("serve")
+        .args(extra)
         .env("HUB_DATA_DIR", data.path())
         .env("HUB_HTTP_ADDR", format!("127.0.0.1:{http}"))
         .env("HUB_TUNNEL_ADDR", format!("0.0.0.0:{tunnel}"))
         .env("HUB_CLIENT_ADDR", format!("127.0.0.1:{client}"))
+        .env("HUB_JWT_SECRET", JWT_SECRET)
+        .env("HUB_CLUSTER_SECRET", CLUSTER_SECRET)
         .env("HUB_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{http}");
+    HubProcess {
+        child,
+        base: format!("http://127.0.0.1:{http}"),
+        tunnel: SocketAddr::from(([127, 0, 0, 1], tunnel)),
+        data,
+    }
+}
+
+/// Waits until the hub answers `/health` with 200.
+async fn wait_ready(hub: &HubProcess) {
     let probe = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !probe
-        .get(format!("{base}/health"))
+        .get(format!("{}/health", hub.base))
         .send()
         .await
         .is_ok_and(|r| r.status() == 200)
     {
+        assert!(Instant::now() < deadline, "{} never became ready", hub.base);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    HubProcess {
-        child,
-        base,
-        tunnel: SocketAddr::from(([127, 0, 0, 1], tunnel)),
-        data,
-    }
+}
+
+async fn start_hub() -> HubProcess {
+    let hub = spawn_hub(tempfile::tempdir().unwrap(), &[]);
+    wait_ready(&hub).await;
+    hub
+}
+
+/// Stops a hub the way an operator would (SIGTERM) and waits for it.
+fn stop_hub(hub: HubProcess) {
+    let mut child = hub.child;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
 
 /// Loopback source address number `i`, 8 connections each (the hub allows 10 per minute per IP).
@@ -105,16 +141,46 @@ async fn scenario(count: usize) -> ((u64, u64), (f64, f64), f64, f64) {
     let servers = bench.servers(&user_id, count).await;
     let before = rss_kib(hub.child.id());
     let start = Instant::now();
+    let open = open_tunnels(servers, &[hub.tunnel]).await;
+    let accept_secs = start.elapsed().as_secs_f64();
+    assert_eq!(open.len(), count);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(hub.child.id());
+    let per_tunnel_kib = (
+        after.0.saturating_sub(before.0) as f64 / count as f64,
+        after.1.saturating_sub(before.1) as f64 / count as f64,
+    );
+    // CPU of the hub over 10 s of idling (the hub's 30 s heartbeats may or may not fall in).
+    let ticks = cpu_ticks(hub.child.id());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let ticks_per_sec = 100.0; // CLK_TCK on Linux
+    let cpu_percent = (cpu_ticks(hub.child.id()) - ticks) as f64 / ticks_per_sec / 10.0 * 100.0;
+    drop(open);
+    stop_hub(hub);
+    (idle_rss, per_tunnel_kib, accept_secs, cpu_percent)
+}
+
+type Tunnel = (
+    phlix_hub::relay::ws_io::WsReader,
+    phlix_hub::relay::ws_io::WsWriter,
+);
+
+/// Opens one idle tunnel (after HELLO_ACK) per server, server `i` to `targets[i % len]`, from
+/// 64 tasks at once.
+async fn open_tunnels(servers: Vec<(String, String)>, targets: &[SocketAddr]) -> Vec<Tunnel> {
+    let count = servers.len();
+    let per_task = count.div_ceil(64);
     let mut tasks = Vec::new();
-    let tunnel = hub.tunnel;
-    for (chunk_index, chunk) in servers.chunks(count.div_ceil(64)).enumerate() {
+    for (chunk_index, chunk) in servers.chunks(per_task).enumerate() {
         let chunk = chunk.to_vec();
-        let offset = chunk_index * count.div_ceil(64);
+        let offset = chunk_index * per_task;
+        let targets = targets.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut open = Vec::with_capacity(chunk.len());
             for (i, (id, token)) in chunk.into_iter().enumerate() {
+                let target = targets[(offset + i) % targets.len()];
                 let Connected::Open { stream, .. } =
-                    connect_client_from(Some(source(offset + i)), tunnel, "/", &[])
+                    connect_client_from(Some(source(offset + i)), target, "/", &[])
                         .await
                         .unwrap()
                 else {
@@ -142,26 +208,98 @@ async fn scenario(count: usize) -> ((u64, u64), (f64, f64), f64, f64) {
     for task in tasks {
         open.extend(task.await.unwrap());
     }
+    open
+}
+
+/// What one node of the cluster scenario measured.
+struct NodeFigures {
+    per_tunnel_kib: (f64, f64),
+    cpu_percent: f64,
+}
+
+/// `total` tunnels over `nodes` cluster nodes on a fresh database of `server`; per node
+/// figures, the time to accept all, and the rows of `relay_owners` afterwards.
+async fn cluster_scenario(
+    server: &str,
+    nodes: usize,
+    total: usize,
+) -> (Vec<NodeFigures>, f64, i64) {
+    let database_url = support::fresh_postgres(server).await;
+    let node_args = |i: usize| {
+        let cluster = free_port();
+        vec![
+            "--database-url".to_owned(),
+            database_url.clone(),
+            "--node-name".to_owned(),
+            format!("node-{i}"),
+            "--cluster-addr".to_owned(),
+            format!("127.0.0.1:{cluster}"),
+            "--cluster-url".to_owned(),
+            format!("http://127.0.0.1:{cluster}"),
+        ]
+    };
+    // Node 1 first: it runs the migrations and writes the signing keys the others share.
+    let first = spawn_hub(tempfile::tempdir().unwrap(), &node_args(1));
+    wait_ready(&first).await;
+    let mut hubs = vec![first];
+    for i in 2..=nodes {
+        let data = tempfile::tempdir().unwrap();
+        for file in SHARED_KEY_FILES {
+            let from = hubs[0].data.path().join(file);
+            if from.exists() {
+                std::fs::copy(&from, data.path().join(file)).unwrap();
+            }
+        }
+        hubs.push(spawn_hub(data, &node_args(i)));
+    }
+    for hub in &hubs {
+        wait_ready(hub).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bench = support::BenchHubRef {
+        base: hubs[0].base.clone(),
+        data_dir: hubs[0].data.path().to_path_buf(),
+        database_url: database_url.clone(),
+    };
+    let (user_id, _) = bench.user("capacity").await;
+    let servers = bench.servers(&user_id, total).await;
+    let before: Vec<_> = hubs.iter().map(|h| rss_kib(h.child.id())).collect();
+    let start = Instant::now();
+    let targets: Vec<SocketAddr> = hubs.iter().map(|h| h.tunnel).collect();
+    let open = open_tunnels(servers, &targets).await;
     let accept_secs = start.elapsed().as_secs_f64();
-    assert_eq!(open.len(), count);
+    assert_eq!(open.len(), total);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(hub.child.id());
-    let per_tunnel_kib = (
-        after.0.saturating_sub(before.0) as f64 / count as f64,
-        after.1.saturating_sub(before.1) as f64 / count as f64,
-    );
-    // CPU of the hub over 10 s of idling (the hub's 30 s heartbeats may or may not fall in).
-    let ticks = cpu_ticks(hub.child.id());
+    let per_node = total as f64 / nodes as f64;
+    let ticks: Vec<u64> = hubs.iter().map(|h| cpu_ticks(h.child.id())).collect();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let ticks_per_sec = 100.0; // CLK_TCK on Linux
-    let cpu_percent = (cpu_ticks(hub.child.id()) - ticks) as f64 / ticks_per_sec / 10.0 * 100.0;
+    let figures = hubs
+        .iter()
+        .zip(before)
+        .zip(ticks)
+        .map(|((hub, before), ticks)| {
+            let after = rss_kib(hub.child.id());
+            NodeFigures {
+                per_tunnel_kib: (
+                    after.0.saturating_sub(before.0) as f64 / per_node,
+                    after.1.saturating_sub(before.1) as f64 / per_node,
+                ),
+                cpu_percent: (cpu_ticks(hub.child.id()) - ticks) as f64 / 100.0 / 10.0 * 100.0,
+            }
+        })
+        .collect();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database_url)
+        .await
+        .unwrap();
+    let owners: i64 = sqlx::query_scalar("SELECT count(*) FROM relay_owners")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     drop(open);
-    let mut child = hub.child;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    (idle_rss, per_tunnel_kib, accept_secs, cpu_percent)
+    for hub in hubs {
+        stop_hub(hub);
+    }
+    (figures, accept_secs, owners)
 }
 
 fn main() {
@@ -186,6 +324,37 @@ fn main() {
             idle.1 as f64 / 1024.0,
             per_tunnel.0,
             per_tunnel.1,
+        );
+    }
+    let Ok(server) = std::env::var("PHLIX_TEST_POSTGRES_URL") else {
+        println!("\n(PHLIX_TEST_POSTGRES_URL unset: the three-node scenario needs PostgreSQL)");
+        return;
+    };
+    let totals: Vec<usize> = std::env::var("BENCH_CLUSTER_TUNNELS")
+        .unwrap_or_else(|_| "9000,18000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    const NODES: usize = 3;
+    println!(
+        "\n| tunnels over {NODES} nodes | per node | hub RSS per tunnel, each node (anonymous) | time to accept all | hub CPU while idle, each node | ownership rows |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for total in totals {
+        let (nodes, secs, owners) = runtime.block_on(cluster_scenario(&server, NODES, total));
+        let rss: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{:.1} ({:.1})", n.per_tunnel_kib.0, n.per_tunnel_kib.1))
+            .collect();
+        let cpu: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{:.1} %", n.cpu_percent))
+            .collect();
+        println!(
+            "| {total} | {} | {} KiB | {secs:.2} s | {} | {owners} |",
+            total / NODES,
+            rss.join(" / "),
+            cpu.join(" / "),
         );
     }
 }
