@@ -712,6 +712,39 @@ backend client
         }
     }
 
+    /// Waits until the tunnel of `server_id` is up (asked through the front, 30 s at most),
+    /// then lets every path of its upstream be relayed (proxy policy `all`).
+    pub async fn wait_relayed(&self, token: &str, server_id: &str) {
+        let base = self.front_url("");
+        wait_until("the tunnel", Duration::from_secs(30), async || {
+            let (_, list) = self
+                .call(
+                    &base,
+                    token,
+                    reqwest::Method::GET,
+                    "/api/v1/me/servers",
+                    None,
+                )
+                .await;
+            list["servers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["serverId"] == server_id && s["relayActive"] == true)
+        })
+        .await;
+        let (status, body) = self
+            .call(
+                &base,
+                token,
+                reqwest::Method::PUT,
+                &format!("/api/v1/me/servers/{server_id}/proxy-policy"),
+                Some(json!({"policy": "all"})),
+            )
+            .await;
+        assert_eq!(status, 200, "proxy policy: {body}");
+    }
+
     /// Mints a relay token for `server_id` at `base` (201 expected).
     pub async fn relay_token(&self, base: &str, token: &str, server_id: &str) -> String {
         let (status, body) = self
@@ -755,7 +788,8 @@ fn haproxy_program() -> &'static str {
     }
 }
 
-async fn have_haproxy() -> bool {
+/// Whether HAProxy runs here (`haproxy -v`).
+pub async fn have_haproxy() -> bool {
     Command::new(haproxy_program())
         .arg("-v")
         .stdout(Stdio::null())
@@ -865,6 +899,49 @@ pub async fn upstream() -> SocketAddr {
     addr
 }
 
+/// Pairs a new agent data dir through the API front, the owner `token` redeeming the code:
+/// (the data dir, the temporary directory holding it, the server id). Run it with the library
+/// ([`Agent::pair`]) or with a `phlix-agent run --data-dir` process.
+pub async fn enroll(cluster: &Cluster, token: &str) -> (DataDir, tempfile::TempDir, String) {
+    let base = cluster.front_url("");
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let options = phlix_agent::pair::PairOptions {
+        hub: base.clone(),
+        name: "cluster-e2e".into(),
+        poll_interval: Duration::from_millis(200),
+        ca_file: None,
+    };
+    let (code_tx, code_rx) = tokio::sync::oneshot::channel();
+    let pairing = tokio::spawn({
+        let data = data.clone();
+        async move {
+            phlix_agent::pair::pair_with(&data, &options, |code, _, _| {
+                let _ = code_tx.send(code.to_owned());
+            })
+            .await
+        }
+    });
+    let code = code_rx.await.unwrap();
+    let (status, body) = cluster
+        .call(
+            &base,
+            token,
+            reqwest::Method::POST,
+            "/api/v1/server-claims/claim",
+            Some(json!({"claim_code": code})),
+        )
+        .await;
+    assert_eq!(status, 200, "claim: {body}");
+    let enrollment = pairing.await.unwrap().unwrap();
+    assert_eq!(
+        enrollment.hub_base_url.trim_end_matches('/'),
+        base,
+        "the enrollment names the front"
+    );
+    (data, dir, enrollment.server_id)
+}
+
 /// A paired, running agent (the library, in this process).
 pub struct Agent {
     pub server_id: String,
@@ -879,42 +956,7 @@ impl Agent {
     /// (found through the hub's signpost, so through the tunnel front) against `upstream`,
     /// waits until it is up and lets every path of the upstream be relayed.
     pub async fn pair(cluster: &Cluster, token: &str, upstream: SocketAddr) -> Self {
-        let base = cluster.front_url("");
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
-        let options = phlix_agent::pair::PairOptions {
-            hub: base.clone(),
-            name: "cluster-e2e".into(),
-            poll_interval: Duration::from_millis(200),
-            ca_file: None,
-        };
-        let (code_tx, code_rx) = tokio::sync::oneshot::channel();
-        let pairing = tokio::spawn({
-            let data = data.clone();
-            async move {
-                phlix_agent::pair::pair_with(&data, &options, |code, _, _| {
-                    let _ = code_tx.send(code.to_owned());
-                })
-                .await
-            }
-        });
-        let code = code_rx.await.unwrap();
-        let (status, body) = cluster
-            .call(
-                &base,
-                token,
-                reqwest::Method::POST,
-                "/api/v1/server-claims/claim",
-                Some(json!({"claim_code": code})),
-            )
-            .await;
-        assert_eq!(status, 200, "claim: {body}");
-        let enrollment = pairing.await.unwrap().unwrap();
-        assert_eq!(
-            enrollment.hub_base_url.trim_end_matches('/'),
-            base,
-            "the enrollment names the front"
-        );
+        let (data, dir, server_id) = enroll(cluster, token).await;
         let shutdown = CancellationToken::new();
         let options = phlix_agent::run::RunOptions {
             upstream: upstream.to_string(),
@@ -928,34 +970,7 @@ impl Agent {
             options,
             shutdown.clone(),
         ));
-        let server_id = enrollment.server_id.clone();
-        wait_until("the tunnel", Duration::from_secs(30), async || {
-            let (_, list) = cluster
-                .call(
-                    &base,
-                    token,
-                    reqwest::Method::GET,
-                    "/api/v1/me/servers",
-                    None,
-                )
-                .await;
-            list["servers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|s| s["serverId"] == server_id.as_str() && s["relayActive"] == true)
-        })
-        .await;
-        let (status, body) = cluster
-            .call(
-                &base,
-                token,
-                reqwest::Method::PUT,
-                &format!("/api/v1/me/servers/{server_id}/proxy-policy"),
-                Some(json!({"policy": "all"})),
-            )
-            .await;
-        assert_eq!(status, 200, "proxy policy: {body}");
+        cluster.wait_relayed(token, &server_id).await;
         Self {
             server_id,
             shutdown,
