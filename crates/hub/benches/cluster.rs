@@ -1,6 +1,6 @@
-//! Several nodes on one PostgreSQL (issue #19): what forwarding costs. Two hub nodes in-process
-//! (`a` holds the tunnel of a fake Phlix server, `b` forwards to it over its cluster listener),
-//! measured side by side in one run:
+//! Several nodes on one PostgreSQL (issue #19): what forwarding costs, and how long a failover
+//! takes. Two hub nodes in-process (`a` holds the tunnel of a fake Phlix server, `b` forwards
+//! to it over its cluster listener), measured side by side in one run:
 //!
 //! - one raw client mount each way through the owner vs through the forwarding node (MB/s);
 //! - HTTP over the relay with 1 KiB responses, 1 and 64 concurrent clients (req/s, p50, p99);
@@ -8,10 +8,25 @@
 //!   goodbye), the fake server reconnects at once to `b` as a load balancer would send it, and
 //!   a client polling through `a` every 5 ms sees the first answer again (median of 5).
 //!
+//! Then with processes (the stage of `tests/cluster.rs`, `tests/common/cluster.rs`): three
+//! release `phlix-hub serve` nodes behind HAProxy, a `phlix-agent run` process relaying to a
+//! small HTTP upstream, and a client polling `/proxy/ping` through HAProxy every 20 ms. The
+//! node holding the tunnel gets SIGKILL; measured: kill → first answer again, split at the
+//! agent's "tunnel open" (HELLO_ACK on another node) into the agent's reconnect (its back-off
+//! by SPEC B.3, drawn as `retry_in_ms` in its log) and the hub's part. Five kills with the
+//! agent's default `--reconnect-base 5s` (what users get), five with `100ms`; the killed node
+//! is restarted before the next kill, so each has three nodes. Needs haproxy (Debian's
+//! /usr/sbin/haproxy) and the release agent (`cargo build --release -p phlix-agent`) beside
+//! the bench's phlix-hub; skipped with a line saying so without them.
+//!
 //! Needs PostgreSQL: `PHLIX_TEST_POSTGRES_URL=postgres://… cargo bench -p phlix-hub --bench
-//! cluster` (scripts/bench starts one). Prints Markdown tables.
+//! cluster` (scripts/bench starts one). `PHLIX_CLUSTER=in-process` or `PHLIX_CLUSTER=sigkill`
+//! runs one part only (default: both). Prints Markdown tables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The process stage of the integration tests (nodes, HAProxy, pairing an agent).
+#[path = "../tests/common/cluster.rs"]
+mod cluster_support;
 mod support;
 
 use support::read_frames;
@@ -372,15 +387,276 @@ async fn run(server: &str) {
     a.stop().await;
 }
 
+/// What `tests/common/cluster.rs` asks of its parent module: a fresh database on the server
+/// of `PHLIX_TEST_POSTGRES_URL`.
+async fn fresh_postgres_database() -> String {
+    support::fresh_postgres(&std::env::var("PHLIX_TEST_POSTGRES_URL").unwrap()).await
+}
+
+/// The agent's reconnect back-off bases of the SIGKILL part: its default (what users get) and
+/// a small one, under which the hub's own part shows.
+const BASES: [&str; 2] = ["5s", "100ms"];
+/// How often the client asks through HAProxy while the tunnel is away.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A `phlix-agent run` process; its log lines (JSON, on stderr) arrive stamped with when this
+/// process read them.
+struct AgentProcess {
+    /// Killed when dropped.
+    _child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<(Instant, serde_json::Value)>,
+}
+
+impl AgentProcess {
+    fn spawn(
+        program: &std::path::Path,
+        data: &std::path::Path,
+        upstream: SocketAddr,
+        base: &str,
+    ) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = tokio::process::Command::new(program);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PHLIX_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .arg("run")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--upstream", &upstream.to_string()])
+            .args(["--reconnect-base", base, "--log-format", "json"])
+            .env("PHLIX_AGENT_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let at = Instant::now();
+                let value =
+                    serde_json::from_str(&line).unwrap_or_else(|_| json!({"message": line}));
+                if tx.send((at, value)).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            _child: child,
+            lines,
+        }
+    }
+
+    /// Waits for the log line whose message is `message` (`within` at most): when it was read,
+    /// and the lines before it.
+    async fn wait_for(
+        &mut self,
+        message: &str,
+        within: Duration,
+    ) -> (Instant, Vec<serde_json::Value>) {
+        let mut before = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some((at, line))) if line["message"] == message => return (at, before),
+                Ok(Some((_, line))) => before.push(line),
+                Ok(None) => panic!("the agent exited; its last lines: {before:#?}"),
+                Err(_) => panic!("no {message:?} from the agent within {within:?}: {before:#?}"),
+            }
+        }
+    }
+
+    /// Forgets the lines logged so far.
+    fn skip_logged(&mut self) {
+        while self.lines.try_recv().is_ok() {}
+    }
+}
+
+/// One proxied `GET /ping` through `base` (HAProxy's API front): answered `pong`?
+async fn ping(http: &reqwest::Client, base: &str, token: &str, sid: &str) -> bool {
+    let resp = http
+        .get(format!("{base}/api/v1/servers/{sid}/proxy/ping"))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await;
+    match resp {
+        Ok(resp) if resp.status() == 200 => resp.text().await.is_ok_and(|body| body == "pong"),
+        _ => false,
+    }
+}
+
+/// One SIGKILL of the tunnel's node, in milliseconds.
+struct Kill {
+    /// Kill → first proxied answer again.
+    total: f64,
+    /// Kill → the agent's "tunnel open" (HELLO_ACK from another node).
+    reopened: f64,
+    /// The back-off the agent drew (`retry_in_ms` of its "reconnecting" lines, summed).
+    drawn: f64,
+    /// Reconnect attempts until the tunnel opened.
+    attempts: usize,
+}
+
+/// Why the SIGKILL part cannot run here, if it cannot: the release agent beside the bench's
+/// phlix-hub, and haproxy.
+async fn sigkill_missing() -> Option<String> {
+    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_phlix-hub")).with_file_name("phlix-agent");
+    if !std::path::Path::new(env!("CARGO_BIN_EXE_phlix-hub")).exists() || !agent.exists() {
+        return Some(format!(
+            "no release binaries ({} and {}; `cargo build --release -p phlix-hub -p phlix-agent`)",
+            env!("CARGO_BIN_EXE_phlix-hub"),
+            agent.display()
+        ));
+    }
+    if !cluster_support::have_haproxy().await {
+        return Some("no haproxy (the Debian package haproxy)".to_owned());
+    }
+    None
+}
+
+/// Three node processes behind HAProxy, a `phlix-agent run` process; the node holding the
+/// tunnel is killed `REPS` times per back-off base.
+async fn sigkill() {
+    if let Some(missing) = sigkill_missing().await {
+        println!("\nskipped the SIGKILL failover with processes: {missing}");
+        return;
+    }
+    let agent_program =
+        std::path::Path::new(env!("CARGO_BIN_EXE_phlix-hub")).with_file_name("phlix-agent");
+    let mut cluster = cluster_support::Cluster::start(cluster_support::Options::default()).await;
+    let (owner, _) = cluster.register("owner").await;
+    let upstream = cluster_support::upstream().await;
+    let (_data, data_dir, sid) = cluster_support::enroll(&cluster, &owner).await;
+    let front = cluster.front_url("");
+    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut rows = Vec::new();
+    for base in BASES {
+        let mut agent = AgentProcess::spawn(&agent_program, data_dir.path(), upstream, base);
+        agent.wait_for("tunnel open", Duration::from_secs(30)).await;
+        cluster.wait_relayed(&owner, &sid).await;
+        let mut kills = Vec::new();
+        for rep in 0..REPS {
+            // Three nodes, each routed to, and the tunnel answering.
+            cluster
+                .wait_front_routes_to(&names, Duration::from_secs(30))
+                .await;
+            let mut answered = 0;
+            while answered < 6 {
+                if ping(&cluster.http, &front, &owner, &sid).await {
+                    answered += 1;
+                } else {
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+            let holder = cluster.tunnel_node(&owner, &sid).await.unwrap();
+            let i = cluster.index_of(&holder);
+            agent.skip_logged();
+            let killed = Instant::now();
+            cluster.nodes[i].sigkill().await;
+            let answer = loop {
+                if ping(&cluster.http, &front, &owner, &sid).await {
+                    break killed.elapsed();
+                }
+                assert!(
+                    killed.elapsed() < Duration::from_secs(60),
+                    "no answer within 60 s of the SIGKILL of {holder}\n{}",
+                    cluster.logs(30)
+                );
+                tokio::time::sleep(POLL).await;
+            };
+            let (opened, before) = agent.wait_for("tunnel open", Duration::from_secs(10)).await;
+            let retries: Vec<f64> = before
+                .iter()
+                .filter(|line| line["message"] == "reconnecting")
+                .filter_map(|line| match &line["retry_in_ms"] {
+                    // A u128 field may be logged as a string.
+                    serde_json::Value::String(ms) => ms.parse().ok(),
+                    ms => ms.as_f64(),
+                })
+                .collect();
+            let new_holder = cluster
+                .wait_tunnel_on_other_node(&owner, &sid, Some(&holder), Duration::from_secs(10))
+                .await;
+            let kill = Kill {
+                total: answer.as_secs_f64() * 1000.0,
+                reopened: opened.saturating_duration_since(killed).as_secs_f64() * 1000.0,
+                drawn: retries.iter().sum(),
+                attempts: retries.len(),
+            };
+            eprintln!(
+                "base {base}, SIGKILL {}/{REPS} of {holder}: answered after {:.0} ms, tunnel open \
+                 on {new_holder} after {:.0} ms (back-off drawn {:.0} ms, {} attempt(s))",
+                rep + 1,
+                kill.total,
+                kill.reopened,
+                kill.drawn,
+                kill.attempts
+            );
+            kills.push(kill);
+            let http = cluster.http.clone();
+            if let Err(err) = cluster.nodes[i]
+                .start_until_ready(&http, Duration::from_secs(60))
+                .await
+            {
+                panic!("restarting {holder}: {err}\n{}", cluster.nodes[i].logs(40));
+            }
+        }
+        rows.push((base, kills));
+        drop(agent);
+    }
+
+    println!(
+        "\n#### Failover after SIGKILL of the tunnel's node (3 `phlix-hub` processes behind \
+         HAProxy, a `phlix-agent run` process; ms, median of {REPS}, min–max)\n"
+    );
+    println!(
+        "| agent `--reconnect-base` | kill → first answer | kill → tunnel open | of which back-off drawn | tunnel open → first answer |\n|---|---|---|---|---|"
+    );
+    for (base, kills) in &rows {
+        let column = |f: &dyn Fn(&Kill) -> f64| {
+            let mut samples: Vec<f64> = kills.iter().map(f).collect();
+            let (median, min, max) = support::median(&mut samples);
+            format!("{median:.0} ({min:.0}–{max:.0})")
+        };
+        let attempts = kills.iter().map(|k| k.attempts).max().unwrap_or(0);
+        println!(
+            "| {base} | {} | {} | {}{} | {} |",
+            column(&|k| k.total),
+            column(&|k| k.reopened),
+            column(&|k| k.drawn),
+            if attempts > 1 {
+                format!(", up to {attempts} attempts")
+            } else {
+                String::new()
+            },
+            column(&|k| k.total - k.reopened),
+        );
+    }
+}
+
 fn main() {
     let Ok(server) = std::env::var("PHLIX_TEST_POSTGRES_URL") else {
         eprintln!("the cluster bench needs PostgreSQL: set PHLIX_TEST_POSTGRES_URL");
         return;
     };
-    tokio::runtime::Builder::new_multi_thread()
+    let parts = std::env::var("PHLIX_CLUSTER").unwrap_or_else(|_| "in-process,sigkill".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(run(&server));
+        .unwrap();
+    for part in parts.split(',') {
+        match part.trim() {
+            "in-process" => runtime.block_on(run(&server)),
+            "sigkill" => runtime.block_on(sigkill()),
+            other => eprintln!("PHLIX_CLUSTER: unknown part {other:?} (in-process, sigkill)"),
+        }
+    }
 }
