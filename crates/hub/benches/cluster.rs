@@ -20,7 +20,7 @@
 //! the bench's phlix-hub; skipped with a line saying so without them.
 //!
 //! Needs PostgreSQL: `PHLIX_TEST_POSTGRES_URL=postgres://… cargo bench -p phlix-hub --bench
-//! cluster` (scripts/bench starts one). `PHLIX_CLUSTER=in-process` or `PHLIX_CLUSTER=sigkill`
+//! cluster` (scripts/bench runs it when that variable is set). `PHLIX_CLUSTER=in-process` or `PHLIX_CLUSTER=sigkill`
 //! runs one part only (default: both). Prints Markdown tables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
