@@ -196,11 +196,6 @@ async fn policy_all(node: &support::BenchHub, token: &str, server_id: &str) {
     assert_eq!(resp.status(), 200);
 }
 
-fn row(label: &str, samples: &mut [f64]) -> String {
-    let (median, min, max) = support::median(samples);
-    format!("| {label} | {median:.0} ({min:.0}–{max:.0}) |")
-}
-
 #[allow(clippy::too_many_lines)]
 async fn run(server: &str) {
     let database = support::fresh_postgres(server).await;
@@ -347,8 +342,11 @@ async fn run(server: &str) {
         .enumerate()
     {
         let [up, down] = &mut raw[which];
-        let (up, down) = (row(label, up), row("", down));
-        println!("{up}{}", down.trim_start_matches("| "));
+        let (up, down) = (support::median(up), support::median(down));
+        println!(
+            "| {label} | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) |",
+            up.0, up.1, up.2, down.0, down.1, down.2
+        );
     }
     let ratio = |which: usize| {
         support::median(&mut raw[1][which].clone()).0
