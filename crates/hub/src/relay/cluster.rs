@@ -396,12 +396,12 @@ pub async fn forward_mount(
 }
 
 /// Copies both ways between a forwarded mount's client and the tunnel holder until either
-/// side ends, with 256 KiB buffers. A side on plain TCP (the common case) is copied from the
+/// side ends, with 64 KiB buffers (allocated for the mount's life, idle or not). A side on plain TCP (the common case) is copied from the
 /// socket itself instead of through hyper's upgrade wrapper; the bytes hyper had already read
 /// there go to the other side first.
 async fn splice(client: hyper::upgrade::Upgraded, owner: hyper::upgrade::Upgraded) {
     use tokio::io::AsyncWriteExt as _;
-    const BUFFER: usize = 256 * 1024;
+    const BUFFER: usize = 64 * 1024;
     let (mut client, client_read) = unwrap_tcp(client);
     let (mut owner, owner_read) = unwrap_tcp(owner);
     if owner.write_all(&client_read).await.is_err() || client.write_all(&owner_read).await.is_err()
