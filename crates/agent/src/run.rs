@@ -70,6 +70,8 @@ pub struct RunOptions {
 const RENEW_AFTER_SECS: i64 = 518_400;
 /// Frames waiting for the tunnel writer.
 const WRITER_QUEUE: usize = 256;
+/// Heartbeat ticks (30 s) without a frame from the hub before the tunnel counts as stale.
+const STALE_TICKS: u32 = 3;
 /// Largest answer to HELLO accepted.
 const HELLO_ACK_LIMIT: usize = 64 * 1024;
 
@@ -371,10 +373,7 @@ async fn session(
         .await
         .map_err(|err| crate::tls::explain(err.context(format!("connecting to {url}")), url))?;
     let hello = json!({"type": "hello", "enrollment_jwt": enrollment.enrollment_jwt, "server_id": enrollment.server_id});
-    writer
-        .send(Opcode::Text, hello.to_string().as_bytes())
-        .await?;
-    let ack = match hello_answer(&mut reader).await? {
+    let ack = match hello_answer(&mut reader, &mut writer, &hello.to_string()).await? {
         HelloAnswer::Message(ack) => serde_json::from_slice::<Value>(&ack).unwrap_or(Value::Null),
         HelloAnswer::Closed(reason) => {
             tracing::error!(%reason, "the hub refused the HELLO");
@@ -395,15 +394,23 @@ async fn session(
     let mut channels: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
     let mut requests: HashMap<u32, Request> = HashMap::new();
     let mut going_away = false;
+    // Heartbeat ticks since the hub last sent anything: it sends a HEARTBEAT every 30 s (SPEC
+    // B.3), so more than three means a dead hub or path that never closed the connection.
+    let mut quiet_ticks = 0u32;
     let result = loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => break Ok(true),
             _ = heartbeat.tick() => {
+                quiet_ticks += 1;
+                if quiet_ticks > STALE_TICKS {
+                    break Err(anyhow::anyhow!("nothing from the hub for 90 s; the tunnel is stale"));
+                }
                 let _ = frames_tx.try_send(Frame::empty(0, FrameType::Heartbeat).into());
                 continue;
             }
             event = reader.next() => event,
         };
+        quiet_ticks = 0;
         let payload = match event {
             Ok(WsEvent::Data(frame)) => frame.payload,
             Ok(WsEvent::Ping(payload)) => {
@@ -503,9 +510,17 @@ enum HelloAnswer {
     Closed(String),
 }
 
-/// The hub's answer to HELLO, within 15 s.
-async fn hello_answer(reader: &mut WsReader) -> anyhow::Result<HelloAnswer> {
+/// Sends HELLO and reads the hub's answer, both within 15 s.
+async fn hello_answer(
+    reader: &mut WsReader,
+    writer: &mut WsWriter,
+    hello: &str,
+) -> anyhow::Result<HelloAnswer> {
     let read = async {
+        writer
+            .send(Opcode::Text, hello.as_bytes())
+            .await
+            .context("sending HELLO")?;
         let mut message = BytesMut::new();
         loop {
             match reader.next().await {
@@ -520,7 +535,7 @@ async fn hello_answer(reader: &mut WsReader) -> anyhow::Result<HelloAnswer> {
                 }
                 Ok(WsEvent::Ping(_) | WsEvent::Pong) => {}
                 Ok(WsEvent::Close { reason, .. }) => return Ok(HelloAnswer::Closed(reason)),
-                Err(ReadError::Eof) => return Ok(HelloAnswer::Closed(String::new())),
+                Err(ReadError::Eof) => bail!("the hub closed the connection before HELLO_ACK"),
                 Err(err) => return Err(anyhow::Error::new(err).context("reading HELLO_ACK")),
             }
         }

@@ -15,6 +15,8 @@ use crate::tls::TlsClient;
 
 /// TCP connect, TLS and the opening handshake together must finish within this.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// One address of the host gets this long to accept the TCP connection.
+const PER_ADDRESS_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Where a `ws://` or `wss://` URL points.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +39,10 @@ fn parse(url: &str) -> anyhow::Result<Target> {
         "wss" => true,
         other => bail!("{url}: unsupported scheme {other}:// (ws:// or wss://)"),
     };
+    if let Some(bad) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        bail!("{url:?} holds the character {bad:?}; URLs are percent-encoded");
+    }
+    let rest = rest.split('#').next().unwrap_or_default();
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     let authority = authority
@@ -45,7 +51,7 @@ fn parse(url: &str) -> anyhow::Result<Target> {
     let path = match path {
         "" => "/".to_owned(),
         p if p.starts_with('?') => format!("/{p}"),
-        p => p.split('#').next().unwrap_or("/").to_owned(),
+        p => p.to_owned(),
     };
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed
@@ -89,10 +95,14 @@ pub async fn connect(
     tls: &TlsClient,
 ) -> anyhow::Result<WsStream> {
     let target = parse(url)?;
+    if let Some((name, _)) = extra
+        .iter()
+        .find(|(name, value)| !is_header_text(name) || !is_header_text(value))
+    {
+        bail!("the {name} header holds a line break or control character");
+    }
     let open = async {
-        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .with_context(|| format!("cannot connect to {}:{}", target.host, target.port))?;
+        let tcp = connect_tcp(&target.host, target.port).await?;
         tcp.set_nodelay(true)?;
         let connected = if target.tls {
             let name = ServerName::try_from(target.host.clone())
@@ -112,13 +122,45 @@ pub async fn connect(
     match connected {
         Connected::Open { stream, .. } => Ok(stream),
         Connected::Refused { status, body, .. } => {
-            let body = body.trim();
+            let body: String = body.trim().chars().take(300).collect();
             if body.is_empty() {
                 bail!("the hub answered HTTP {status} instead of switching to WebSocket")
             }
             bail!("the hub answered HTTP {status} instead of switching to WebSocket: {body}")
         }
     }
+}
+
+/// No CR, LF or other control character (they would end or split the header line).
+fn is_header_text(text: &str) -> bool {
+    !text.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// Connects to the first address of `host` that answers, each tried for at most
+/// [`PER_ADDRESS_TIMEOUT`], so an address family that drops packets (IPv6 on some hosts) does
+/// not use up the whole open timeout before the next is tried.
+async fn connect_tcp(host: &str, port: u16) -> anyhow::Result<tokio::net::TcpStream> {
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .collect();
+    let mut last = None;
+    for address in &addresses {
+        match tokio::time::timeout(PER_ADDRESS_TIMEOUT, tokio::net::TcpStream::connect(address))
+            .await
+        {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(err)) => last = Some(anyhow::Error::new(err)),
+            Err(_) => {
+                last = Some(anyhow!(
+                    "no answer within {}s",
+                    PER_ADDRESS_TIMEOUT.as_secs()
+                ));
+            }
+        }
+    }
+    let cause = last.unwrap_or_else(|| anyhow!("{host} has no address"));
+    Err(cause.context(format!("cannot connect to {host}:{port}")))
 }
 
 #[cfg(test)]
@@ -149,7 +191,18 @@ mod tests {
             ("::1", 9000, "/?a=b")
         );
         assert_eq!(parse("WS://h").unwrap().port, 80);
-        for bad in ["http://h", "h:1", "ws://", "ws://h:port", "ws://[::1"] {
+        let t = parse("ws://h#frag").unwrap();
+        assert_eq!((t.host.as_str(), t.path.as_str()), ("h", "/"));
+        assert!(is_header_text("Bearer abc") && !is_header_text("Bearer a\r\nX: y"));
+        for bad in [
+            "http://h",
+            "h:1",
+            "ws://",
+            "ws://h:port",
+            "ws://[::1",
+            "ws://h/a b",
+            "ws://h/\r\nX: y",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

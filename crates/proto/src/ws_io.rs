@@ -16,6 +16,8 @@ use crate::ws::{self, Opcode, WsDecoder, WsError, WsFrame};
 
 /// Largest WebSocket frame payload accepted from a peer.
 pub const MAX_WS_FRAME: usize = 4 * 1024 * 1024;
+/// At most this much of the body of a refused upgrade is read (to explain the refusal).
+const REFUSAL_BODY_LIMIT: usize = 8 * 1024;
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
@@ -411,12 +413,15 @@ where
             .find(|(n, _)| n == "content-length")
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or(0);
-        while buf.len() < head_end + length {
+        // Enough of the body to explain the refusal, whatever Content-Length claims.
+        let want = head_end.saturating_add(length.min(REFUSAL_BODY_LIMIT));
+        while buf.len() < want {
             if stream.read_buf(&mut buf).await? == 0 {
                 break;
             }
         }
-        let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+        let end = buf.len().min(want);
+        let body = String::from_utf8_lossy(&buf[head_end..end]).into_owned();
         return Ok(Connected::Refused {
             status,
             headers,

@@ -284,9 +284,16 @@ impl Store {
     /// Database failures only.
     pub async fn next_delivery_due(&self) -> StoreResult<Option<i64>> {
         dispatch!(self, |pool| {
+            // Two parts so each uses an index: unleased rows by (status, next_attempt_ms), the
+            // few leased ones by the partial index on lease_until_ms (migration 0010).
             Ok(sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT MIN(CASE WHEN lease_until_ms > next_attempt_ms THEN lease_until_ms \
-                 ELSE next_attempt_ms END) FROM webhook_deliveries WHERE status = 'pending'",
+                "SELECT MIN(due) FROM (\
+                 SELECT MIN(next_attempt_ms) AS due FROM webhook_deliveries \
+                 WHERE status = 'pending' AND lease_until_ms IS NULL \
+                 UNION ALL \
+                 SELECT MIN(CASE WHEN lease_until_ms > next_attempt_ms THEN lease_until_ms \
+                 ELSE next_attempt_ms END) AS due FROM webhook_deliveries \
+                 WHERE status = 'pending' AND lease_until_ms IS NOT NULL) AS due_times",
             )
             .fetch_one(pool)
             .await?)
