@@ -598,13 +598,15 @@ async fn a_singleton_round_runs_on_one_node_at_a_time() {
     assert_eq!(nested, Some(Some(3)));
 }
 
-#[tokio::test]
-async fn the_next_delivery_due_is_when_the_earliest_pending_row_may_be_claimed() {
-    use phlix_hub::store::{AttemptOutcome, DeliveryRow, WebhookRow};
-    let (_dir, store) = fresh_store().await;
-    assert_eq!(store.next_delivery_due().await.unwrap(), None, "empty");
+/// A fresh store with one user and one webhook endpoint.
+async fn store_with_webhook() -> (
+    tempfile::TempDir,
+    phlix_hub::store::Store,
+    phlix_hub::store::WebhookRow,
+) {
+    let (dir, store) = fresh_store().await;
     let user = store.create_user(&new_user("Hooks", 100)).await.unwrap();
-    let hook = WebhookRow {
+    let hook = phlix_hub::store::WebhookRow {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: user.id.clone(),
         name: "hook".into(),
@@ -623,7 +625,15 @@ async fn the_next_delivery_due_is_when_the_earliest_pending_row_may_be_claimed()
         updated_at: 100,
     };
     store.insert_webhook(&hook).await.unwrap();
-    let delivery = |next_attempt_ms: i64| DeliveryRow {
+    (dir, store, hook)
+}
+
+/// A pending delivery to `hook`, due at `next_attempt_ms`.
+fn pending_delivery(
+    hook: &phlix_hub::store::WebhookRow,
+    next_attempt_ms: i64,
+) -> phlix_hub::store::DeliveryRow {
+    phlix_hub::store::DeliveryRow {
         id: uuid::Uuid::new_v4().to_string(),
         webhook_id: hook.id.clone(),
         event_id: format!("evt_{next_attempt_ms}"),
@@ -633,7 +643,76 @@ async fn the_next_delivery_due_is_when_the_earliest_pending_row_may_be_claimed()
         attempt_count: 0,
         next_attempt_ms: Some(next_attempt_ms),
         created_ms: 1_000,
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_lease_taken_again_by_a_later_claim_cannot_be_renewed_by_the_first() {
+    let (_dir, store, hook) = store_with_webhook().await;
+    let row = pending_delivery(&hook, 1_000);
+    store
+        .enqueue_deliveries(std::slice::from_ref(&row))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_deliveries("n1", 2_000, 60_000, 5)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Within its lease, the claim takes the lease again for the attempt.
+    assert!(
+        store
+            .renew_lease(&row.id, "n1", 62_000, 70_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_lease(&row.id, "n2", 70_000, 80_000)
+            .await
+            .unwrap(),
+        "another node's name"
+    );
+    // The lease runs out while the attempt waits; another node claims the row.
+    let again = store
+        .claim_deliveries("n2", 70_000, 60_000, 5)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(
+        !store
+            .renew_lease(&row.id, "n1", 70_000, 80_000)
+            .await
+            .unwrap(),
+        "the first claim's lease is gone"
+    );
+    // Even a later claim by the same node fences off the earlier one.
+    let third = store
+        .claim_deliveries("n1", 130_000, 60_000, 5)
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+    assert!(
+        !store
+            .renew_lease(&row.id, "n1", 70_000, 140_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .renew_lease(&row.id, "n1", 190_000, 200_000)
+            .await
+            .unwrap()
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_next_delivery_due_is_when_the_earliest_pending_row_may_be_claimed() {
+    use phlix_hub::store::AttemptOutcome;
+    let (_dir, store, hook) = store_with_webhook().await;
+    assert_eq!(store.next_delivery_due().await.unwrap(), None, "empty");
+    let delivery = |next_attempt_ms: i64| pending_delivery(&hook, next_attempt_ms);
     let (early, late) = (delivery(5_000), delivery(9_000));
     store
         .enqueue_deliveries(&[late.clone(), early.clone()])

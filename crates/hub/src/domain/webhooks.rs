@@ -933,11 +933,12 @@ pub fn spawn(core: &Core, shutdown: &CancellationToken, tracker: &tokio_util::ta
         loop {
             let mut found_nothing = false;
             if claim {
+                let claimed_at = now_ms();
                 match work_core
                     .store
                     .claim_deliveries(
                         work_core.relay.node(),
-                        now_ms(),
+                        claimed_at,
                         LEASE_MS,
                         i64::try_from(WORKERS).unwrap_or(64),
                     )
@@ -948,7 +949,8 @@ pub fn spawn(core: &Core, shutdown: &CancellationToken, tracker: &tokio_util::ta
                             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                                 return;
                             };
-                            tokio::spawn(deliver(work_core.clone(), delivery, slot));
+                            let lease_until = claimed_at + LEASE_MS;
+                            tokio::spawn(deliver(work_core.clone(), delivery, lease_until, slot));
                         }
                         continue;
                     }
@@ -997,12 +999,40 @@ async fn idle_wait(core: &Core, found_nothing: bool) -> (Duration, bool) {
     }
 }
 
-/// Attempts one claimed delivery, in its endpoint's turn; `slot` is the node's attempt slot.
-async fn deliver(core: Core, delivery: DeliveryRow, slot: tokio::sync::OwnedSemaphorePermit) {
+/// Attempts one claimed delivery, in its endpoint's turn; `slot` is the node's attempt slot,
+/// `lease_until` the end of the lease its claim took.
+async fn deliver(
+    core: Core,
+    delivery: DeliveryRow,
+    lease_until: i64,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
     let endpoint_slots = core.webhooks.endpoint_slots(&delivery.webhook_id);
     let Ok(_turn) = endpoint_slots.acquire_owned().await else {
         return;
     };
+    // The turn can come after the lease ran out (many deliveries for one slow endpoint): take
+    // the lease again for the attempt, or leave the delivery to whoever claimed it since.
+    match core
+        .store
+        .renew_lease(
+            &delivery.id,
+            core.relay.node(),
+            lease_until,
+            now_ms() + LEASE_MS,
+        )
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(delivery = %delivery.id, "lease ran out before the attempt; claimed again elsewhere");
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "webhook queue unavailable");
+            return;
+        }
+    }
     // The fan-out's cache of enabled endpoints, else the row (a disabled endpoint's delivery
     // ends as failed).
     let cached = endpoints(&core)

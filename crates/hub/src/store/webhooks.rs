@@ -300,6 +300,37 @@ impl Store {
         })
     }
 
+    /// Takes a claimed delivery's lease again when its attempt starts (it may have waited
+    /// for its endpoint's turn): extends it to `until_ms` if the claim is still the one `node`
+    /// made, i.e. its lease still ends at `claimed_until_ms`. `false` when the lease ran out
+    /// meanwhile and the delivery was claimed again (here or on another node): the attempt
+    /// must then not be made, or it would be sent twice.
+    ///
+    /// # Errors
+    /// Database failures only.
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        node: &str,
+        claimed_until_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, |pool| {
+            Ok(sqlx::query(
+                "UPDATE webhook_deliveries SET lease_until_ms = $4 WHERE id = $1 \
+                 AND status = 'pending' AND lease_owner = $2 AND lease_until_ms = $3",
+            )
+            .bind(id)
+            .bind(node)
+            .bind(claimed_until_ms)
+            .bind(until_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1)
+        })
+    }
+
     /// Releases the leases `node` held when it stopped (a crash leaves them): its pending
     /// deliveries are due again at once. Returns how many.
     ///
