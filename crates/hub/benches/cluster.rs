@@ -27,6 +27,8 @@
 /// The process stage of the integration tests (nodes, HAProxy, pairing an agent).
 #[path = "../tests/common/cluster.rs"]
 mod cluster_support;
+#[path = "../tests/common/pairing.rs"]
+mod pairing;
 mod support;
 
 use support::read_frames;

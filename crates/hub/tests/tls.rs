@@ -283,36 +283,20 @@ async fn paired_agent(
     ca: Option<PathBuf>,
     upstream_port: u16,
 ) -> Agent {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::open(dir.path()).unwrap();
-    let options = phlix_agent::pair::PairOptions {
-        hub: base.to_owned(),
-        name: "tls-e2e".into(),
-        poll_interval: Duration::from_millis(200),
-        ca_file: ca.clone(),
-    };
-    let (code_tx, code_rx) = tokio::sync::oneshot::channel();
-    let pairing = tokio::spawn({
-        let data = data.clone();
-        async move {
-            phlix_agent::pair::pair_with(&data, &options, |code, _, _| {
-                let _ = code_tx.send(code.to_owned());
-            })
-            .await
-        }
-    });
-    let code = code_rx.await.unwrap();
-    let resp = client
-        .post(format!("{base}/api/v1/server-claims/claim"))
-        .header("Accept-Phlix-Protocol", "v1")
-        .bearer_auth(token)
-        .json(&json!({"claim_code": code}))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    assert_eq!(status, 200, "{}", resp.text().await.unwrap());
-    let enrollment = pairing.await.unwrap().unwrap();
+    let (data, dir, enrollment) =
+        common::pairing::pair_through_claim(base, "tls-e2e", ca.clone(), async |code| {
+            let resp = client
+                .post(format!("{base}/api/v1/server-claims/claim"))
+                .header("Accept-Phlix-Protocol", "v1")
+                .bearer_auth(token)
+                .json(&json!({"claim_code": code}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            assert_eq!(status, 200, "{}", resp.text().await.unwrap());
+        })
+        .await;
     let shutdown = CancellationToken::new();
     let options = phlix_agent::run::RunOptions {
         upstream: format!("127.0.0.1:{upstream_port}"),

@@ -904,36 +904,20 @@ pub async fn upstream() -> SocketAddr {
 /// ([`Agent::pair`]) or with a `phlix-agent run --data-dir` process.
 pub async fn enroll(cluster: &Cluster, token: &str) -> (DataDir, tempfile::TempDir, String) {
     let base = cluster.front_url("");
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::open(dir.path()).unwrap();
-    let options = phlix_agent::pair::PairOptions {
-        hub: base.clone(),
-        name: "cluster-e2e".into(),
-        poll_interval: Duration::from_millis(200),
-        ca_file: None,
-    };
-    let (code_tx, code_rx) = tokio::sync::oneshot::channel();
-    let pairing = tokio::spawn({
-        let data = data.clone();
-        async move {
-            phlix_agent::pair::pair_with(&data, &options, |code, _, _| {
-                let _ = code_tx.send(code.to_owned());
-            })
-            .await
-        }
-    });
-    let code = code_rx.await.unwrap();
-    let (status, body) = cluster
-        .call(
-            &base,
-            token,
-            reqwest::Method::POST,
-            "/api/v1/server-claims/claim",
-            Some(json!({"claim_code": code})),
-        )
+    let (data, dir, enrollment) =
+        super::pairing::pair_through_claim(&base, "cluster-e2e", None, async |code| {
+            let (status, body) = cluster
+                .call(
+                    &base,
+                    token,
+                    reqwest::Method::POST,
+                    "/api/v1/server-claims/claim",
+                    Some(json!({"claim_code": code})),
+                )
+                .await;
+            assert_eq!(status, 200, "claim: {body}");
+        })
         .await;
-    assert_eq!(status, 200, "claim: {body}");
-    let enrollment = pairing.await.unwrap().unwrap();
     assert_eq!(
         enrollment.hub_base_url.trim_end_matches('/'),
         base,

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod cluster;
 pub mod fake_server;
 pub mod fake_tunnel;
+pub mod pairing;
 pub mod receiver;
 pub mod shared_server;
 pub mod web_client;
