@@ -382,7 +382,13 @@ pub async fn forward_mount(
         let (Ok(client), Ok(owner)) = tokio::join!(from_client, from_owner) else {
             return;
         };
-        splice(client, owner).await;
+        let _ = tokio::io::copy_bidirectional_with_sizes(
+            &mut TokioIo::new(client),
+            &mut TokioIo::new(owner),
+            64 * 1024,
+            64 * 1024,
+        )
+        .await;
     });
     let (parts, _) = response.into_parts();
     let mut answer = Response::new(Body::empty());
@@ -393,34 +399,6 @@ pub async fn forward_mount(
         }
     }
     answer
-}
-
-/// Copies both ways between a forwarded mount's client and the tunnel holder until either
-/// side ends, with 64 KiB buffers (allocated for the mount's life, idle or not). A side on plain TCP (the common case) is copied from the
-/// socket itself instead of through hyper's upgrade wrapper; the bytes hyper had already read
-/// there go to the other side first.
-async fn splice(client: hyper::upgrade::Upgraded, owner: hyper::upgrade::Upgraded) {
-    use tokio::io::AsyncWriteExt as _;
-    const BUFFER: usize = 64 * 1024;
-    let (mut client, client_read) = unwrap_tcp(client);
-    let (mut owner, owner_read) = unwrap_tcp(owner);
-    if owner.write_all(&client_read).await.is_err() || client.write_all(&owner_read).await.is_err()
-    {
-        return;
-    }
-    let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut owner, BUFFER, BUFFER).await;
-}
-
-trait SpliceIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> SpliceIo for T {}
-
-/// The TCP stream under an upgraded connection and what hyper already read from it, or the
-/// upgraded connection itself (nothing pending outside it) when it is not plain TCP.
-fn unwrap_tcp(upgraded: hyper::upgrade::Upgraded) -> (Box<dyn SpliceIo>, bytes::Bytes) {
-    match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
-        Ok(parts) => (Box::new(parts.io.into_inner()), parts.read_buf),
-        Err(upgraded) => (Box::new(TokioIo::new(upgraded)), bytes::Bytes::new()),
-    }
 }
 
 /// The client listener's answer when no node holds the tunnel any more.
