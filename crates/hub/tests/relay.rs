@@ -435,6 +435,39 @@ async fn http_over_relay_streams_megabyte_bodies_both_ways() {
         .await
         .unwrap();
     assert_eq!(headers["X-Phlix-Relay-User"], me["user"]["id"]);
+
+    // The route's edge (served before the router): HEAD is relayed like any method (elsewhere
+    // the API answers HEAD 404); a refused request that carried a body closes its connection;
+    // an empty server id is no proxy route.
+    let resp = setup
+        .proxy(reqwest::Method::HEAD, "/head/echo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["x-fake"], "yes");
+    let resp = setup
+        .hub
+        .http_client
+        .post(setup.hub.url(&format!(
+            "/api/v1/servers/{}/proxy/upload/echo",
+            setup.server.server_id()
+        )))
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["connection"], "close");
+    assert_eq!(resp.status(), 401);
+    let resp = setup
+        .hub
+        .http_client
+        .get(setup.hub.url("/api/v1/servers//proxy/x"))
+        .bearer_auth(&setup.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await.0, 404);
     // Request ids are in the high range; bodies travelled in ≤ 65 534-byte chunks.
     let seen = wait_for(
         &mut tunnel_rx,

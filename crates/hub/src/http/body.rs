@@ -17,7 +17,7 @@ use super::error::ApiError;
 pub fn is_proxy_path(path: &str) -> bool {
     path.strip_prefix("/api/v1/servers/")
         .and_then(|rest| rest.split_once('/'))
-        .is_some_and(|(_, tail)| tail == "proxy" || tail.starts_with("proxy/"))
+        .is_some_and(|(id, tail)| !id.is_empty() && (tail == "proxy" || tail.starts_with("proxy/")))
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -30,9 +30,23 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn has_body(headers: &HeaderMap) -> bool {
+/// Whether the request announces a body (a `Content-Length` above 0, or chunked).
+#[must_use]
+pub fn has_body(headers: &HeaderMap) -> bool {
     declared_length(headers).is_some_and(|n| n > 0)
         || headers.contains_key(header::TRANSFER_ENCODING)
+}
+
+/// [`guard`]'s rule for the requests served before it (the relay's entry points,
+/// `relay::route::ingress`): a 4xx answer to a request that carried a body closes the
+/// connection.
+#[must_use]
+pub fn close_if_refused(carried_body: bool, response: Response) -> Response {
+    if carried_body && response.status().is_client_error() {
+        close(response)
+    } else {
+        response
+    }
 }
 
 fn close(mut response: Response) -> Response {
@@ -52,12 +66,7 @@ pub async fn guard(request: Request, next: Next) -> Response {
         return close(ApiError::PayloadTooLarge.into_response());
     }
     let carried_body = has_body(headers);
-    let response = next.run(request).await;
-    if carried_body && response.status().is_client_error() {
-        close(response)
-    } else {
-        response
-    }
+    close_if_refused(carried_body, next.run(request).await)
 }
 
 #[cfg(test)]
@@ -71,5 +80,6 @@ mod tests {
         assert!(!is_proxy_path("/api/v1/servers/abc/proxyx"));
         assert!(!is_proxy_path("/api/v1/servers/abc/heartbeat"));
         assert!(!is_proxy_path("/api/v1/servers/proxy"));
+        assert!(!is_proxy_path("/api/v1/servers//proxy/x"));
     }
 }

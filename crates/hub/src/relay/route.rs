@@ -3,8 +3,8 @@
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -18,7 +18,7 @@ use crate::auth::now_unix;
 use crate::domain::Core;
 use crate::http::cookies::ACCESS_COOKIE;
 use crate::http::error::ApiError;
-use crate::http::extract::{CachedUser, ClientInfo, Ready};
+use crate::http::extract::{CachedUser, ClientInfo, CurrentUser, Ready};
 use crate::http::state::AppState;
 use crate::store::ServerRow;
 
@@ -168,6 +168,20 @@ pub async fn proxy_route(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    serve_proxy(&core, &user, client, &uri, method, headers, body).await
+}
+
+/// The proxy route's work once its caller is known: the server, the caller's right to it,
+/// then [`relay_request`].
+async fn serve_proxy(
+    core: &Core,
+    user: &CurrentUser,
+    client: ClientInfo,
+    uri: &Uri,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // The raw (still percent-encoded) path after `/proxy`.
     let full = uri.path();
     let Some(rest) = full.strip_prefix("/api/v1/servers/") else {
@@ -182,7 +196,7 @@ pub async fn proxy_route(
         Err(err) => return ApiError::from(err).into_response(),
     };
     // The owner, or an active collaborator while the owner lets them through (SPEC M.1).
-    let server = match crate::domain::shares::relay_server(&core, server, &user.user.id).await {
+    let server = match crate::domain::shares::relay_server(core, server, &user.user.id).await {
         Ok(server) => server,
         Err(err) => return err.into_response(),
     };
@@ -196,7 +210,7 @@ pub async fn proxy_route(
         client_ip: client.ip,
         forwarded_proto: core.config.public_scheme(),
     };
-    relay_request(&core, &server, request, false).await
+    relay_request(core, &server, request, false).await
 }
 
 /// The subdomain label of `host` under `domain`, if any.
@@ -207,33 +221,75 @@ pub fn subdomain_of<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
     (!label.is_empty() && !label.contains('.')).then_some(label)
 }
 
-/// Middleware: requests for `<subdomain>.<public domain>` go over the relay to that server,
-/// path and query unchanged, authenticated by the owner's session cookie.
-pub async fn subdomain_ingress(
+/// Middleware: the relay's two HTTP entry points, served here, before the router and the
+/// layers behind it, so a proxied request pays for no routing and no layer stack it does not
+/// need (the maintenance gate leaves the relay open, the body limit does not apply to it):
+/// - requests for `<subdomain>.<public domain>` go over the relay to that server, path and
+///   query unchanged, authenticated by the owner's session cookie;
+/// - `/api/v1/servers/{id}/proxy[/…]` is [`proxy_route`], with [`crate::http::body::guard`]'s
+///   `Connection: close` on a refused request that carried a body.
+pub async fn ingress(
     State(state): State<AppState>,
     client: ClientInfo,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(domain) = state.config().public_domain.clone() else {
-        return next.run(request).await;
-    };
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let Some(label) = subdomain_of(&host, &domain.to_ascii_lowercase()).map(str::to_owned) else {
-        return next.run(request).await;
-    };
+    if let Some(domain) = &state.config().public_domain {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        if let Some(label) = subdomain_of(&host, &domain.to_ascii_lowercase()) {
+            let label = label.to_owned();
+            return subdomain(&state, client, request, host, &label).await;
+        }
+    }
+    if crate::http::body::is_proxy_path(request.uri().path()) {
+        let carried_body = crate::http::body::has_body(request.headers());
+        let (mut parts, body) = request.into_parts();
+        let response = match CachedUser::from_request_parts(&mut parts, &state).await {
+            Ok(CachedUser(user)) => match state.core_ref() {
+                Some(core) => {
+                    serve_proxy(
+                        core,
+                        &user,
+                        client,
+                        &parts.uri,
+                        parts.method,
+                        parts.headers,
+                        body,
+                    )
+                    .await
+                }
+                None => ApiError::Starting {
+                    step: state.health().step(),
+                }
+                .into_response(),
+            },
+            Err(err) => err.into_response(),
+        };
+        return crate::http::body::close_if_refused(carried_body, response);
+    }
+    next.run(request).await
+}
+
+/// A request for the server whose subdomain is `label`.
+async fn subdomain(
+    state: &AppState,
+    client: ClientInfo,
+    request: Request,
+    host: String,
+    label: &str,
+) -> Response {
     let Some(core) = state.core() else {
         return ApiError::Starting {
             step: state.health().step(),
         }
         .into_response();
     };
-    let server = match core.access.server_by_subdomain(&core.store, &label).await {
+    let server = match core.access.server_by_subdomain(&core.store, label).await {
         Ok(Some(server)) => server,
         Ok(None) => return ApiError::not_found("server.not_found").into_response(),
         Err(err) => return ApiError::from(err).into_response(),
