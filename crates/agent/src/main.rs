@@ -321,7 +321,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // The command runs as a task on the runtime's workers, not in `block_on` on the main
+    // thread: there every frame the tunnel's reader handed to a worker, and every answer it
+    // waited for, crossed between threads (a futex wake-up each way per relayed request).
+    let outcome = runtime.block_on(async {
+        tokio::spawn(run(cli))
+            .await
+            .unwrap_or_else(|err| Err(anyhow::anyhow!("the command stopped: {err}")))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("phlix-agent: {err:#}");
