@@ -303,12 +303,13 @@ struct Phlix {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-/// `TOKIO_WORKER_THREADS` for a child process from the bench's variable `name`, if set (to
-/// compare runtime sizes of hub and agent without touching the bench's own runtime).
-fn threads(name: &str) -> Option<(&'static str, String)> {
+/// The worker threads of a child process from the bench's variable `name`, if set (to
+/// compare runtime sizes of hub and agent without touching the bench's own runtime): the
+/// hub's Tokio runtime reads `TOKIO_WORKER_THREADS`, the agent has `PHLIX_AGENT_THREADS`.
+fn threads(name: &str, child_variable: &'static str) -> Option<(&'static str, String)> {
     std::env::var(name)
         .ok()
-        .map(|value| ("TOKIO_WORKER_THREADS", value))
+        .map(|value| (child_variable, value))
 }
 
 impl Phlix {
@@ -337,7 +338,7 @@ async fn phlix(release: &Path, agent: &Path, upstream: SocketAddr) -> Phlix {
             ("HUB_LOG", "warn".into()),
         ]
         .into_iter()
-        .chain(threads("PHLIX_BENCH_HUB_THREADS"))
+        .chain(threads("PHLIX_BENCH_HUB_THREADS", "TOKIO_WORKER_THREADS"))
         .collect::<Vec<_>>(),
     );
     let base = format!("http://127.0.0.1:{http}");
@@ -406,7 +407,7 @@ async fn phlix(release: &Path, agent: &Path, upstream: SocketAddr) -> Phlix {
         ],
         &[("PHLIX_AGENT_LOG", "warn".into())]
             .into_iter()
-            .chain(threads("PHLIX_BENCH_AGENT_THREADS"))
+            .chain(threads("PHLIX_BENCH_AGENT_THREADS", "PHLIX_AGENT_THREADS"))
             .collect::<Vec<_>>(),
     );
     for (path, body) in [

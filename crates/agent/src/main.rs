@@ -25,6 +25,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads that carry the relay's traffic. With 1 (the default) the agent runs on one
+    /// thread, which relays a home uplink many times over at the least CPU per request (no
+    /// hand-offs between threads); more spread many busy streams over several cores.
+    #[arg(
+        long,
+        global = true,
+        env = "PHLIX_AGENT_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    threads: u16,
 }
 
 /// Trust for `https://` / `wss://` hubs.
@@ -311,19 +322,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if cli.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(usize::from(cli.threads));
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("phlix-agent: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    // The command runs as a task on the runtime's workers, not in `block_on` on the main
-    // thread: there every frame the tunnel's reader handed to a worker, and every answer it
-    // waited for, crossed between threads (a futex wake-up each way per relayed request).
+    // With several threads the command runs as a task on the runtime's workers, not in
+    // `block_on` on the main thread: there every frame the tunnel's reader handed to a worker,
+    // and every answer it waited for, crossed between threads (a futex wake-up each way per
+    // relayed request). With one thread the task runs right here.
     let outcome = runtime.block_on(async {
         tokio::spawn(run(cli))
             .await
