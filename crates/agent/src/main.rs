@@ -25,17 +25,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Threads that carry the relay's traffic. With 1 (the default) the agent runs on one
-    /// thread, which relays a home uplink many times over at the least CPU per request (no
-    /// hand-offs between threads); more spread many busy streams over several cores.
+    /// Threads that carry the relay's traffic [default: one per CPU core]. With 1 the agent
+    /// runs on one thread, at the least CPU per relayed request (no hand-offs between
+    /// threads); more spread many busy streams over several cores.
     #[arg(
         long,
         global = true,
         env = "PHLIX_AGENT_THREADS",
-        default_value_t = 1,
         value_parser = clap::value_parser!(u16).range(1..=1024)
     )]
-    threads: u16,
+    threads: Option<u16>,
 }
 
 /// Trust for `https://` / `wss://` hubs.
@@ -322,12 +321,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut builder = if cli.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(usize::from(cli.threads));
-        builder
+    let mut builder = match cli.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        threads => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = threads {
+                builder.worker_threads(usize::from(threads));
+            }
+            builder
+        }
     };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
