@@ -173,9 +173,9 @@ impl FromRequestParts<AppState> for Ready {
     }
 }
 
-/// The ready core, borrowed (the gates below need it only while they run), or 503
-/// `hub.starting`.
-fn ready_core(state: &AppState) -> Result<&Core, ApiError> {
+/// The ready core, borrowed (the gates below and the relay's ingress need it only while they
+/// run), or 503 `hub.starting`.
+pub fn ready_core(state: &AppState) -> Result<&Core, ApiError> {
     state.core_ref().ok_or_else(|| ApiError::Starting {
         step: state.health().step(),
     })

@@ -249,9 +249,11 @@ pub async fn ingress(
     if crate::http::body::is_proxy_path(request.uri().path()) {
         let carried_body = crate::http::body::has_body(request.headers());
         let (mut parts, body) = request.into_parts();
-        let response = match CachedUser::from_request_parts(&mut parts, &state).await {
-            Ok(CachedUser(user)) => match state.core_ref() {
-                Some(core) => {
+        // The proxy route's extractors, in its order: `Ready`, then `CachedUser`.
+        let response = match crate::http::extract::ready_core(&state) {
+            Err(err) => err.into_response(),
+            Ok(core) => match CachedUser::from_request_parts(&mut parts, &state).await {
+                Ok(CachedUser(user)) => {
                     serve_proxy(
                         core,
                         &user,
@@ -263,12 +265,8 @@ pub async fn ingress(
                     )
                     .await
                 }
-                None => ApiError::Starting {
-                    step: state.health().step(),
-                }
-                .into_response(),
+                Err(err) => err.into_response(),
             },
-            Err(err) => err.into_response(),
         };
         return crate::http::body::close_if_refused(carried_body, response);
     }
